@@ -1,0 +1,519 @@
+//! In-memory storage backend for the tenure grant-lifecycle engine.
+//!
+//! For tests, edge services and anything that needs no durability. Every index the
+//! [`Storage`] trait needs is kept, so a page, a token lookup, a sweep or a bulk
+//! revocation never scans a zone: a listing walks an ordered index from its cursor,
+//! the expiry index holds only grants stored active, and tokens are found by digest.
+//!
+//! Concurrency: one [`RwLock`] over the whole store. Readers run in parallel; a
+//! write set takes the write lock, checks every version it expects, and applies all
+//! of it or nothing, so no reader ever sees half of a set.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tenure::Engine;
+//! use tenure_memory::MemoryStorage;
+//!
+//! let engine = Engine::builder(Arc::new(MemoryStorage::new())).build();
+//! # let _ = engine;
+//! ```
+
+pub mod testing;
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use tenure::{
+    Client, Digest, Error, Expect, Grant, GrantFilter, GrantPage, GrantQuery, GrantStatus,
+    Position, Result, SortOrder, Storage, Timestamp, Token, Transition, Versioned, Write, WriteSet,
+};
+
+/// A grant's place in an ordered index: `(created_at in ms, id)`.
+type Key = (i64, Arc<str>);
+
+/// One zone's records and indexes.
+#[derive(Debug, Default)]
+struct Zone {
+    clients: std::collections::BTreeMap<String, Versioned<Client>>,
+    grants: HashMap<Arc<str>, Versioned<Grant>>,
+    by_created: BTreeSet<Key>,
+    by_user: HashMap<String, BTreeSet<Key>>,
+    by_resource: HashMap<String, BTreeSet<Key>>,
+    by_client: HashMap<String, BTreeSet<Key>>,
+    by_status: HashMap<GrantStatus, BTreeSet<Key>>,
+    /// Grants stored active, by `(expires_at in ms, id)`.
+    expiry: BTreeSet<Key>,
+    tokens: HashMap<Digest, Versioned<Token>>,
+    tokens_by_grant: HashMap<Arc<str>, Vec<Digest>>,
+    history: HashMap<Arc<str>, Vec<Transition>>,
+}
+
+fn remove_from(index: &mut HashMap<String, BTreeSet<Key>>, value: &str, key: &Key) {
+    if let Some(set) = index.get_mut(value) {
+        set.remove(key);
+        if set.is_empty() {
+            index.remove(value);
+        }
+    }
+}
+
+impl Zone {
+    fn unindex(&mut self, grant: &Grant, id: &Arc<str>) {
+        let key = (grant.created_at.timestamp_millis(), id.clone());
+        self.by_created.remove(&key);
+        remove_from(&mut self.by_user, &grant.user_id, &key);
+        remove_from(&mut self.by_resource, &grant.resource_id, &key);
+        remove_from(&mut self.by_client, &grant.client_id, &key);
+        if let Some(set) = self.by_status.get_mut(&grant.status) {
+            set.remove(&key);
+        }
+        self.expiry
+            .remove(&(grant.expires_at.timestamp_millis(), id.clone()));
+    }
+
+    fn index(&mut self, grant: &Grant, id: &Arc<str>) {
+        let key = (grant.created_at.timestamp_millis(), id.clone());
+        self.by_created.insert(key.clone());
+        self.by_user
+            .entry(grant.user_id.clone())
+            .or_default()
+            .insert(key.clone());
+        self.by_resource
+            .entry(grant.resource_id.clone())
+            .or_default()
+            .insert(key.clone());
+        self.by_client
+            .entry(grant.client_id.clone())
+            .or_default()
+            .insert(key.clone());
+        self.by_status
+            .entry(grant.status)
+            .or_default()
+            .insert(key.clone());
+        if grant.status == GrantStatus::Active {
+            self.expiry
+                .insert((grant.expires_at.timestamp_millis(), id.clone()));
+        }
+    }
+
+    /// The narrowest index that covers the filter; the rest of the filter is checked
+    /// per item.
+    fn index_for(&self, filter: &GrantFilter) -> &BTreeSet<Key> {
+        static EMPTY: BTreeSet<Key> = BTreeSet::new();
+        let candidates = [
+            filter.user_id.as_ref().map(|v| self.by_user.get(v)),
+            filter.resource_id.as_ref().map(|v| self.by_resource.get(v)),
+            filter.client_id.as_ref().map(|v| self.by_client.get(v)),
+            // Revoked is final and stored as such, so its index is exact; active and
+            // expired depend on the time and are checked per item.
+            (filter.status == Some(GrantStatus::Revoked))
+                .then(|| self.by_status.get(&GrantStatus::Revoked)),
+        ];
+        let mut best: Option<&BTreeSet<Key>> = None;
+        for candidate in candidates.into_iter().flatten() {
+            let set = candidate.unwrap_or(&EMPTY);
+            if best.is_none_or(|b| set.len() < b.len()) {
+                best = Some(set);
+            }
+        }
+        best.unwrap_or(&self.by_created)
+    }
+}
+
+/// The in-memory store. Cheap to clone; clones share the same data.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStorage {
+    zones: Arc<RwLock<HashMap<String, Zone>>>,
+}
+
+impl MemoryStorage {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStorage::default()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Zone>> {
+        // A panic while holding the lock cannot leave a half-applied set (sets are
+        // checked before anything is written), so a poisoned lock is still sound.
+        self.zones.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Zone>> {
+        self.zones.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn keyset_key(k: &tenure::Keyset) -> (i64, &str) {
+    (k.created_at.timestamp_millis(), k.id.as_str())
+}
+
+/// Walks `index` in `order` from `position`, keeping matches, and fills a page.
+fn page(zone: &Zone, index: &BTreeSet<Key>, query: &GrantQuery) -> GrantPage {
+    let matches = |key: &Key| {
+        zone.grants
+            .get(&key.1)
+            .filter(|g| query.filter.matches(&g.record, query.now))
+    };
+    // Items strictly after / before a key in ascending key order.
+    let above = |k: Option<(i64, &str)>| -> Box<dyn Iterator<Item = &Key> + '_> {
+        match k {
+            None => Box::new(index.iter()),
+            Some(k) => Box::new(index.range((
+                Bound::Excluded((k.0, Arc::<str>::from(k.1))),
+                Bound::Unbounded,
+            ))),
+        }
+    };
+    let below = |k: Option<(i64, &str)>| -> Box<dyn Iterator<Item = &Key> + '_> {
+        match k {
+            None => Box::new(index.iter().rev()),
+            Some(k) => Box::new(
+                index
+                    .range((
+                        Bound::Unbounded,
+                        Bound::Excluded((k.0, Arc::<str>::from(k.1))),
+                    ))
+                    .rev(),
+            ),
+        }
+    };
+    // "Forward" is the listing's order; "backward" is its reverse.
+    let forward = |k: Option<(i64, &str)>| match query.order {
+        SortOrder::Ascending => above(k),
+        SortOrder::Descending => below(k),
+    };
+    let backward = |k: Option<(i64, &str)>| match query.order {
+        SortOrder::Ascending => below(k),
+        SortOrder::Descending => above(k),
+    };
+    let take = |iter: Box<dyn Iterator<Item = &Key> + '_>, n: usize| {
+        let mut items = Vec::with_capacity(n);
+        let mut more = false;
+        for key in iter {
+            if let Some(g) = matches(key) {
+                if items.len() == n {
+                    more = true;
+                    break;
+                }
+                items.push(g.clone());
+            }
+        }
+        (items, more)
+    };
+    let exists = |mut iter: Box<dyn Iterator<Item = &Key> + '_>| iter.any(|k| matches(k).is_some());
+    match &query.position {
+        Position::First => {
+            let (items, more_after) = take(forward(None), query.limit);
+            GrantPage {
+                items,
+                more_before: false,
+                more_after,
+            }
+        }
+        Position::After(k) => {
+            let k = keyset_key(k);
+            let (items, more_after) = take(forward(Some(k)), query.limit);
+            // Whatever is at or before k precedes the page.
+            let at_k = zone
+                .grants
+                .get(k.1)
+                .filter(|g| g.record.created_at.timestamp_millis() == k.0)
+                .is_some_and(|g| query.filter.matches(&g.record, query.now));
+            let more_before = at_k || exists(backward(Some(k)));
+            GrantPage {
+                items,
+                more_before,
+                more_after,
+            }
+        }
+        Position::Before(k) => {
+            let k = keyset_key(k);
+            let (mut items, more_before) = take(backward(Some(k)), query.limit);
+            items.reverse();
+            let at_k = zone
+                .grants
+                .get(k.1)
+                .filter(|g| g.record.created_at.timestamp_millis() == k.0)
+                .is_some_and(|g| query.filter.matches(&g.record, query.now));
+            let more_after = at_k || exists(forward(Some(k)));
+            GrantPage {
+                items,
+                more_before,
+                more_after,
+            }
+        }
+    }
+}
+
+fn check(zones: &HashMap<String, Zone>, set: &WriteSet) -> Result<()> {
+    for write in &set.writes {
+        let holds = match write {
+            Write::PutClient { client, expect } => expect.holds(
+                zones
+                    .get(&client.zone_id)
+                    .and_then(|z| z.clients.get(&client.id))
+                    .map(|c| c.version),
+            ),
+            Write::PutGrant { grant, expect } => expect.holds(
+                zones
+                    .get(&grant.zone_id)
+                    .and_then(|z| z.grants.get(grant.id.as_str()))
+                    .map(|g| g.version),
+            ),
+            Write::DeleteGrant {
+                zone_id,
+                id,
+                expect,
+            } => Expect::Version(*expect).holds(
+                zones
+                    .get(zone_id)
+                    .and_then(|z| z.grants.get(id.as_str()))
+                    .map(|g| g.version),
+            ),
+            Write::PutToken { token, expect } => expect.holds(
+                zones
+                    .get(&token.zone_id)
+                    .and_then(|z| z.tokens.get(&token.digest))
+                    .map(|t| t.version),
+            ),
+            Write::DeleteToken {
+                zone_id,
+                digest,
+                expect,
+            } => Expect::Version(*expect).holds(
+                zones
+                    .get(zone_id)
+                    .and_then(|z| z.tokens.get(digest))
+                    .map(|t| t.version),
+            ),
+            Write::AppendTransition(_) => true,
+            _ => false,
+        };
+        if !holds {
+            return Err(Error::Conflict);
+        }
+    }
+    Ok(())
+}
+
+fn apply_one(zones: &mut HashMap<String, Zone>, write: Write) {
+    match write {
+        Write::PutClient { client, expect } => {
+            let zone = zones.entry(client.zone_id.clone()).or_default();
+            zone.clients.insert(
+                client.id.clone(),
+                Versioned {
+                    record: client,
+                    version: expect.next_version(),
+                },
+            );
+        }
+        Write::PutGrant { grant, expect } => {
+            let zone = zones.entry(grant.zone_id.clone()).or_default();
+            let id: Arc<str> = match zone.grants.get_key_value(grant.id.as_str()) {
+                Some((id, old)) => {
+                    let (id, old) = (id.clone(), old.record.clone());
+                    zone.unindex(&old, &id);
+                    id
+                }
+                None => Arc::from(grant.id.as_str()),
+            };
+            zone.index(&grant, &id);
+            zone.grants.insert(
+                id,
+                Versioned {
+                    record: grant,
+                    version: expect.next_version(),
+                },
+            );
+        }
+        Write::DeleteGrant { zone_id, id, .. } => {
+            if let Some(zone) = zones.get_mut(&zone_id) {
+                if let Some((key, old)) = zone.grants.remove_entry(id.as_str()) {
+                    zone.unindex(&old.record, &key);
+                }
+                zone.history.remove(id.as_str());
+                zone.tokens_by_grant.remove(id.as_str());
+            }
+        }
+        Write::PutToken { token, expect } => {
+            let zone = zones.entry(token.zone_id.clone()).or_default();
+            if expect == Expect::Absent {
+                let grant_id: Arc<str> = zone
+                    .grants
+                    .get_key_value(token.grant_id.as_str())
+                    .map(|(k, _)| k.clone())
+                    .unwrap_or_else(|| Arc::from(token.grant_id.as_str()));
+                zone.tokens_by_grant
+                    .entry(grant_id)
+                    .or_default()
+                    .push(token.digest);
+            }
+            zone.tokens.insert(
+                token.digest,
+                Versioned {
+                    record: token,
+                    version: expect.next_version(),
+                },
+            );
+        }
+        Write::DeleteToken {
+            zone_id, digest, ..
+        } => {
+            if let Some(zone) = zones.get_mut(&zone_id) {
+                if let Some(old) = zone.tokens.remove(&digest) {
+                    let grant_id = old.record.grant_id.as_str();
+                    if let Some(list) = zone.tokens_by_grant.get_mut(grant_id) {
+                        list.retain(|d| *d != digest);
+                        if list.is_empty() {
+                            zone.tokens_by_grant.remove(grant_id);
+                        }
+                    }
+                }
+            }
+        }
+        Write::AppendTransition(t) => {
+            let zone = zones.entry(t.zone_id.clone()).or_default();
+            let grant_id: Arc<str> = zone
+                .grants
+                .get_key_value(t.grant_id.as_str())
+                .map(|(k, _)| k.clone())
+                .unwrap_or_else(|| Arc::from(t.grant_id.as_str()));
+            zone.history.entry(grant_id).or_default().push(t);
+        }
+        _ => {}
+    }
+}
+
+#[async_trait]
+impl Storage for MemoryStorage {
+    async fn get_client(&self, zone_id: &str, id: &str) -> Result<Option<Versioned<Client>>> {
+        Ok(self
+            .read()
+            .get(zone_id)
+            .and_then(|z| z.clients.get(id))
+            .cloned())
+    }
+
+    async fn list_clients(
+        &self,
+        zone_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Client>>> {
+        let zones = self.read();
+        let Some(zone) = zones.get(zone_id) else {
+            return Ok(Vec::new());
+        };
+        let range = match after {
+            Some(a) => zone
+                .clients
+                .range::<str, _>((Bound::Excluded(a), Bound::Unbounded)),
+            None => zone.clients.range::<str, _>(..),
+        };
+        Ok(range.take(limit).map(|(_, c)| c.clone()).collect())
+    }
+
+    async fn get_grant(&self, zone_id: &str, id: &str) -> Result<Option<Versioned<Grant>>> {
+        Ok(self
+            .read()
+            .get(zone_id)
+            .and_then(|z| z.grants.get(id))
+            .cloned())
+    }
+
+    async fn list_grants(&self, query: &GrantQuery) -> Result<GrantPage> {
+        let zones = self.read();
+        let Some(zone) = zones.get(&query.zone_id) else {
+            return Ok(GrantPage::default());
+        };
+        Ok(page(zone, zone.index_for(&query.filter), query))
+    }
+
+    async fn count_grants(
+        &self,
+        zone_id: &str,
+        filter: &GrantFilter,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let zones = self.read();
+        let Some(zone) = zones.get(zone_id) else {
+            return Ok(0);
+        };
+        let count = zone
+            .index_for(filter)
+            .iter()
+            .filter(|k| {
+                zone.grants
+                    .get(&k.1)
+                    .is_some_and(|g| filter.matches(&g.record, now))
+            })
+            .count();
+        Ok(count as u64)
+    }
+
+    async fn expired_grants(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Grant>>> {
+        let zones = self.read();
+        let Some(zone) = zones.get(zone_id) else {
+            return Ok(Vec::new());
+        };
+        let now = now.timestamp_millis();
+        Ok(zone
+            .expiry
+            .iter()
+            .take_while(|(expires, _)| *expires <= now)
+            .take(limit)
+            .filter_map(|(_, id)| zone.grants.get(id).cloned())
+            .collect())
+    }
+
+    async fn grant_history(&self, zone_id: &str, grant_id: &str) -> Result<Vec<Transition>> {
+        Ok(self
+            .read()
+            .get(zone_id)
+            .and_then(|z| z.history.get(grant_id))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn get_token(&self, zone_id: &str, digest: &Digest) -> Result<Option<Versioned<Token>>> {
+        Ok(self
+            .read()
+            .get(zone_id)
+            .and_then(|z| z.tokens.get(digest))
+            .cloned())
+    }
+
+    async fn grant_tokens(&self, zone_id: &str, grant_id: &str) -> Result<Vec<Versioned<Token>>> {
+        let zones = self.read();
+        let Some(zone) = zones.get(zone_id) else {
+            return Ok(Vec::new());
+        };
+        Ok(zone
+            .tokens_by_grant
+            .get(grant_id)
+            .map(|digests| {
+                digests
+                    .iter()
+                    .filter_map(|d| zone.tokens.get(d).cloned())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn apply(&self, set: WriteSet) -> Result<()> {
+        let mut zones = self.write();
+        check(&zones, &set)?;
+        for write in set.writes {
+            apply_one(&mut zones, write);
+        }
+        Ok(())
+    }
+}

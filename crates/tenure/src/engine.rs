@@ -1,0 +1,1085 @@
+//! The async engine: loads records, applies the lifecycle rules, commits write sets.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::Duration;
+
+use crate::client::{
+    ClientRegistration, ClientUpdate, GrantsNothing, PermissionResolver, RegisteredClient,
+    validate_client,
+};
+use crate::cursor::{self, CursorKey};
+use crate::error::{Error, InvalidGrantReason, RecordKind, Result};
+use crate::event::{Event, EventSubscriber};
+use crate::lifecycle::{self, Changes, Fresh, Introspection, NewGrant, RefreshOutcome};
+use crate::model::{
+    Actor, Client, ClientType, Grant, GrantStatus, GrantType, ScopePolicy, Token, TokenKind,
+    Transition, TransitionReason,
+};
+use crate::secret::{Digest, Secret, SecretKind};
+use crate::storage::{
+    Expect, GrantFilter, GrantPage, GrantQuery, Keyset, Position, SortOrder, Storage, Versioned,
+    Write, WriteSet,
+};
+use crate::time::{Clock, SystemClock, Timestamp, to_millis};
+use crate::validate;
+
+/// How many times a write set that met a concurrent change is retried.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 16;
+
+/// Tunables of an [`Engine`].
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How many times an operation is attempted when its write set conflicts.
+    pub max_attempts: u32,
+    /// How long after a refresh the spent refresh token may still be redeemed, for a
+    /// client that lost the response. Zero (the default) makes every second
+    /// presentation reuse.
+    pub reuse_grace: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            reuse_grace: Duration::zero(),
+        }
+    }
+}
+
+/// Builds an [`Engine`].
+#[derive(Debug)]
+pub struct EngineBuilder {
+    storage: Arc<dyn Storage>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    subscribers: Vec<Arc<dyn EventSubscriber>>,
+    resolver: Arc<dyn PermissionResolver>,
+    cursor_key: CursorKey,
+}
+
+impl EngineBuilder {
+    /// Uses this clock instead of the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses this configuration.
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the refresh-token reuse grace window (default zero).
+    pub fn reuse_grace(mut self, grace: Duration) -> Self {
+        self.config.reuse_grace = grace;
+        self
+    }
+
+    /// Adds a subscriber for committed events.
+    pub fn subscriber(mut self, subscriber: Arc<dyn EventSubscriber>) -> Self {
+        self.subscribers.push(subscriber);
+        self
+    }
+
+    /// Uses the host's answer to "which scopes can this account grant?".
+    pub fn permission_resolver(mut self, resolver: Arc<dyn PermissionResolver>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Signs pagination cursors with this key (see [`crate::cursor`]).
+    pub fn cursor_key(mut self, key: CursorKey) -> Self {
+        self.cursor_key = key;
+        self
+    }
+
+    /// The engine.
+    pub fn build(self) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                storage: self.storage,
+                clock: self.clock,
+                config: self.config,
+                subscribers: self.subscribers,
+                resolver: self.resolver,
+                cursor_key: self.cursor_key,
+                ids: Mutex::new(uuid::ContextV7::new()),
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    storage: Arc<dyn Storage>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    subscribers: Vec<Arc<dyn EventSubscriber>>,
+    resolver: Arc<dyn PermissionResolver>,
+    cursor_key: CursorKey,
+    ids: Mutex<uuid::ContextV7>,
+}
+
+/// The grant-lifecycle engine. Cheap to clone; clones share everything.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// A request to create a grant (an authorization).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizeRequest {
+    /// The client the grant is made to.
+    pub client_id: String,
+    /// The user granting.
+    pub user_id: String,
+    /// The resource the grant is for.
+    pub resource_id: String,
+    /// The provider issuing it.
+    pub provider_id: String,
+    /// The organization; the client's when `None`.
+    pub organization_id: Option<String>,
+    /// The scopes.
+    pub scopes: Vec<String>,
+    /// The grant's expiry; by default the refresh-token lifetime of an offline
+    /// client, or the access-token lifetime of an online one.
+    pub expires_at: Option<Timestamp>,
+    /// The grant type it is made through; `authorization_code` by default.
+    pub grant_type: GrantType,
+}
+
+impl AuthorizeRequest {
+    /// A request for `user_id` to grant `scopes` on `resource_id` to `client_id`,
+    /// through provider `default`.
+    pub fn new<S: Into<String>>(
+        client_id: impl Into<String>,
+        user_id: impl Into<String>,
+        resource_id: impl Into<String>,
+        scopes: impl IntoIterator<Item = S>,
+    ) -> Self {
+        AuthorizeRequest {
+            client_id: client_id.into(),
+            user_id: user_id.into(),
+            resource_id: resource_id.into(),
+            provider_id: "default".into(),
+            organization_id: None,
+            scopes: scopes.into_iter().map(Into::into).collect(),
+            expires_at: None,
+            grant_type: GrantType::AuthorizationCode,
+        }
+    }
+
+    /// Sets the grant's expiry.
+    pub fn expires_at(mut self, at: Timestamp) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+}
+
+/// A refresh request (RFC 6749 §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRequest {
+    /// The client presenting the token.
+    pub client_id: String,
+    /// The refresh token, as presented.
+    pub refresh_token: Secret,
+    /// The scopes asked for; the grant's when `None`.
+    pub scopes: Option<Vec<String>>,
+}
+
+impl RefreshRequest {
+    /// A refresh of `refresh_token` by `client_id` for the grant's scopes.
+    pub fn new(client_id: impl Into<String>, refresh_token: &Secret) -> Self {
+        RefreshRequest {
+            client_id: client_id.into(),
+            refresh_token: refresh_token.clone(),
+            scopes: None,
+        }
+    }
+
+    /// Asks for these scopes.
+    pub fn scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+}
+
+/// Tokens just issued, with their plaintexts, shown this once.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The grant they carry, as it now reads.
+    pub grant: Grant,
+    /// The access token.
+    pub access_token: Secret,
+    /// The refresh token, when one was issued.
+    pub refresh_token: Option<Secret>,
+    /// The access token's scopes.
+    pub scopes: Vec<String>,
+    /// The access token's expiry.
+    pub access_expires_at: Timestamp,
+    /// The time of issue.
+    pub issued_at: Timestamp,
+}
+
+impl Issued {
+    /// Seconds until the access token expires (`expires_in`).
+    pub fn expires_in(&self) -> i64 {
+        (self.access_expires_at - self.issued_at).num_seconds()
+    }
+}
+
+/// A listing request, as the seed API has it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListGrants {
+    /// Only this user's grants.
+    pub user_id: Option<String>,
+    /// Only grants on this resource.
+    pub resource_id: Option<String>,
+    /// Only grants to this client.
+    pub client_id: Option<String>,
+    /// Only grants with this status, as it reads now.
+    pub status: Option<GrantStatus>,
+    /// `active=true`: only active grants. Combined with `status`, both must hold.
+    pub active: bool,
+    /// The order; newest first by default.
+    pub order: SortOrder,
+    /// Items after this cursor.
+    pub after: Option<String>,
+    /// Items immediately before this cursor, in the same order.
+    pub before: Option<String>,
+    /// Page size, 1 to 100; 50 by default.
+    pub limit: Option<usize>,
+    /// Whether to count every matching grant.
+    pub total_count: bool,
+}
+
+/// A page of grants with its cursors.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    /// The grants, as they read now.
+    pub items: Vec<Grant>,
+    /// Present when more items follow: pass it as `after`.
+    pub after_cursor: Option<String>,
+    /// Present when items precede: pass it as `before`.
+    pub before_cursor: Option<String>,
+    /// Every matching grant, when asked for.
+    pub total_count: Option<u64>,
+}
+
+/// Whose grants a bulk revocation takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantsOf {
+    /// Every grant a user made.
+    User(String),
+    /// Every grant to a client.
+    Client(String),
+    /// Every grant on a resource.
+    Resource(String),
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SweepReport {
+    /// Grants whose expiry was persisted.
+    pub expired: usize,
+    /// Whether expired grants remain beyond the batch.
+    pub more: bool,
+}
+
+fn token_map(tokens: &[Versioned<Token>]) -> HashMap<Digest, u64> {
+    tokens
+        .iter()
+        .map(|t| (t.record.digest, t.version))
+        .collect()
+}
+
+fn records(tokens: &[Versioned<Token>]) -> Vec<Token> {
+    tokens.iter().map(|t| t.record.clone()).collect()
+}
+
+impl Engine {
+    /// An engine over `storage` with the system clock and default settings.
+    pub fn new(storage: impl Storage) -> Engine {
+        Engine::builder(Arc::new(storage)).build()
+    }
+
+    /// A builder over `storage`.
+    pub fn builder(storage: Arc<dyn Storage>) -> EngineBuilder {
+        EngineBuilder {
+            storage,
+            clock: Arc::new(SystemClock),
+            config: EngineConfig::default(),
+            subscribers: Vec::new(),
+            resolver: Arc::new(GrantsNothing),
+            cursor_key: CursorKey::default(),
+        }
+    }
+
+    /// The store under the engine.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.inner.storage
+    }
+
+    /// The current time, to the millisecond.
+    pub fn now(&self) -> Timestamp {
+        to_millis(self.inner.clock.now())
+    }
+
+    fn new_id(&self, now: Timestamp) -> String {
+        let ctx = self.inner.ids.lock().unwrap_or_else(|e| e.into_inner());
+        let secs = u64::try_from(now.timestamp()).unwrap_or(0);
+        let ts = uuid::Timestamp::from_unix(&*ctx, secs, now.timestamp_subsec_nanos());
+        uuid::Uuid::new_v7(ts).to_string()
+    }
+
+    fn publish(&self, events: &[Event]) {
+        for event in events {
+            for subscriber in &self.inner.subscribers {
+                subscriber.notify(event);
+            }
+        }
+    }
+
+    /// Runs `attempt` until its write set commits, retrying on conflicts.
+    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut last = Error::Conflict;
+        for _ in 0..self.inner.config.max_attempts.max(1) {
+            match attempt().await {
+                Err(Error::Conflict) => last = Error::Conflict,
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+
+    /// Commits the changes a rule decided, given the versions the records were read at.
+    async fn commit(
+        &self,
+        changes: &Changes,
+        grant_version: Option<u64>,
+        token_versions: &HashMap<Digest, u64>,
+    ) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut set = WriteSet::new();
+        if let Some(grant) = &changes.grant {
+            let expect = grant_version.map_or(Expect::Absent, Expect::Version);
+            set.push(Write::PutGrant {
+                grant: grant.clone(),
+                expect,
+            });
+        }
+        for token in &changes.updated_tokens {
+            let version = token_versions
+                .get(&token.digest)
+                .copied()
+                .ok_or(Error::Conflict)?;
+            set.push(Write::PutToken {
+                token: token.clone(),
+                expect: Expect::Version(version),
+            });
+        }
+        for token in &changes.issued_tokens {
+            set.push(Write::PutToken {
+                token: token.clone(),
+                expect: Expect::Absent,
+            });
+        }
+        for digest in &changes.removed_tokens {
+            let version = token_versions.get(digest).copied().ok_or(Error::Conflict)?;
+            let zone_id = changes
+                .grant
+                .as_ref()
+                .map(|g| g.zone_id.clone())
+                .unwrap_or_default();
+            set.push(Write::DeleteToken {
+                zone_id,
+                digest: *digest,
+                expect: version,
+            });
+        }
+        for t in &changes.transitions {
+            set.push(Write::AppendTransition(t.clone()));
+        }
+        self.inner.storage.apply(set).await
+    }
+
+    fn fresh(&self, now: Timestamp) -> Result<(Fresh, Secret, Secret)> {
+        let access = Secret::generate(SecretKind::AccessToken)?;
+        let refresh = Secret::generate(SecretKind::RefreshToken)?;
+        Ok((
+            Fresh {
+                grant_id: self.new_id(now),
+                access: access.digest(),
+                refresh: refresh.digest(),
+            },
+            access,
+            refresh,
+        ))
+    }
+
+    // ----- clients -----
+
+    /// Registers a client. A confidential client's secret is returned this once.
+    pub async fn register_client(
+        &self,
+        zone_id: &str,
+        registration: ClientRegistration,
+    ) -> Result<RegisteredClient> {
+        validate::reference("zone_id", zone_id)?;
+        let now = self.now();
+        let id = match &registration.id {
+            Some(id) => id.clone(),
+            None => self.new_id(now),
+        };
+        let secret = match registration.client_type {
+            ClientType::Confidential => Some(Secret::generate(SecretKind::ClientSecret)?),
+            ClientType::Public => None,
+        };
+        let client = validate_client(Client {
+            id,
+            zone_id: zone_id.to_owned(),
+            organization_id: registration.organization_id,
+            name: registration.name,
+            description: registration.description,
+            client_type: registration.client_type,
+            owner_account_id: registration.owner_account_id,
+            allowed_scopes: registration.allowed_scopes,
+            allowed_grants: registration.allowed_grants,
+            scope_policy: registration.scope_policy,
+            access_type: registration.access_type,
+            access_token_ttl_seconds: registration.access_token_ttl_seconds,
+            refresh_token_ttl_seconds: registration.refresh_token_ttl_seconds,
+            redirect_uris: registration.redirect_uris,
+            enabled: registration.enabled,
+            secret_digest: secret.as_ref().map(Secret::digest),
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+        })?;
+        let mut set = WriteSet::new();
+        set.push(Write::PutClient {
+            client: client.clone(),
+            expect: Expect::Absent,
+        });
+        match self.inner.storage.apply(set).await {
+            Ok(()) => {}
+            Err(Error::Conflict) => {
+                return Err(Error::AlreadyExists {
+                    kind: RecordKind::Client,
+                    id: client.id,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        self.publish(&[Event::ClientRegistered {
+            zone_id: zone_id.to_owned(),
+            client_id: client.id.clone(),
+            at: now,
+        }]);
+        Ok(RegisteredClient { client, secret })
+    }
+
+    async fn load_client(&self, zone_id: &str, id: &str) -> Result<Versioned<Client>> {
+        validate::reference("zone_id", zone_id)?;
+        validate::record_id("client_id", id)?;
+        self.inner
+            .storage
+            .get_client(zone_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found(RecordKind::Client, id))
+    }
+
+    /// A client by id.
+    pub async fn get_client(&self, zone_id: &str, id: &str) -> Result<Client> {
+        Ok(self.load_client(zone_id, id).await?.record)
+    }
+
+    /// Clients of a zone by id, after `after`, at most `limit` (1 to 100).
+    pub async fn list_clients(
+        &self,
+        zone_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Client>> {
+        validate::reference("zone_id", zone_id)?;
+        let limit = validate::limit(limit)?;
+        if let Some(after) = after {
+            validate::record_id("after", after)?;
+        }
+        let page = self
+            .inner
+            .storage
+            .list_clients(zone_id, after, limit)
+            .await?;
+        Ok(page.into_iter().map(|c| c.record).collect())
+    }
+
+    /// Changes a client's policy or details. Affects future authorization and
+    /// refresh only: issued tokens keep their scopes and expiry.
+    pub async fn update_client(
+        &self,
+        zone_id: &str,
+        id: &str,
+        update: &ClientUpdate,
+    ) -> Result<Client> {
+        let client = self
+            .retrying(|| async {
+                let stored = self.load_client(zone_id, id).await?;
+                let now = self.now();
+                let mut next = validate_client(update.apply_to(&stored.record))?;
+                if next != stored.record {
+                    next.updated_at = stored.record.updated_at.max(now);
+                    let mut set = WriteSet::new();
+                    set.push(Write::PutClient {
+                        client: next.clone(),
+                        expect: Expect::Version(stored.version),
+                    });
+                    self.inner.storage.apply(set).await?;
+                }
+                Ok((next, stored.record, now))
+            })
+            .await?;
+        let (next, before, now) = client;
+        if next != before {
+            self.publish(&[Event::ClientUpdated {
+                zone_id: zone_id.to_owned(),
+                client_id: id.to_owned(),
+                at: now,
+            }]);
+        }
+        Ok(next)
+    }
+
+    /// What `client` may be given now, of `wanted`, under its scope policy.
+    async fn allowed_scopes(
+        &self,
+        client: &Client,
+        user_id: &str,
+        wanted: &[String],
+    ) -> Result<Vec<String>> {
+        match client.scope_policy {
+            ScopePolicy::Explicit => Ok(client.allowed_scopes.clone()),
+            ScopePolicy::Inherit => {
+                // A built-in client has no owner: the approving account's rights apply.
+                let account = client.owner_account_id.as_deref().unwrap_or(user_id);
+                let grantable = self
+                    .inner
+                    .resolver
+                    .grantable_scopes(&client.zone_id, account)
+                    .await?;
+                Ok(grantable.filter(wanted))
+            }
+        }
+    }
+
+    // ----- grants -----
+
+    /// Creates a grant and issues its access token, and a refresh token when the
+    /// client is offline-access and allows `refresh_token`.
+    pub async fn authorize(&self, zone_id: &str, request: AuthorizeRequest) -> Result<Issued> {
+        validate::reference("zone_id", zone_id)?;
+        validate::record_id("client_id", &request.client_id)?;
+        validate::reference("user_id", &request.user_id)?;
+        validate::reference("resource_id", &request.resource_id)?;
+        validate::reference("provider_id", &request.provider_id)?;
+        if let Some(org) = &request.organization_id {
+            validate::reference("organization_id", org)?;
+        }
+        let scopes = validate::scopes("scopes", &request.scopes)?;
+        let expires_at = request.expires_at.map(to_millis);
+        self.retrying(|| async {
+            let client = self.load_client(zone_id, &request.client_id).await?.record;
+            let now = self.now();
+            let allowed = self
+                .allowed_scopes(&client, &request.user_id, &scopes)
+                .await?;
+            let (fresh, access, refresh) = self.fresh(now)?;
+            let (grant, changes) = lifecycle::authorize(
+                &client,
+                &allowed,
+                NewGrant {
+                    zone_id: zone_id.to_owned(),
+                    organization_id: request
+                        .organization_id
+                        .clone()
+                        .unwrap_or_else(|| client.organization_id.clone()),
+                    user_id: request.user_id.clone(),
+                    resource_id: request.resource_id.clone(),
+                    provider_id: request.provider_id.clone(),
+                    scopes: scopes.clone(),
+                    expires_at,
+                    grant_type: request.grant_type,
+                    actor: Actor::User {
+                        id: request.user_id.clone(),
+                    },
+                },
+                &fresh,
+                now,
+            )?;
+            self.commit(&changes, None, &HashMap::new()).await?;
+            self.publish(&changes.events);
+            Ok(issued(grant, &changes, access, refresh, now))
+        })
+        .await
+    }
+
+    async fn load_grant(&self, zone_id: &str, id: &str) -> Result<Versioned<Grant>> {
+        validate::reference("zone_id", zone_id)?;
+        validate::record_id("grant_id", id)?;
+        self.inner
+            .storage
+            .get_grant(zone_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found(RecordKind::Grant, id))
+    }
+
+    /// A grant, as it reads now: one whose expiry has passed reads as expired even
+    /// before a sweep has written it.
+    pub async fn get_grant(&self, zone_id: &str, id: &str) -> Result<Grant> {
+        let grant = self.load_grant(zone_id, id).await?;
+        Ok(grant.record.as_of(self.now()))
+    }
+
+    /// A grant's transitions, oldest first, including an expiry not yet swept.
+    pub async fn grant_history(&self, zone_id: &str, id: &str) -> Result<Vec<Transition>> {
+        let grant = self.load_grant(zone_id, id).await?.record;
+        let mut history = self.inner.storage.grant_history(zone_id, id).await?;
+        if grant.status_at(self.now()) != grant.status {
+            history.push(lifecycle::expiry_transition(&grant));
+        }
+        Ok(history)
+    }
+
+    /// What a token is worth now (RFC 7662). Unknown, expired, spent or revoked
+    /// tokens, and tokens of grants that are no longer active, are all just inactive.
+    pub async fn introspect(&self, zone_id: &str, token: &str) -> Result<Introspection> {
+        validate::reference("zone_id", zone_id)?;
+        let storage = &self.inner.storage;
+        let Some(token) = storage.get_token(zone_id, &Digest::of(token)).await? else {
+            return Ok(Introspection::Inactive);
+        };
+        let Some(grant) = storage.get_grant(zone_id, &token.record.grant_id).await? else {
+            return Ok(Introspection::Inactive);
+        };
+        Ok(lifecycle::introspect(
+            &token.record,
+            &grant.record,
+            self.now(),
+        ))
+    }
+
+    /// Exchanges a refresh token for new tokens, rotating it (RFC 6749 §6).
+    ///
+    /// Presenting a spent refresh token is reuse: the grant is revoked and
+    /// [`Error::RefreshTokenReused`] returned.
+    pub async fn refresh(&self, zone_id: &str, request: RefreshRequest) -> Result<Issued> {
+        validate::reference("zone_id", zone_id)?;
+        validate::record_id("client_id", &request.client_id)?;
+        let scopes = match &request.scopes {
+            Some(s) => Some(validate::scopes("scope", s)?),
+            None => None,
+        };
+        let digest = request.refresh_token.digest();
+        let storage = &self.inner.storage;
+        let (outcome, access, refresh, now) = self
+            .retrying(|| async {
+                let token =
+                    storage
+                        .get_token(zone_id, &digest)
+                        .await?
+                        .ok_or(Error::InvalidGrant {
+                            reason: InvalidGrantReason::UnknownToken,
+                        })?;
+                let grant = storage
+                    .get_grant(zone_id, &token.record.grant_id)
+                    .await?
+                    .ok_or(Error::InvalidGrant {
+                        reason: InvalidGrantReason::UnknownToken,
+                    })?;
+                let tokens = storage.grant_tokens(zone_id, &grant.record.id).await?;
+                let client = match storage.get_client(zone_id, &request.client_id).await? {
+                    Some(c) => c.record,
+                    None => {
+                        return Err(Error::InvalidGrant {
+                            reason: InvalidGrantReason::ClientMismatch,
+                        });
+                    }
+                };
+                let now = self.now();
+                let wanted = scopes.as_deref().unwrap_or(&grant.record.scopes);
+                let allowed = self
+                    .allowed_scopes(&client, &grant.record.user_id, wanted)
+                    .await?;
+                let (fresh, access, refresh) = self.fresh(now)?;
+                let outcome = lifecycle::refresh(
+                    &grant.record,
+                    &token.record,
+                    &records(&tokens),
+                    &client,
+                    &lifecycle::Refresh {
+                        client_id: &request.client_id,
+                        allowed: &allowed,
+                        scopes: scopes.as_deref(),
+                        reuse_grace: self.inner.config.reuse_grace,
+                    },
+                    &fresh,
+                    now,
+                )?;
+                let changes = match &outcome {
+                    RefreshOutcome::Rotated(_, c) | RefreshOutcome::Reused(c) => c,
+                };
+                self.commit(changes, Some(grant.version), &token_map(&tokens))
+                    .await?;
+                Ok((outcome, access, refresh, now))
+            })
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated(grant, changes) => {
+                self.publish(&changes.events);
+                Ok(issued(grant, &changes, access, refresh, now))
+            }
+            RefreshOutcome::Reused(changes) => {
+                self.publish(&changes.events);
+                Err(Error::RefreshTokenReused {
+                    grant_id: changes
+                        .events
+                        .iter()
+                        .find_map(|e| match e {
+                            Event::RefreshTokenReused { grant_id, .. } => Some(grant_id.clone()),
+                            _ => None,
+                        })
+                        .unwrap_or_default(),
+                })
+            }
+        }
+    }
+
+    /// Revokes a grant and every token under it. Revoking a revoked grant succeeds and
+    /// changes nothing; revoking an expired one is an [`Error::InvalidTransition`].
+    pub async fn revoke_grant(&self, zone_id: &str, id: &str, actor: Actor) -> Result<Grant> {
+        let storage = &self.inner.storage;
+        self.retrying(|| async {
+            let grant = self.load_grant(zone_id, id).await?;
+            let tokens = storage.grant_tokens(zone_id, id).await?;
+            let now = self.now();
+            match lifecycle::revoke(
+                &grant.record,
+                &records(&tokens),
+                TransitionReason::Revoked,
+                actor.clone(),
+                now,
+            )? {
+                None => Ok(grant.record.as_of(now)),
+                Some(changes) => {
+                    self.commit(&changes, Some(grant.version), &token_map(&tokens))
+                        .await?;
+                    self.publish(&changes.events);
+                    Ok(changes.grant.unwrap_or(grant.record))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Revokes one token (RFC 7009). A refresh token takes its grant and every
+    /// access token of it along. Unknown and already unusable tokens change nothing;
+    /// the answer says whether anything was revoked.
+    ///
+    /// When `client_id` is given, a token issued to another client is refused with
+    /// [`InvalidGrantReason::ClientMismatch`].
+    pub async fn revoke_token(
+        &self,
+        zone_id: &str,
+        token: &str,
+        client_id: Option<&str>,
+    ) -> Result<bool> {
+        validate::reference("zone_id", zone_id)?;
+        if let Some(c) = client_id {
+            validate::record_id("client_id", c)?;
+        }
+        let digest = Digest::of(token);
+        let storage = &self.inner.storage;
+        self.retrying(|| async {
+            let Some(token) = storage.get_token(zone_id, &digest).await? else {
+                return Ok(false);
+            };
+            if client_id.is_some_and(|c| c != token.record.client_id) {
+                return Err(Error::InvalidGrant {
+                    reason: InvalidGrantReason::ClientMismatch,
+                });
+            }
+            let Some(grant) = storage.get_grant(zone_id, &token.record.grant_id).await? else {
+                return Ok(false);
+            };
+            let tokens = storage.grant_tokens(zone_id, &grant.record.id).await?;
+            let actor = Actor::Client {
+                id: token.record.client_id.clone(),
+            };
+            let changes = lifecycle::revoke_token(
+                &token.record,
+                &grant.record,
+                &records(&tokens),
+                actor,
+                self.now(),
+            );
+            if changes.is_empty() {
+                return Ok(false);
+            }
+            // A lone access-token revocation leaves the grant as it is; its version is
+            // still checked, so the revocation cannot race a deletion of the grant.
+            let mut changes = changes;
+            if changes.grant.is_none() {
+                changes.grant = Some(grant.record.clone());
+            }
+            self.commit(&changes, Some(grant.version), &token_map(&tokens))
+                .await?;
+            self.publish(&changes.events);
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Deletes a grant and every trace of it: its tokens and its history.
+    pub async fn delete_grant(&self, zone_id: &str, id: &str) -> Result<()> {
+        let storage = &self.inner.storage;
+        let now = self
+            .retrying(|| async {
+                let grant = self.load_grant(zone_id, id).await?;
+                let tokens = storage.grant_tokens(zone_id, id).await?;
+                let mut set = WriteSet::new();
+                for t in &tokens {
+                    set.push(Write::DeleteToken {
+                        zone_id: zone_id.to_owned(),
+                        digest: t.record.digest,
+                        expect: t.version,
+                    });
+                }
+                set.push(Write::DeleteGrant {
+                    zone_id: zone_id.to_owned(),
+                    id: id.to_owned(),
+                    expect: grant.version,
+                });
+                storage.apply(set).await?;
+                Ok(self.now())
+            })
+            .await?;
+        self.publish(&[Event::GrantDeleted {
+            zone_id: zone_id.to_owned(),
+            grant_id: id.to_owned(),
+            at: now,
+        }]);
+        Ok(())
+    }
+
+    /// One page of a zone's grants, with cursors.
+    pub async fn list_grants(&self, zone_id: &str, request: &ListGrants) -> Result<Page> {
+        validate::reference("zone_id", zone_id)?;
+        let limit = validate::limit(request.limit.unwrap_or(validate::DEFAULT_PAGE_LIMIT))?;
+        for (field, value) in [
+            ("user_id", &request.user_id),
+            ("resource_id", &request.resource_id),
+        ] {
+            if let Some(v) = value {
+                validate::reference(field, v)?;
+            }
+        }
+        if let Some(c) = &request.client_id {
+            validate::record_id("client_id", c)?;
+        }
+        let status = match (request.status, request.active) {
+            (Some(s), true) if s != GrantStatus::Active => None,
+            (_, true) => Some(GrantStatus::Active),
+            (s, false) => s,
+        };
+        let contradictory = request.active && status.is_none();
+        let filter = GrantFilter {
+            user_id: request.user_id.clone(),
+            resource_id: request.resource_id.clone(),
+            client_id: request.client_id.clone(),
+            status,
+        };
+        let key = &self.inner.cursor_key;
+        let position = match (&request.after, &request.before) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid_input(
+                    "before",
+                    "after and before cannot be used together",
+                ));
+            }
+            (Some(c), None) => {
+                Position::After(cursor::decode(key, zone_id, &filter, request.order, c)?)
+            }
+            (None, Some(c)) => {
+                Position::Before(cursor::decode(key, zone_id, &filter, request.order, c)?)
+            }
+            (None, None) => Position::First,
+        };
+        let now = self.now();
+        if contradictory {
+            // `status` other than active together with `active=true`: nothing matches.
+            return Ok(Page {
+                total_count: request.total_count.then_some(0),
+                ..Page::default()
+            });
+        }
+        let query = GrantQuery {
+            zone_id: zone_id.to_owned(),
+            filter,
+            order: request.order,
+            position,
+            limit,
+            now,
+        };
+        let GrantPage {
+            items,
+            more_before,
+            more_after,
+        } = self.inner.storage.list_grants(&query).await?;
+        let cursor_at =
+            |grant: Option<&Versioned<Grant>>, wanted: bool| -> Result<Option<String>> {
+                match grant {
+                    Some(g) if wanted => Ok(Some(cursor::encode(
+                        key,
+                        zone_id,
+                        &query.filter,
+                        query.order,
+                        &Keyset::of(&g.record),
+                    )?)),
+                    _ => Ok(None),
+                }
+            };
+        let after_cursor = cursor_at(items.last(), more_after)?;
+        let before_cursor = cursor_at(items.first(), more_before)?;
+        let total_count = if request.total_count {
+            Some(
+                self.inner
+                    .storage
+                    .count_grants(zone_id, &query.filter, now)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        Ok(Page {
+            items: items.into_iter().map(|g| g.record.as_of(now)).collect(),
+            after_cursor,
+            before_cursor,
+            total_count,
+        })
+    }
+
+    /// Persists the expiry of up to `limit` grants whose expiry has passed, oldest
+    /// expiry first. Its cost grows with the number of expired grants, not with the
+    /// size of the zone.
+    pub async fn sweep_expired(&self, zone_id: &str, limit: usize) -> Result<SweepReport> {
+        validate::reference("zone_id", zone_id)?;
+        if limit == 0 {
+            return Err(Error::invalid_input("limit", "must be positive"));
+        }
+        let storage = &self.inner.storage;
+        let now = self.now();
+        // One more than asked tells whether more remain.
+        let due = storage
+            .expired_grants(zone_id, now, limit.saturating_add(1))
+            .await?;
+        let more = due.len() > limit;
+        let mut expired = 0;
+        for candidate in due.into_iter().take(limit) {
+            let id = candidate.record.id;
+            let done = self
+                .retrying(|| async {
+                    let Some(grant) = storage.get_grant(zone_id, &id).await? else {
+                        return Ok(false);
+                    };
+                    let tokens = storage.grant_tokens(zone_id, &id).await?;
+                    let Some(changes) = lifecycle::expire(&grant.record, &records(&tokens), now)
+                    else {
+                        return Ok(false);
+                    };
+                    self.commit(&changes, Some(grant.version), &token_map(&tokens))
+                        .await?;
+                    self.publish(&changes.events);
+                    Ok(true)
+                })
+                .await?;
+            if done {
+                expired += 1;
+            }
+        }
+        Ok(SweepReport { expired, more })
+    }
+
+    /// Revokes every active grant of a user, a client or a resource in a zone, with
+    /// every token under them. Returns how many were revoked.
+    pub async fn revoke_grants_of(
+        &self,
+        zone_id: &str,
+        of: &GrantsOf,
+        actor: Actor,
+    ) -> Result<usize> {
+        let mut request = ListGrants {
+            status: Some(GrantStatus::Active),
+            order: SortOrder::Ascending,
+            limit: Some(validate::MAX_PAGE_LIMIT),
+            ..ListGrants::default()
+        };
+        match of {
+            GrantsOf::User(id) => request.user_id = Some(id.clone()),
+            GrantsOf::Client(id) => request.client_id = Some(id.clone()),
+            GrantsOf::Resource(id) => request.resource_id = Some(id.clone()),
+        }
+        let mut revoked = 0;
+        loop {
+            // Revoked grants leave the `active` listing, so the first page is always
+            // the next batch.
+            let page = self.list_grants(zone_id, &request).await?;
+            if page.items.is_empty() {
+                return Ok(revoked);
+            }
+            for grant in &page.items {
+                match self.revoke_grant(zone_id, &grant.id, actor.clone()).await {
+                    Ok(g) if g.status == GrantStatus::Revoked => revoked += 1,
+                    Ok(_) | Err(Error::NotFound { .. }) | Err(Error::InvalidTransition { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if page.after_cursor.is_none() {
+                return Ok(revoked);
+            }
+        }
+    }
+}
+
+fn issued(
+    grant: Grant,
+    changes: &Changes,
+    access: Secret,
+    refresh: Secret,
+    now: Timestamp,
+) -> Issued {
+    let access_token = changes
+        .issued_tokens
+        .iter()
+        .find(|t| t.kind == TokenKind::Access);
+    let has_refresh = changes
+        .issued_tokens
+        .iter()
+        .any(|t| t.kind == TokenKind::Refresh);
+    Issued {
+        grant,
+        scopes: access_token.map(|t| t.scopes.clone()).unwrap_or_default(),
+        access_expires_at: access_token.map_or(now, |t| t.expires_at),
+        access_token: access,
+        refresh_token: has_refresh.then_some(refresh),
+        issued_at: now,
+    }
+}

@@ -1,0 +1,183 @@
+//! The one error type of the engine and of every storage backend.
+
+use std::fmt;
+
+use crate::model::{GrantStatus, GrantType};
+
+/// The kind of record an error talks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RecordKind {
+    /// A registered client.
+    Client,
+    /// A delegated grant.
+    Grant,
+    /// An access or refresh token.
+    Token,
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecordKind::Client => "client",
+            RecordKind::Grant => "grant",
+            RecordKind::Token => "token",
+        })
+    }
+}
+
+/// Why a presented token cannot be used for a grant (RFC 6749 `invalid_grant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InvalidGrantReason {
+    /// No token with this value exists in the zone.
+    UnknownToken,
+    /// The token is not a refresh token.
+    NotARefreshToken,
+    /// The token has passed its own expiry.
+    TokenExpired,
+    /// The token was revoked.
+    TokenRevoked,
+    /// The token was issued to another client.
+    ClientMismatch,
+    /// The grant the token belongs to is no longer active.
+    GrantInactive,
+}
+
+impl fmt::Display for InvalidGrantReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InvalidGrantReason::UnknownToken => "the token is unknown",
+            InvalidGrantReason::NotARefreshToken => "the token is not a refresh token",
+            InvalidGrantReason::TokenExpired => "the token has expired",
+            InvalidGrantReason::TokenRevoked => "the token was revoked",
+            InvalidGrantReason::ClientMismatch => "the token was issued to another client",
+            InvalidGrantReason::GrantInactive => "the grant is no longer active",
+        })
+    }
+}
+
+/// Everything that can go wrong in tenure, as variants a caller can act on.
+///
+/// Bad input of any kind is reported with one of these and changes nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No record of this kind with this id exists in the zone it was asked for.
+    #[error("{kind} {id:?} not found")]
+    NotFound {
+        /// The kind of record.
+        kind: RecordKind,
+        /// The id that was asked for.
+        id: String,
+    },
+
+    /// A record with this id already exists in the zone.
+    #[error("{kind} {id:?} already exists")]
+    AlreadyExists {
+        /// The kind of record.
+        kind: RecordKind,
+        /// The id that is taken.
+        id: String,
+    },
+
+    /// The grant cannot move from its current state to the requested one.
+    #[error("a grant that is {from} cannot become {to}")]
+    InvalidTransition {
+        /// The state the grant is in.
+        from: GrantStatus,
+        /// The state that was requested.
+        to: GrantStatus,
+    },
+
+    /// Scopes were asked for that the grant or the client does not allow.
+    #[error("scopes not allowed: {}", scopes.join(" "))]
+    InvalidScope {
+        /// The scopes that were refused.
+        scopes: Vec<String>,
+    },
+
+    /// The client is disabled and can neither authorize nor refresh.
+    #[error("client {client_id:?} is disabled")]
+    ClientDisabled {
+        /// The disabled client.
+        client_id: String,
+    },
+
+    /// The client is not allowed to use this grant type.
+    #[error("client {client_id:?} may not use the {grant_type} grant type")]
+    GrantTypeNotAllowed {
+        /// The client.
+        client_id: String,
+        /// The grant type it asked for.
+        grant_type: GrantType,
+    },
+
+    /// A spent refresh token was presented again; the whole grant has been revoked.
+    #[error("refresh token reused: grant {grant_id:?} has been revoked")]
+    RefreshTokenReused {
+        /// The grant that was revoked because of the reuse.
+        grant_id: String,
+    },
+
+    /// The presented token cannot be used (RFC 6749 `invalid_grant`).
+    #[error("invalid grant: {reason}")]
+    InvalidGrant {
+        /// Why the token was refused.
+        reason: InvalidGrantReason,
+    },
+
+    /// A write set was refused because a record changed since it was read.
+    ///
+    /// Backends return it from [`Storage::apply`](crate::Storage::apply); the engine
+    /// retries and only passes it on once its retries are exhausted.
+    #[error("conflicting concurrent change; try again")]
+    Conflict,
+
+    /// A pagination cursor was malformed, tampered with, or made for another zone or query.
+    #[error("invalid cursor: {reason}")]
+    InvalidCursor {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A field of the input is invalid.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The field, as the API names it.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The storage backend failed.
+    #[error("{backend} storage failed")]
+    Backend {
+        /// The backend's name.
+        backend: &'static str,
+        /// The underlying failure.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid_input(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::NotFound`].
+    pub fn not_found(kind: RecordKind, id: impl Into<String>) -> Self {
+        Error::NotFound {
+            kind,
+            id: id.into(),
+        }
+    }
+}
+
+/// The result type of tenure.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

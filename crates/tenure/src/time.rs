@@ -1,0 +1,132 @@
+//! Time: the [`Clock`] the engine reads, and the wire format of timestamps.
+//!
+//! Every time tenure keeps is UTC with millisecond precision, and serializes as
+//! RFC 3339 with exactly three fractional digits and `Z`, as in the seed documents
+//! (`2019-12-27T18:11:19.117Z`).
+
+use std::fmt;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, DurationRound, SecondsFormat, TimeDelta, Utc};
+
+/// A point in time, UTC.
+pub type Timestamp = DateTime<Utc>;
+
+/// Truncates a time to whole milliseconds, the precision tenure keeps.
+pub fn to_millis(t: Timestamp) -> Timestamp {
+    t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
+}
+
+/// Formats a time the way the seed documents do: `2019-12-27T18:11:19.117Z`.
+pub fn format_rfc3339(t: &Timestamp) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The source of the current time. The engine reads time only through this.
+pub trait Clock: fmt::Debug + Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The operating system's clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Utc::now()
+    }
+}
+
+/// A clock that moves only when told to; for tests.
+///
+/// ```
+/// use chrono::Duration;
+/// use tenure::{Clock, ManualClock};
+///
+/// let clock = ManualClock::new("2030-01-01T00:00:00Z".parse().unwrap());
+/// clock.advance(Duration::hours(2));
+/// assert_eq!(clock.now().to_rfc3339(), "2030-01-01T02:00:00+00:00");
+/// ```
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<Timestamp>,
+}
+
+impl ManualClock {
+    /// A clock standing still at `start`.
+    pub fn new(start: Timestamp) -> Self {
+        ManualClock {
+            now: Mutex::new(start),
+        }
+    }
+
+    /// Moves the clock forward (or, with a negative duration, back).
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        *now += by;
+    }
+
+    /// Sets the clock to `to`.
+    pub fn set(&self, to: Timestamp) {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner()) = to;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}
+
+/// Serde for [`Timestamp`] in the seed format; use with `#[serde(with = "tenure::time::rfc3339")]`.
+pub mod rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{Timestamp, format_rfc3339, to_millis};
+
+    /// Serializes as RFC 3339 with milliseconds and `Z`.
+    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_rfc3339(t))
+    }
+
+    /// Parses any RFC 3339 time and keeps it to the millisecond, in UTC.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|t| to_millis(t.with_timezone(&chrono::Utc)))
+            .map_err(serde::de::Error::custom)
+    }
+
+    /// The same for `Option<Timestamp>`.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use super::super::{Timestamp, format_rfc3339, to_millis};
+
+        /// Serializes `Some` as RFC 3339 with milliseconds and `Z`, `None` as null.
+        pub fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&format_rfc3339(t)),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Parses an optional RFC 3339 time.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+            let text = <Option<std::borrow::Cow<'de, str>>>::deserialize(d)?;
+            text.map(|text| {
+                chrono::DateTime::parse_from_rfc3339(&text)
+                    .map(|t| to_millis(t.with_timezone(&chrono::Utc)))
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
+        }
+    }
+}
