@@ -745,7 +745,7 @@ impl Engine {
         match outcome {
             RefreshOutcome::Rotated(grant, changes) => {
                 self.publish(&changes.events);
-                Ok(issued(grant, &changes, access, refresh, now))
+                Ok(issued(*grant, &changes, access, refresh, now))
             }
             RefreshOutcome::Reused(changes) => {
                 self.publish(&changes.events);

@@ -44,6 +44,11 @@
 //! # }
 //! ```
 
+/// The README's examples, compiled and run as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod client;
 pub mod cursor;
 mod engine;

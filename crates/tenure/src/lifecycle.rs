@@ -350,7 +350,7 @@ pub struct Refresh<'a> {
 pub enum RefreshOutcome {
     /// The presented token was spent and new tokens issued under the grant, which
     /// is also in the changes.
-    Rotated(Grant, Changes),
+    Rotated(Box<Grant>, Changes),
     /// The presented token had been spent already: commit these changes (the grant's
     /// revocation, empty if it was no longer active) and answer
     /// [`Error::RefreshTokenReused`].
@@ -481,7 +481,7 @@ pub fn refresh(
     }
     next.refresh_token_set = issues_refresh;
     Ok(RefreshOutcome::Rotated(
-        next.clone(),
+        Box::new(next.clone()),
         Changes {
             transitions: vec![Transition {
                 zone_id: grant.zone_id.clone(),

@@ -1,0 +1,601 @@
+//! Bad input gets a typed error and changes nothing: no write set reaches the store.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use chrono::Duration;
+use tenure::{
+    Actor, AuthorizeRequest, Client, ClientRegistration, ClientUpdate, Digest, Engine, Error,
+    Grant, GrantFilter, GrantPage, GrantQuery, ListGrants, ManualClock, RecordKind, RefreshRequest,
+    Secret, Storage, Timestamp, Token, Transition, Versioned, WriteSet,
+};
+use tenure_memory::MemoryStorage;
+use tenure_memory::testing::epoch;
+
+/// Counts the write sets that reach the store.
+#[derive(Debug, Default)]
+struct Counting {
+    inner: MemoryStorage,
+    applies: AtomicUsize,
+}
+
+#[async_trait]
+impl Storage for Counting {
+    async fn get_client(&self, z: &str, id: &str) -> tenure::Result<Option<Versioned<Client>>> {
+        self.inner.get_client(z, id).await
+    }
+    async fn list_clients(
+        &self,
+        z: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> tenure::Result<Vec<Versioned<Client>>> {
+        self.inner.list_clients(z, after, limit).await
+    }
+    async fn get_grant(&self, z: &str, id: &str) -> tenure::Result<Option<Versioned<Grant>>> {
+        self.inner.get_grant(z, id).await
+    }
+    async fn list_grants(&self, q: &GrantQuery) -> tenure::Result<GrantPage> {
+        self.inner.list_grants(q).await
+    }
+    async fn count_grants(&self, z: &str, f: &GrantFilter, now: Timestamp) -> tenure::Result<u64> {
+        self.inner.count_grants(z, f, now).await
+    }
+    async fn expired_grants(
+        &self,
+        z: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> tenure::Result<Vec<Versioned<Grant>>> {
+        self.inner.expired_grants(z, now, limit).await
+    }
+    async fn grant_history(&self, z: &str, id: &str) -> tenure::Result<Vec<Transition>> {
+        self.inner.grant_history(z, id).await
+    }
+    async fn get_token(&self, z: &str, d: &Digest) -> tenure::Result<Option<Versioned<Token>>> {
+        self.inner.get_token(z, d).await
+    }
+    async fn grant_tokens(&self, z: &str, id: &str) -> tenure::Result<Vec<Versioned<Token>>> {
+        self.inner.grant_tokens(z, id).await
+    }
+    async fn apply(&self, set: WriteSet) -> tenure::Result<()> {
+        self.applies.fetch_add(1, Ordering::SeqCst);
+        self.inner.apply(set).await
+    }
+}
+
+struct Fixture {
+    engine: Engine,
+    store: Arc<Counting>,
+    clock: Arc<ManualClock>,
+    grant: Grant,
+    refresh: Secret,
+}
+
+const ZONE: &str = "zone-1";
+
+async fn fixture() -> Fixture {
+    let store = Arc::new(Counting::default());
+    let clock = Arc::new(ManualClock::new(epoch()));
+    let engine = Engine::builder(store.clone()).clock(clock.clone()).build();
+    engine
+        .register_client(
+            ZONE,
+            ClientRegistration::new("c")
+                .id("c")
+                .scopes(["read", "write"]),
+        )
+        .await
+        .unwrap();
+    let issued = engine
+        .authorize(ZONE, AuthorizeRequest::new("c", "alice", "r", ["read"]))
+        .await
+        .unwrap();
+    Fixture {
+        engine,
+        store,
+        clock,
+        grant: issued.grant,
+        refresh: issued.refresh_token.unwrap(),
+    }
+}
+
+impl Fixture {
+    /// Runs `op`, expects the error `check` accepts, and that nothing was written.
+    async fn refused<T: std::fmt::Debug>(
+        &self,
+        what: &str,
+        result: tenure::Result<T>,
+        check: impl FnOnce(&Error) -> bool,
+    ) {
+        let before = self.store.applies.load(Ordering::SeqCst);
+        let err = match result {
+            Ok(v) => panic!("{what}: expected an error, got {v:?}"),
+            Err(e) => e,
+        };
+        assert!(check(&err), "{what}: unexpected error {err:?}");
+        assert_eq!(
+            self.store.applies.load(Ordering::SeqCst),
+            before,
+            "{what}: something was written"
+        );
+        // The grant is as it was.
+        assert_eq!(
+            self.engine.get_grant(ZONE, &self.grant.id).await.unwrap(),
+            self.grant,
+            "{what}"
+        );
+    }
+}
+
+fn invalid(field: &'static str) -> impl FnOnce(&Error) -> bool {
+    move |e| matches!(e, Error::InvalidInput { field: f, .. } if *f == field)
+}
+
+fn request(client: &str, user: &str, resource: &str, scopes: &[&str]) -> AuthorizeRequest {
+    AuthorizeRequest::new(client, user, resource, scopes.iter().copied())
+}
+
+#[tokio::test]
+async fn empty_overlong_and_control_character_ids_are_refused() {
+    let f = fixture().await;
+    let long = "x".repeat(256);
+    let cases: Vec<(&str, AuthorizeRequest, &'static str)> = vec![
+        ("empty user", request("c", "", "r", &["read"]), "user_id"),
+        (
+            "overlong user",
+            request("c", &long, "r", &["read"]),
+            "user_id",
+        ),
+        (
+            "control user",
+            request("c", "al\u{0}ice", "r", &["read"]),
+            "user_id",
+        ),
+        (
+            "newline resource",
+            request("c", "alice", "r\n", &["read"]),
+            "resource_id",
+        ),
+        (
+            "empty client",
+            request("", "alice", "r", &["read"]),
+            "client_id",
+        ),
+        (
+            "overlong client",
+            request(&"c".repeat(129), "alice", "r", &["read"]),
+            "client_id",
+        ),
+    ];
+    for (what, req, field) in cases {
+        let before = f.store.applies.load(Ordering::SeqCst);
+        let r = f.engine.authorize(ZONE, req).await;
+        f.refused(what, r, invalid(field)).await;
+        assert_eq!(f.store.applies.load(Ordering::SeqCst), before);
+    }
+    f.refused(
+        "empty zone",
+        f.engine.get_grant("", &f.grant.id).await,
+        invalid("zone_id"),
+    )
+    .await;
+    f.refused(
+        "control zone",
+        f.engine.get_grant("z\u{7}", &f.grant.id).await,
+        invalid("zone_id"),
+    )
+    .await;
+    f.refused(
+        "empty grant id",
+        f.engine.revoke_grant(ZONE, "", Actor::Admin).await,
+        invalid("grant_id"),
+    )
+    .await;
+    f.refused(
+        "overlong grant id",
+        f.engine.delete_grant(ZONE, &"g".repeat(129)).await,
+        invalid("grant_id"),
+    )
+    .await;
+    f.refused(
+        "control client id on register",
+        f.engine
+            .register_client(ZONE, ClientRegistration::new("x").id("a\u{1b}b"))
+            .await,
+        invalid("id"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn scopes_with_whitespace_or_control_characters_are_refused() {
+    let f = fixture().await;
+    for scope in ["re ad", "read\t", "read\u{0}", "", "\u{7f}", "é"] {
+        let r = f
+            .engine
+            .authorize(ZONE, request("c", "alice", "r", &[scope]))
+            .await;
+        f.refused(scope, r, invalid("scopes")).await;
+    }
+    let r = f
+        .engine
+        .refresh(ZONE, RefreshRequest::new("c", &f.refresh).scopes(["re ad"]))
+        .await;
+    f.refused("refresh scope", r, invalid("scope")).await;
+    let r = f
+        .engine
+        .register_client(ZONE, ClientRegistration::new("x").id("x").scopes(["a b"]))
+        .await;
+    f.refused("client scope", r, invalid("allowed_scopes"))
+        .await;
+    let r = f
+        .engine
+        .update_client(
+            ZONE,
+            "c",
+            &ClientUpdate {
+                allowed_scopes: Some(vec!["bad\nscope".into()]),
+                ..ClientUpdate::default()
+            },
+        )
+        .await;
+    f.refused("client update scope", r, invalid("allowed_scopes"))
+        .await;
+    // The refresh token survived every refused request.
+    assert!(
+        f.engine
+            .introspect(ZONE, f.refresh.expose())
+            .await
+            .unwrap()
+            .is_active()
+    );
+}
+
+#[tokio::test]
+async fn limits_outside_one_to_one_hundred_are_refused() {
+    let f = fixture().await;
+    for limit in [0, 101, usize::MAX] {
+        let r = f
+            .engine
+            .list_grants(
+                ZONE,
+                &ListGrants {
+                    limit: Some(limit),
+                    ..ListGrants::default()
+                },
+            )
+            .await;
+        f.refused("limit", r, invalid("limit")).await;
+    }
+    f.refused(
+        "client limit",
+        f.engine.list_clients(ZONE, None, 0).await,
+        invalid("limit"),
+    )
+    .await;
+    f.refused(
+        "sweep limit",
+        f.engine.sweep_expired(ZONE, 0).await,
+        invalid("limit"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn forged_truncated_and_foreign_cursors_are_refused() {
+    let f = fixture().await;
+    for _ in 0..3 {
+        f.engine
+            .authorize(ZONE, request("c", "alice", "r", &["read"]))
+            .await
+            .unwrap();
+        f.engine
+            .authorize("zone-2", request("c", "alice", "r", &["read"]))
+            .await
+            .ok();
+    }
+    let page = f
+        .engine
+        .list_grants(
+            ZONE,
+            &ListGrants {
+                limit: Some(1),
+                ..ListGrants::default()
+            },
+        )
+        .await
+        .unwrap();
+    let cursor = page.after_cursor.unwrap();
+    let mut altered = cursor.clone().into_bytes();
+    let last = altered.len() - 1;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    let is_cursor_error = |e: &Error| matches!(e, Error::InvalidCursor { .. });
+    for (what, c) in [
+        ("garbage", "not-a-cursor".to_owned()),
+        ("truncated", cursor[..cursor.len() / 2].to_owned()),
+        ("altered", altered),
+        ("overlong", "A".repeat(256)),
+    ] {
+        let r = f
+            .engine
+            .list_grants(
+                ZONE,
+                &ListGrants {
+                    after: Some(c.clone()),
+                    ..ListGrants::default()
+                },
+            )
+            .await;
+        f.refused(what, r, is_cursor_error).await;
+        let r = f
+            .engine
+            .list_grants(
+                ZONE,
+                &ListGrants {
+                    before: Some(c),
+                    ..ListGrants::default()
+                },
+            )
+            .await;
+        f.refused(what, r, is_cursor_error).await;
+    }
+    // Foreign: another zone, another filter, another order.
+    let foreign = [
+        (
+            "zone-2",
+            ListGrants {
+                after: Some(cursor.clone()),
+                ..ListGrants::default()
+            },
+        ),
+        (
+            ZONE,
+            ListGrants {
+                after: Some(cursor.clone()),
+                user_id: Some("alice".into()),
+                ..ListGrants::default()
+            },
+        ),
+        (
+            ZONE,
+            ListGrants {
+                after: Some(cursor.clone()),
+                order: tenure::SortOrder::Ascending,
+                ..ListGrants::default()
+            },
+        ),
+    ];
+    for (zone, q) in foreign {
+        let r = f.engine.list_grants(zone, &q).await;
+        f.refused("foreign", r, is_cursor_error).await;
+    }
+}
+
+#[tokio::test]
+async fn an_expiry_in_the_past_is_refused() {
+    let f = fixture().await;
+    let now = epoch();
+    for at in [now, now - Duration::seconds(1)] {
+        let r = f
+            .engine
+            .authorize(ZONE, request("c", "alice", "r", &["read"]).expires_at(at))
+            .await;
+        f.refused("past expiry", r, invalid("expires_at")).await;
+    }
+    f.clock.advance(Duration::seconds(1));
+}
+
+#[tokio::test]
+async fn an_unknown_client_is_refused() {
+    let f = fixture().await;
+    let r = f
+        .engine
+        .authorize(ZONE, request("nobody", "alice", "r", &["read"]))
+        .await;
+    f.refused("authorize", r, |e| {
+        matches!(
+            e,
+            Error::NotFound {
+                kind: RecordKind::Client,
+                ..
+            }
+        )
+    })
+    .await;
+    let r = f
+        .engine
+        .authorize("zone-2", request("c", "alice", "r", &["read"]))
+        .await;
+    f.refused("client of another zone", r, |e| {
+        matches!(
+            e,
+            Error::NotFound {
+                kind: RecordKind::Client,
+                ..
+            }
+        )
+    })
+    .await;
+    let r = f.engine.get_client(ZONE, "nobody").await;
+    f.refused("get", r, |e| {
+        matches!(
+            e,
+            Error::NotFound {
+                kind: RecordKind::Client,
+                ..
+            }
+        )
+    })
+    .await;
+    let r = f
+        .engine
+        .update_client(
+            ZONE,
+            "nobody",
+            &ClientUpdate {
+                enabled: Some(false),
+                ..ClientUpdate::default()
+            },
+        )
+        .await;
+    f.refused("update", r, |e| {
+        matches!(
+            e,
+            Error::NotFound {
+                kind: RecordKind::Client,
+                ..
+            }
+        )
+    })
+    .await;
+    let r = f
+        .engine
+        .refresh(ZONE, RefreshRequest::new("nobody", &f.refresh))
+        .await;
+    f.refused("refresh", r, |e| matches!(e, Error::InvalidGrant { .. }))
+        .await;
+}
+
+#[tokio::test]
+async fn scopes_the_client_may_not_have_are_refused_by_name() {
+    let f = fixture().await;
+    let r = f
+        .engine
+        .authorize(ZONE, request("c", "alice", "r", &["read", "admin", "root"]))
+        .await;
+    f.refused(
+        "scopes",
+        r,
+        |e| matches!(e, Error::InvalidScope { scopes } if scopes == &["admin", "root"]),
+    )
+    .await;
+    let r = f
+        .engine
+        .authorize(ZONE, request("c", "alice", "r", &[]))
+        .await;
+    f.refused("no scopes", r, invalid("scopes")).await;
+}
+
+#[tokio::test]
+async fn invalid_client_policies_are_refused() {
+    let f = fixture().await;
+    let cases: Vec<(ClientRegistration, &'static str)> = vec![
+        (
+            ClientRegistration::new("x").id("x").lifetimes(0, 10),
+            "access_token_ttl_seconds",
+        ),
+        (
+            ClientRegistration::new("x").id("x").lifetimes(10, 0),
+            "refresh_token_ttl_seconds",
+        ),
+        (ClientRegistration::new("  ").id("x"), "name"),
+        (
+            ClientRegistration {
+                redirect_uris: vec!["not a uri".into()],
+                ..ClientRegistration::new("x").id("x")
+            },
+            "redirect_uris",
+        ),
+        (
+            ClientRegistration {
+                redirect_uris: vec!["https://app.example/cb#frag".into()],
+                ..ClientRegistration::new("x").id("x")
+            },
+            "redirect_uris",
+        ),
+    ];
+    for (registration, field) in cases {
+        let r = f.engine.register_client(ZONE, registration).await;
+        f.refused(field, r, invalid(field)).await;
+    }
+    let r = f
+        .engine
+        .register_client(ZONE, ClientRegistration::new("dup").id("c"))
+        .await;
+    let before = f.store.applies.load(Ordering::SeqCst);
+    assert!(matches!(
+        r,
+        Err(Error::AlreadyExists {
+            kind: RecordKind::Client,
+            ..
+        })
+    ));
+    assert_eq!(f.store.applies.load(Ordering::SeqCst), before);
+    // The original client is untouched.
+    assert_eq!(f.engine.get_client(ZONE, "c").await.unwrap().name, "c");
+    let r = f
+        .engine
+        .update_client(
+            ZONE,
+            "c",
+            &ClientUpdate {
+                access_token_ttl_seconds: Some(0),
+                ..ClientUpdate::default()
+            },
+        )
+        .await;
+    f.refused("update ttl", r, invalid("access_token_ttl_seconds"))
+        .await;
+    assert_eq!(
+        f.engine
+            .get_client(ZONE, "c")
+            .await
+            .unwrap()
+            .access_token_ttl_seconds,
+        3600
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_foreign_grants_are_not_found() {
+    let f = fixture().await;
+    let not_found = |e: &Error| {
+        matches!(
+            e,
+            Error::NotFound {
+                kind: RecordKind::Grant,
+                ..
+            }
+        )
+    };
+    f.refused("get", f.engine.get_grant(ZONE, "missing").await, not_found)
+        .await;
+    f.refused(
+        "other zone",
+        f.engine.get_grant("zone-2", &f.grant.id).await,
+        not_found,
+    )
+    .await;
+    f.refused(
+        "revoke other zone",
+        f.engine
+            .revoke_grant("zone-2", &f.grant.id, Actor::Admin)
+            .await,
+        not_found,
+    )
+    .await;
+    f.refused(
+        "delete other zone",
+        f.engine.delete_grant("zone-2", &f.grant.id).await,
+        not_found,
+    )
+    .await;
+    f.refused(
+        "history other zone",
+        f.engine.grant_history("zone-2", &f.grant.id).await,
+        not_found,
+    )
+    .await;
+    let r = f
+        .engine
+        .refresh("zone-2", RefreshRequest::new("c", &f.refresh))
+        .await;
+    f.refused("refresh other zone", r, |e| {
+        matches!(e, Error::InvalidGrant { .. })
+    })
+    .await;
+}
