@@ -26,8 +26,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use tenure::{
-    Client, Digest, Error, Expect, Grant, GrantFilter, GrantPage, GrantQuery, GrantStatus,
-    Position, Result, SortOrder, Storage, Timestamp, Token, Transition, Versioned, Write, WriteSet,
+    Client, DeviceAuthorization, Digest, Error, Expect, Grant, GrantFilter, GrantPage, GrantQuery,
+    GrantStatus, Keyset, PersonalGrant, Position, Result, SortOrder, Storage, Timestamp, Token,
+    Transition, Versioned, Write, WriteSet,
 };
 
 /// A grant's place in an ordered index: `(created_at in ms, id)`.
@@ -48,6 +49,12 @@ struct Zone {
     tokens: HashMap<Digest, Versioned<Token>>,
     tokens_by_grant: HashMap<Arc<str>, Vec<Digest>>,
     history: HashMap<Arc<str>, Vec<Transition>>,
+    personal: HashMap<Arc<str>, Versioned<PersonalGrant>>,
+    personal_by_user: HashMap<String, BTreeSet<Key>>,
+    devices: HashMap<Digest, Versioned<DeviceAuthorization>>,
+    devices_by_user_code: HashMap<String, Digest>,
+    /// Device authorizations by `(expires_at in ms, device code)`.
+    device_expiry: BTreeSet<(i64, Digest)>,
 }
 
 fn remove_from(index: &mut HashMap<String, BTreeSet<Key>>, value: &str, key: &Key) {
@@ -289,6 +296,43 @@ fn check(zones: &HashMap<String, Zone>, set: &WriteSet) -> Result<()> {
                     .map(|t| t.version),
             ),
             Write::AppendTransition(_) => true,
+            Write::PutPersonalGrant { grant, expect } => expect.holds(
+                zones
+                    .get(&grant.zone_id)
+                    .and_then(|z| z.personal.get(grant.id.as_str()))
+                    .map(|g| g.version),
+            ),
+            Write::DeletePersonalGrant {
+                zone_id,
+                id,
+                expect,
+            } => Expect::Version(*expect).holds(
+                zones
+                    .get(zone_id)
+                    .and_then(|z| z.personal.get(id.as_str()))
+                    .map(|g| g.version),
+            ),
+            Write::PutDeviceAuthorization { device, expect } => {
+                let zone = zones.get(&device.zone_id);
+                let code_free = zone
+                    .and_then(|z| z.devices_by_user_code.get(&device.user_code))
+                    .is_none_or(|owner| *owner == device.device_code);
+                code_free
+                    && expect.holds(
+                        zone.and_then(|z| z.devices.get(&device.device_code))
+                            .map(|d| d.version),
+                    )
+            }
+            Write::DeleteDeviceAuthorization {
+                zone_id,
+                device_code,
+                expect,
+            } => Expect::Version(*expect).holds(
+                zones
+                    .get(zone_id)
+                    .and_then(|z| z.devices.get(device_code))
+                    .map(|d| d.version),
+            ),
             _ => false,
         };
         if !holds {
@@ -382,6 +426,71 @@ fn apply_one(zones: &mut HashMap<String, Zone>, write: Write) {
                 .map(|(k, _)| k.clone())
                 .unwrap_or_else(|| Arc::from(t.grant_id.as_str()));
             zone.history.entry(grant_id).or_default().push(t);
+        }
+        Write::PutPersonalGrant { grant, expect } => {
+            let zone = zones.entry(grant.zone_id.clone()).or_default();
+            let id: Arc<str> = match zone.personal.get_key_value(grant.id.as_str()) {
+                Some((id, old)) => {
+                    let id = id.clone();
+                    let key = (old.record.created_at.timestamp_millis(), id.clone());
+                    let user = old.record.user_id.clone();
+                    remove_from(&mut zone.personal_by_user, &user, &key);
+                    id
+                }
+                None => Arc::from(grant.id.as_str()),
+            };
+            zone.personal_by_user
+                .entry(grant.user_id.clone())
+                .or_default()
+                .insert((grant.created_at.timestamp_millis(), id.clone()));
+            zone.personal.insert(
+                id,
+                Versioned {
+                    record: grant,
+                    version: expect.next_version(),
+                },
+            );
+        }
+        Write::DeletePersonalGrant { zone_id, id, .. } => {
+            if let Some(zone) = zones.get_mut(&zone_id) {
+                if let Some((key, old)) = zone.personal.remove_entry(id.as_str()) {
+                    let index_key = (old.record.created_at.timestamp_millis(), key);
+                    remove_from(&mut zone.personal_by_user, &old.record.user_id, &index_key);
+                }
+            }
+        }
+        Write::PutDeviceAuthorization { device, expect } => {
+            let zone = zones.entry(device.zone_id.clone()).or_default();
+            if let Some(old) = zone.devices.get(&device.device_code) {
+                let old = old.record.clone();
+                zone.devices_by_user_code.remove(&old.user_code);
+                zone.device_expiry
+                    .remove(&(old.expires_at.timestamp_millis(), old.device_code));
+            }
+            zone.devices_by_user_code
+                .insert(device.user_code.clone(), device.device_code);
+            zone.device_expiry
+                .insert((device.expires_at.timestamp_millis(), device.device_code));
+            zone.devices.insert(
+                device.device_code,
+                Versioned {
+                    record: device,
+                    version: expect.next_version(),
+                },
+            );
+        }
+        Write::DeleteDeviceAuthorization {
+            zone_id,
+            device_code,
+            ..
+        } => {
+            if let Some(zone) = zones.get_mut(&zone_id) {
+                if let Some(old) = zone.devices.remove(&device_code) {
+                    zone.devices_by_user_code.remove(&old.record.user_code);
+                    zone.device_expiry
+                        .remove(&(old.record.expires_at.timestamp_millis(), device_code));
+                }
+            }
         }
         _ => {}
     }
@@ -506,6 +615,98 @@ impl Storage for MemoryStorage {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn get_personal_grant(
+        &self,
+        zone_id: &str,
+        id: &str,
+    ) -> Result<Option<Versioned<PersonalGrant>>> {
+        Ok(self
+            .read()
+            .get(zone_id)
+            .and_then(|z| z.personal.get(id))
+            .cloned())
+    }
+
+    async fn list_personal_grants(
+        &self,
+        zone_id: &str,
+        user_id: &str,
+        after: Option<&Keyset>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<PersonalGrant>>> {
+        let zones = self.read();
+        let Some(zone) = zones.get(zone_id) else {
+            return Ok(Vec::new());
+        };
+        let Some(index) = zone.personal_by_user.get(user_id) else {
+            return Ok(Vec::new());
+        };
+        let newest_first: Box<dyn Iterator<Item = &Key>> = match after {
+            None => Box::new(index.iter().rev()),
+            Some(k) => Box::new(
+                index
+                    .range((
+                        Bound::Unbounded,
+                        Bound::Excluded((
+                            k.created_at.timestamp_millis(),
+                            Arc::from(k.id.as_str()),
+                        )),
+                    ))
+                    .rev(),
+            ),
+        };
+        Ok(newest_first
+            .filter_map(|(_, id)| zone.personal.get(id).cloned())
+            .take(limit)
+            .collect())
+    }
+
+    async fn get_device_authorization(
+        &self,
+        zone_id: &str,
+        device_code: &Digest,
+    ) -> Result<Option<Versioned<DeviceAuthorization>>> {
+        Ok(self
+            .read()
+            .get(zone_id)
+            .and_then(|z| z.devices.get(device_code))
+            .cloned())
+    }
+
+    async fn find_device_authorization(
+        &self,
+        zone_id: &str,
+        user_code: &str,
+    ) -> Result<Option<Versioned<DeviceAuthorization>>> {
+        let zones = self.read();
+        Ok(zones.get(zone_id).and_then(|z| {
+            z.devices_by_user_code
+                .get(user_code)
+                .and_then(|d| z.devices.get(d))
+                .cloned()
+        }))
+    }
+
+    async fn expired_device_authorizations(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<DeviceAuthorization>>> {
+        let zones = self.read();
+        let Some(zone) = zones.get(zone_id) else {
+            return Ok(Vec::new());
+        };
+        let now = now.timestamp_millis();
+        Ok(zone
+            .device_expiry
+            .iter()
+            .take_while(|(expires, _)| *expires <= now)
+            .take(limit)
+            .filter_map(|(_, d)| zone.devices.get(d).cloned())
+            .collect())
     }
 
     async fn apply(&self, set: WriteSet) -> Result<()> {

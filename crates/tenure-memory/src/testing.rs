@@ -110,3 +110,165 @@ impl TestBed {
             .await
     }
 }
+
+/// What an [`Instrumented`] store does to the next write sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Refuse them with [`tenure::Error::Conflict`], as if a concurrent change won.
+    Conflict,
+    /// Fail them with a backend error, as if the disk failed.
+    Failure,
+}
+
+/// The error an [`Instrumented`] store fails with.
+#[derive(Debug, thiserror::Error)]
+#[error("injected storage failure")]
+pub struct InjectedFailure;
+
+/// An in-memory store that counts the write sets it is asked to apply and can be
+/// told to refuse or fail the next ones: for testing that bad input writes nothing,
+/// that conflicts are retried, and that failures leave no trace.
+#[derive(Debug, Default)]
+pub struct Instrumented {
+    inner: MemoryStorage,
+    applies: AtomicUsize,
+    faults: std::sync::Mutex<Option<(Fault, usize)>>,
+}
+
+impl Instrumented {
+    /// An empty store.
+    pub fn new() -> Self {
+        Instrumented::default()
+    }
+
+    /// How many write sets were handed to [`Storage::apply`](tenure::Storage::apply),
+    /// whether or not they committed.
+    pub fn applies(&self) -> usize {
+        self.applies.load(Ordering::SeqCst)
+    }
+
+    /// Makes the next `count` write sets fail with `fault` (`usize::MAX`: all).
+    pub fn inject(&self, fault: Fault, count: usize) {
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = Some((fault, count));
+    }
+
+    /// Stops injecting faults.
+    pub fn heal(&self) {
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn next_fault(&self) -> Option<Fault> {
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        match faults.as_mut() {
+            Some((fault, remaining)) if *remaining > 0 => {
+                *remaining -= 1;
+                Some(*fault)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl tenure::Storage for Instrumented {
+    async fn get_client(&self, z: &str, id: &str) -> Result<Option<tenure::Versioned<Client>>> {
+        self.inner.get_client(z, id).await
+    }
+    async fn list_clients(
+        &self,
+        z: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<tenure::Versioned<Client>>> {
+        self.inner.list_clients(z, after, limit).await
+    }
+    async fn get_grant(
+        &self,
+        z: &str,
+        id: &str,
+    ) -> Result<Option<tenure::Versioned<tenure::Grant>>> {
+        self.inner.get_grant(z, id).await
+    }
+    async fn list_grants(&self, q: &tenure::GrantQuery) -> Result<tenure::GrantPage> {
+        self.inner.list_grants(q).await
+    }
+    async fn count_grants(&self, z: &str, f: &tenure::GrantFilter, now: Timestamp) -> Result<u64> {
+        self.inner.count_grants(z, f, now).await
+    }
+    async fn expired_grants(
+        &self,
+        z: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<tenure::Versioned<tenure::Grant>>> {
+        self.inner.expired_grants(z, now, limit).await
+    }
+    async fn grant_history(&self, z: &str, id: &str) -> Result<Vec<tenure::Transition>> {
+        self.inner.grant_history(z, id).await
+    }
+    async fn get_token(
+        &self,
+        z: &str,
+        d: &tenure::Digest,
+    ) -> Result<Option<tenure::Versioned<tenure::Token>>> {
+        self.inner.get_token(z, d).await
+    }
+    async fn grant_tokens(
+        &self,
+        z: &str,
+        id: &str,
+    ) -> Result<Vec<tenure::Versioned<tenure::Token>>> {
+        self.inner.grant_tokens(z, id).await
+    }
+    async fn get_personal_grant(
+        &self,
+        z: &str,
+        id: &str,
+    ) -> Result<Option<tenure::Versioned<tenure::PersonalGrant>>> {
+        self.inner.get_personal_grant(z, id).await
+    }
+    async fn list_personal_grants(
+        &self,
+        z: &str,
+        user: &str,
+        after: Option<&tenure::Keyset>,
+        limit: usize,
+    ) -> Result<Vec<tenure::Versioned<tenure::PersonalGrant>>> {
+        self.inner.list_personal_grants(z, user, after, limit).await
+    }
+    async fn get_device_authorization(
+        &self,
+        z: &str,
+        d: &tenure::Digest,
+    ) -> Result<Option<tenure::Versioned<tenure::DeviceAuthorization>>> {
+        self.inner.get_device_authorization(z, d).await
+    }
+    async fn find_device_authorization(
+        &self,
+        z: &str,
+        code: &str,
+    ) -> Result<Option<tenure::Versioned<tenure::DeviceAuthorization>>> {
+        self.inner.find_device_authorization(z, code).await
+    }
+    async fn expired_device_authorizations(
+        &self,
+        z: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<tenure::Versioned<tenure::DeviceAuthorization>>> {
+        self.inner
+            .expired_device_authorizations(z, now, limit)
+            .await
+    }
+    async fn apply(&self, set: tenure::WriteSet) -> Result<()> {
+        self.applies.fetch_add(1, Ordering::SeqCst);
+        match self.next_fault() {
+            Some(Fault::Conflict) => Err(tenure::Error::Conflict),
+            Some(Fault::Failure) => Err(tenure::storage::backend_error(
+                "instrumented",
+                InjectedFailure,
+            )),
+            None => self.inner.apply(set).await,
+        }
+    }
+}

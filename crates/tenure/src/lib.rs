@@ -51,11 +51,13 @@ pub struct ReadmeDoctests;
 
 pub mod client;
 pub mod cursor;
+pub mod device;
 mod engine;
 mod error;
 pub mod event;
 pub mod lifecycle;
 mod model;
+pub mod personal;
 pub mod secret;
 pub mod storage;
 pub mod time;
@@ -66,6 +68,7 @@ pub use client::{
     RegisteredClient,
 };
 pub use cursor::CursorKey;
+pub use device::{DeviceAuthorization, DeviceState};
 pub use engine::{
     AuthorizeRequest, DEFAULT_MAX_ATTEMPTS, Engine, EngineBuilder, EngineConfig, GrantsOf, Issued,
     ListGrants, Page, RefreshRequest, SweepReport,
@@ -77,6 +80,7 @@ pub use model::{
     AccessType, Actor, Client, ClientType, Grant, GrantStatus, GrantType, ScopePolicy, Token,
     TokenKind, Transition, TransitionReason,
 };
+pub use personal::{NewPersonalGrant, PersonalGrant, PersonalGrantUpdate};
 pub use secret::{Digest, Secret, SecretKind};
 pub use storage::{
     DynStorage, Expect, GrantFilter, GrantPage, GrantQuery, Keyset, Position, SortOrder, Storage,

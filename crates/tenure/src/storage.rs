@@ -27,14 +27,21 @@
 //!    status is active and whose `expires_at` is at or before the given time, in order
 //!    of `(expires_at, id)`, and only those.
 //! 7. **Tokens are found by digest.** [`Storage::get_token`] is a keyed lookup.
+//! 8. **User codes are unique in a zone.** A [`Write::PutDeviceAuthorization`] whose
+//!    user code belongs to another stored device authorization of the zone is a
+//!    [`Error::Conflict`]. [`Storage::find_device_authorization`] finds one by user code.
+//! 9. **Personal grants are listed per user**, newest first by `(created_at, id)`,
+//!    from an index of that user's records.
 
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::device::DeviceAuthorization;
 use crate::error::{Error, Result};
 use crate::model::{Client, Grant, GrantStatus, Token, Transition};
+use crate::personal::PersonalGrant;
 use crate::secret::Digest;
 use crate::time::Timestamp;
 
@@ -124,6 +131,39 @@ pub enum Write {
     /// Appends an entry to a grant's history. Not versioned: history only grows, and
     /// every set that appends also puts the grant, whose version guards it.
     AppendTransition(Transition),
+    /// Creates or replaces a personal grant.
+    PutPersonalGrant {
+        /// The new state.
+        grant: PersonalGrant,
+        /// What must be stored now.
+        expect: Expect,
+    },
+    /// Deletes a personal grant.
+    DeletePersonalGrant {
+        /// The zone.
+        zone_id: String,
+        /// The personal grant.
+        id: String,
+        /// The version that must be stored now.
+        expect: Version,
+    },
+    /// Creates or replaces a device authorization. Its user code must not belong to
+    /// another device authorization of the zone.
+    PutDeviceAuthorization {
+        /// The new state.
+        device: DeviceAuthorization,
+        /// What must be stored now.
+        expect: Expect,
+    },
+    /// Deletes a device authorization.
+    DeleteDeviceAuthorization {
+        /// The zone.
+        zone_id: String,
+        /// The digest of its device code.
+        device_code: Digest,
+        /// The version that must be stored now.
+        expect: Version,
+    },
 }
 
 /// Writes applied together or not at all.
@@ -303,6 +343,46 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
     /// Every token of a grant, in no particular order.
     async fn grant_tokens(&self, zone_id: &str, grant_id: &str) -> Result<Vec<Versioned<Token>>>;
 
+    /// A personal grant by id.
+    async fn get_personal_grant(
+        &self,
+        zone_id: &str,
+        id: &str,
+    ) -> Result<Option<Versioned<PersonalGrant>>>;
+
+    /// A user's personal grants, newest first by `(created_at, id)`, those strictly
+    /// after `after` in that order, at most `limit`.
+    async fn list_personal_grants(
+        &self,
+        zone_id: &str,
+        user_id: &str,
+        after: Option<&Keyset>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<PersonalGrant>>>;
+
+    /// A device authorization by the digest of its device code.
+    async fn get_device_authorization(
+        &self,
+        zone_id: &str,
+        device_code: &Digest,
+    ) -> Result<Option<Versioned<DeviceAuthorization>>>;
+
+    /// A device authorization by its canonical user code.
+    async fn find_device_authorization(
+        &self,
+        zone_id: &str,
+        user_code: &str,
+    ) -> Result<Option<Versioned<DeviceAuthorization>>>;
+
+    /// Device authorizations whose expiry is at or before `now`, in order of
+    /// `(expires_at, device_code)`, at most `limit`.
+    async fn expired_device_authorizations(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<DeviceAuthorization>>>;
+
     /// Applies a write set atomically, or nothing and [`Error::Conflict`].
     async fn apply(&self, set: WriteSet) -> Result<()>;
 }
@@ -371,6 +451,50 @@ macro_rules! forward_storage {
                 grant_id: &str,
             ) -> Result<Vec<Versioned<Token>>> {
                 (**self).grant_tokens(zone_id, grant_id).await
+            }
+            async fn get_personal_grant(
+                &self,
+                zone_id: &str,
+                id: &str,
+            ) -> Result<Option<Versioned<PersonalGrant>>> {
+                (**self).get_personal_grant(zone_id, id).await
+            }
+            async fn list_personal_grants(
+                &self,
+                zone_id: &str,
+                user_id: &str,
+                after: Option<&Keyset>,
+                limit: usize,
+            ) -> Result<Vec<Versioned<PersonalGrant>>> {
+                (**self)
+                    .list_personal_grants(zone_id, user_id, after, limit)
+                    .await
+            }
+            async fn get_device_authorization(
+                &self,
+                zone_id: &str,
+                device_code: &Digest,
+            ) -> Result<Option<Versioned<DeviceAuthorization>>> {
+                (**self)
+                    .get_device_authorization(zone_id, device_code)
+                    .await
+            }
+            async fn find_device_authorization(
+                &self,
+                zone_id: &str,
+                user_code: &str,
+            ) -> Result<Option<Versioned<DeviceAuthorization>>> {
+                (**self).find_device_authorization(zone_id, user_code).await
+            }
+            async fn expired_device_authorizations(
+                &self,
+                zone_id: &str,
+                now: Timestamp,
+                limit: usize,
+            ) -> Result<Vec<Versioned<DeviceAuthorization>>> {
+                (**self)
+                    .expired_device_authorizations(zone_id, now, limit)
+                    .await
             }
             async fn apply(&self, set: WriteSet) -> Result<()> {
                 (**self).apply(set).await

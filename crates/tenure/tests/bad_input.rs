@@ -2,73 +2,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
 use chrono::Duration;
 use tenure::{
-    Actor, AuthorizeRequest, Client, ClientRegistration, ClientUpdate, Digest, Engine, Error,
-    Grant, GrantFilter, GrantPage, GrantQuery, ListGrants, ManualClock, RecordKind, RefreshRequest,
-    Secret, Storage, Timestamp, Token, Transition, Versioned, WriteSet,
+    Actor, AuthorizeRequest, ClientRegistration, ClientUpdate, Engine, Error, Grant, ListGrants,
+    ManualClock, RecordKind, RefreshRequest, Secret,
 };
-use tenure_memory::MemoryStorage;
-use tenure_memory::testing::epoch;
-
-/// Counts the write sets that reach the store.
-#[derive(Debug, Default)]
-struct Counting {
-    inner: MemoryStorage,
-    applies: AtomicUsize,
-}
-
-#[async_trait]
-impl Storage for Counting {
-    async fn get_client(&self, z: &str, id: &str) -> tenure::Result<Option<Versioned<Client>>> {
-        self.inner.get_client(z, id).await
-    }
-    async fn list_clients(
-        &self,
-        z: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> tenure::Result<Vec<Versioned<Client>>> {
-        self.inner.list_clients(z, after, limit).await
-    }
-    async fn get_grant(&self, z: &str, id: &str) -> tenure::Result<Option<Versioned<Grant>>> {
-        self.inner.get_grant(z, id).await
-    }
-    async fn list_grants(&self, q: &GrantQuery) -> tenure::Result<GrantPage> {
-        self.inner.list_grants(q).await
-    }
-    async fn count_grants(&self, z: &str, f: &GrantFilter, now: Timestamp) -> tenure::Result<u64> {
-        self.inner.count_grants(z, f, now).await
-    }
-    async fn expired_grants(
-        &self,
-        z: &str,
-        now: Timestamp,
-        limit: usize,
-    ) -> tenure::Result<Vec<Versioned<Grant>>> {
-        self.inner.expired_grants(z, now, limit).await
-    }
-    async fn grant_history(&self, z: &str, id: &str) -> tenure::Result<Vec<Transition>> {
-        self.inner.grant_history(z, id).await
-    }
-    async fn get_token(&self, z: &str, d: &Digest) -> tenure::Result<Option<Versioned<Token>>> {
-        self.inner.get_token(z, d).await
-    }
-    async fn grant_tokens(&self, z: &str, id: &str) -> tenure::Result<Vec<Versioned<Token>>> {
-        self.inner.grant_tokens(z, id).await
-    }
-    async fn apply(&self, set: WriteSet) -> tenure::Result<()> {
-        self.applies.fetch_add(1, Ordering::SeqCst);
-        self.inner.apply(set).await
-    }
-}
+use tenure_memory::testing::{Instrumented, epoch};
 
 struct Fixture {
     engine: Engine,
-    store: Arc<Counting>,
+    store: Arc<Instrumented>,
     clock: Arc<ManualClock>,
     grant: Grant,
     refresh: Secret,
@@ -77,7 +21,7 @@ struct Fixture {
 const ZONE: &str = "zone-1";
 
 async fn fixture() -> Fixture {
-    let store = Arc::new(Counting::default());
+    let store = Arc::new(Instrumented::new());
     let clock = Arc::new(ManualClock::new(epoch()));
     let engine = Engine::builder(store.clone()).clock(clock.clone()).build();
     engine
@@ -110,14 +54,14 @@ impl Fixture {
         result: tenure::Result<T>,
         check: impl FnOnce(&Error) -> bool,
     ) {
-        let before = self.store.applies.load(Ordering::SeqCst);
+        let before = self.store.applies();
         let err = match result {
             Ok(v) => panic!("{what}: expected an error, got {v:?}"),
             Err(e) => e,
         };
         assert!(check(&err), "{what}: unexpected error {err:?}");
         assert_eq!(
-            self.store.applies.load(Ordering::SeqCst),
+            self.store.applies(),
             before,
             "{what}: something was written"
         );
@@ -171,10 +115,10 @@ async fn empty_overlong_and_control_character_ids_are_refused() {
         ),
     ];
     for (what, req, field) in cases {
-        let before = f.store.applies.load(Ordering::SeqCst);
+        let before = f.store.applies();
         let r = f.engine.authorize(ZONE, req).await;
         f.refused(what, r, invalid(field)).await;
-        assert_eq!(f.store.applies.load(Ordering::SeqCst), before);
+        assert_eq!(f.store.applies(), before);
     }
     f.refused(
         "empty zone",
@@ -516,7 +460,7 @@ async fn invalid_client_policies_are_refused() {
         .engine
         .register_client(ZONE, ClientRegistration::new("dup").id("c"))
         .await;
-    let before = f.store.applies.load(Ordering::SeqCst);
+    let before = f.store.applies();
     assert!(matches!(
         r,
         Err(Error::AlreadyExists {
@@ -524,7 +468,7 @@ async fn invalid_client_policies_are_refused() {
             ..
         })
     ));
-    assert_eq!(f.store.applies.load(Ordering::SeqCst), before);
+    assert_eq!(f.store.applies(), before);
     // The original client is untouched.
     assert_eq!(f.engine.get_client(ZONE, "c").await.unwrap().name, "c");
     let r = f
