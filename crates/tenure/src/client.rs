@@ -320,3 +320,255 @@ fn validate_redirect_uri(uri: &str) -> Result<()> {
         Ok(_) => Ok(()),
     }
 }
+
+/// The client fields a patch or merge may change, as the JSON names them. Never
+/// `id`, `zone_id`, `organization_id`, `client_type`, `owner_account_id`,
+/// `created_at`, `updated_at` or `last_used_at`.
+pub const PATCHABLE_FIELDS: [&str; 10] = [
+    "name",
+    "description",
+    "redirect_uris",
+    "allowed_grants",
+    "allowed_scopes",
+    "scope_policy",
+    "access_type",
+    "access_token_ttl_seconds",
+    "refresh_token_ttl_seconds",
+    "enabled",
+];
+
+/// The fields a patch's `test` may read besides the patchable ones.
+const READABLE_FIELDS: [&str; 8] = [
+    "id",
+    "zone_id",
+    "organization_id",
+    "client_type",
+    "owner_account_id",
+    "created_at",
+    "updated_at",
+    "last_used_at",
+];
+
+fn patchable(field: &str) -> Option<&'static str> {
+    PATCHABLE_FIELDS.iter().copied().find(|f| *f == field)
+}
+
+/// A client as JSON: what patches are applied to. Holds the patchable and the
+/// readable fields, never the secret's digest.
+pub fn client_view(client: &Client) -> serde_json::Value {
+    let mut view = serde_json::json!({
+        "id": client.id,
+        "zone_id": client.zone_id,
+        "organization_id": client.organization_id,
+        "client_type": client.client_type,
+        "owner_account_id": client.owner_account_id,
+        "name": client.name,
+        "description": client.description,
+        "redirect_uris": client.redirect_uris,
+        "allowed_grants": client.allowed_grants,
+        "allowed_scopes": client.allowed_scopes,
+        "scope_policy": client.scope_policy,
+        "access_type": client.access_type,
+        "access_token_ttl_seconds": client.access_token_ttl_seconds,
+        "refresh_token_ttl_seconds": client.refresh_token_ttl_seconds,
+        "enabled": client.enabled,
+        "created_at": crate::time::format_rfc3339(&client.created_at),
+        "updated_at": crate::time::format_rfc3339(&client.updated_at),
+        "last_used_at": client.last_used_at.as_ref().map(crate::time::format_rfc3339),
+    });
+    if let Some(map) = view.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
+    view
+}
+
+/// The top-level field a JSON pointer names, if any.
+fn top_field(pointer: &json_patch::jsonptr::Pointer) -> Option<String> {
+    pointer.first().map(|t| t.decoded().into_owned())
+}
+
+/// Reads the patchable fields of `view` into a copy of `client`. `field_error`
+/// turns a field and a reason into the caller's error.
+fn read_view(
+    client: &Client,
+    view: &serde_json::Value,
+    field_error: &dyn Fn(&'static str, String) -> Error,
+) -> Result<Client> {
+    fn take<T: serde::de::DeserializeOwned>(
+        view: &serde_json::Value,
+        field: &'static str,
+        field_error: &dyn Fn(&'static str, String) -> Error,
+    ) -> Result<Option<T>> {
+        match view.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => serde_json::from_value(v.clone())
+                .map(Some)
+                .map_err(|e| field_error(field, e.to_string())),
+        }
+    }
+    let required = |field: &'static str| field_error(field, "is required".to_owned());
+    if !view.is_object() {
+        return Err(field_error(
+            "name",
+            "the client must stay a JSON object".into(),
+        ));
+    }
+    Ok(Client {
+        name: take(view, "name", field_error)?.ok_or_else(|| required("name"))?,
+        description: take(view, "description", field_error)?,
+        redirect_uris: take(view, "redirect_uris", field_error)?.unwrap_or_default(),
+        allowed_grants: take(view, "allowed_grants", field_error)?
+            .ok_or_else(|| required("allowed_grants"))?,
+        allowed_scopes: take(view, "allowed_scopes", field_error)?
+            .ok_or_else(|| required("allowed_scopes"))?,
+        scope_policy: take(view, "scope_policy", field_error)?
+            .ok_or_else(|| required("scope_policy"))?,
+        access_type: take(view, "access_type", field_error)?
+            .ok_or_else(|| required("access_type"))?,
+        access_token_ttl_seconds: take(view, "access_token_ttl_seconds", field_error)?
+            .ok_or_else(|| required("access_token_ttl_seconds"))?,
+        refresh_token_ttl_seconds: take(view, "refresh_token_ttl_seconds", field_error)?
+            .ok_or_else(|| required("refresh_token_ttl_seconds"))?,
+        enabled: take(view, "enabled", field_error)?.ok_or_else(|| required("enabled"))?,
+        ..client.clone()
+    })
+}
+
+/// Applies an RFC 6902 JSON Patch to a copy of `client` and validates the result.
+///
+/// Only [`PATCHABLE_FIELDS`] may be changed (`test` may also read the other fields
+/// of [`client_view`]). The whole patch applies or nothing does: a failed `test` is
+/// [`Error::PatchTestFailed`], anything else [`Error::InvalidPatch`], each naming
+/// the operation's index and path; a result that is not a valid client names the
+/// last operation that touched the offending field.
+pub fn apply_patch(client: &Client, patch: &json_patch::Patch) -> Result<Client> {
+    use json_patch::PatchOperation as Op;
+    let invalid = |index: usize, path: &str, reason: String| Error::InvalidPatch {
+        index,
+        path: path.to_owned(),
+        reason,
+    };
+    // Which operation last wrote each field, to name it when validation fails.
+    let mut last_writer: Vec<(&'static str, usize)> = Vec::new();
+    for (index, op) in patch.0.iter().enumerate() {
+        let path = op.path();
+        let field = top_field(path);
+        let writes = !matches!(op, Op::Test(_));
+        match (field.as_deref(), writes) {
+            (None, true) => {
+                return Err(invalid(
+                    index,
+                    path.as_str(),
+                    "the whole client cannot be replaced".into(),
+                ));
+            }
+            (Some(f), true) => match patchable(f) {
+                Some(f) => last_writer.push((f, index)),
+                None => {
+                    return Err(invalid(
+                        index,
+                        path.as_str(),
+                        format!("{f:?} is not a patchable field"),
+                    ));
+                }
+            },
+            (Some(f), false) if patchable(f).is_none() && !READABLE_FIELDS.contains(&f) => {
+                return Err(invalid(
+                    index,
+                    path.as_str(),
+                    format!("{f:?} is not a field of the client"),
+                ));
+            }
+            _ => {}
+        }
+        if let Op::Move(m) = op {
+            match top_field(&m.from).as_deref().map(patchable) {
+                Some(Some(f)) => last_writer.push((f, index)),
+                _ => {
+                    return Err(invalid(
+                        index,
+                        m.from.as_str(),
+                        "a move may only take from a patchable field".into(),
+                    ));
+                }
+            }
+        }
+    }
+    let mut view = client_view(client);
+    json_patch::patch(&mut view, &patch.0).map_err(|e| match e.kind {
+        json_patch::PatchErrorKind::TestFailed => Error::PatchTestFailed {
+            index: e.operation,
+            path: e.path.to_string(),
+        },
+        kind => invalid(e.operation, e.path.as_str(), kind.to_string()),
+    })?;
+    let writer_of = |field: &str| {
+        last_writer
+            .iter()
+            .rev()
+            .find(|(f, _)| *f == field)
+            .map_or(0, |(_, i)| *i)
+    };
+    let field_error = |field: &'static str, reason: String| {
+        invalid(writer_of(field), &format!("/{field}"), reason)
+    };
+    let next = read_view(client, &view, &field_error)?;
+    validate_client(next).map_err(|e| match e {
+        Error::InvalidInput { field, reason } => field_error(field, reason),
+        other => other,
+    })
+}
+
+/// Applies an RFC 7396 merge patch (a partial client object, as the seed 004
+/// update takes) to a copy of `client` and validates the result. Only
+/// [`PATCHABLE_FIELDS`] may appear; `null` removes an optional field.
+pub fn apply_merge(client: &Client, merge: &serde_json::Value) -> Result<Client> {
+    let Some(fields) = merge.as_object() else {
+        return Err(Error::invalid_input(
+            "body",
+            "a merge update must be a JSON object",
+        ));
+    };
+    for key in fields.keys() {
+        if patchable(key).is_none() {
+            return Err(Error::invalid_input(
+                "body",
+                format!("{key:?} is not a patchable field"),
+            ));
+        }
+    }
+    let mut view = client_view(client);
+    json_patch::merge(&mut view, merge);
+    let next = read_view(client, &view, &|field, reason| Error::InvalidInput {
+        field,
+        reason,
+    })?;
+    validate_client(next)
+}
+
+/// A policy change as the rules see it: `after` with `updated_at` bumped and, when
+/// the change takes refresh tokens away (refresh grant withdrawn or access made
+/// online), the time from which older refresh tokens never work again.
+pub fn apply_policy_change(before: &Client, mut after: Client, now: crate::Timestamp) -> Client {
+    if before.issues_refresh_tokens() && !after.issues_refresh_tokens() {
+        after.refresh_stopped_at = Some(now);
+    }
+    after.updated_at = before.updated_at.max(now);
+    after
+}
+
+/// What a client policy change would do to the grants already made to the client;
+/// see [`Engine::client_change_impact`](crate::Engine::client_change_impact).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Impact {
+    /// Active grants of the client now.
+    pub active_grants: u64,
+    /// Active grants that hold a live refresh chain now.
+    pub refresh_chains: u64,
+    /// Active grants whose next refresh would carry fewer scopes.
+    pub narrowed_grants: u64,
+    /// Refresh chains that could no longer be refreshed.
+    pub stopped_refresh_chains: u64,
+    /// Whether new authorizations would be refused (the client disabled).
+    pub stops_authorization: bool,
+}

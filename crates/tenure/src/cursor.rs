@@ -50,8 +50,19 @@ impl std::fmt::Debug for CursorKey {
     }
 }
 
+/// What a cursor walks: grants, or a user's personal grants. Part of the MAC, so a
+/// cursor of one listing is refused by the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// [`Engine::list_grants`](crate::Engine::list_grants).
+    Grants,
+    /// [`Engine::list_personal_grants`](crate::Engine::list_personal_grants).
+    PersonalGrants,
+}
+
 fn mac(
     key: &CursorKey,
+    listing: Listing,
     zone_id: &str,
     filter: &GrantFilter,
     order: SortOrder,
@@ -70,6 +81,10 @@ fn mac(
             None => mac.update(&[0]),
         };
     };
+    field(Some(match listing {
+        Listing::Grants => "grants",
+        Listing::PersonalGrants => "personal-grants",
+    }));
     field(Some(zone_id));
     field(filter.user_id.as_deref());
     field(filter.resource_id.as_deref());
@@ -89,6 +104,7 @@ fn mac(
 /// Encodes a position of a listing as an opaque cursor.
 pub fn encode(
     key: &CursorKey,
+    listing: Listing,
     zone_id: &str,
     filter: &GrantFilter,
     order: SortOrder,
@@ -98,7 +114,7 @@ pub fn encode(
     payload.push(FORMAT);
     payload.extend_from_slice(&at.created_at.timestamp_millis().to_be_bytes());
     payload.extend_from_slice(at.id.as_bytes());
-    let tag = mac(key, zone_id, filter, order, &payload)?;
+    let tag = mac(key, listing, zone_id, filter, order, &payload)?;
     payload.extend_from_slice(&tag);
     Ok(URL_SAFE_NO_PAD.encode(payload))
 }
@@ -106,6 +122,7 @@ pub fn encode(
 /// Decodes a cursor made by [`encode`] for the same zone, filter and order.
 pub fn decode(
     key: &CursorKey,
+    listing: Listing,
     zone_id: &str,
     filter: &GrantFilter,
     order: SortOrder,
@@ -122,7 +139,7 @@ pub fn decode(
         return Err(invalid("truncated"));
     }
     let (payload, tag) = bytes.split_at(bytes.len() - MAC_LEN);
-    let expected = mac(key, zone_id, filter, order, payload)?;
+    let expected = mac(key, listing, zone_id, filter, order, payload)?;
     // The MAC check runs in constant time.
     if !bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], tag)) {
         return Err(invalid("not issued for this zone and query, or altered"));
@@ -156,10 +173,24 @@ mod tests {
     fn a_cursor_round_trips_for_its_own_zone_and_query() -> Result<()> {
         let key = CursorKey::default();
         let filter = GrantFilter::default();
-        let c = encode(&key, "z1", &filter, SortOrder::Descending, &keyset())?;
+        let c = encode(
+            &key,
+            Listing::Grants,
+            "z1",
+            &filter,
+            SortOrder::Descending,
+            &keyset(),
+        )?;
         assert!(c.len() <= MAX_CURSOR_LEN);
         assert_eq!(
-            decode(&key, "z1", &filter, SortOrder::Descending, &c)?,
+            decode(
+                &key,
+                Listing::Grants,
+                "z1",
+                &filter,
+                SortOrder::Descending,
+                &c
+            )?,
             keyset()
         );
         Ok(())
@@ -169,17 +200,54 @@ mod tests {
     fn a_cursor_is_refused_for_another_zone_query_order_or_key() -> Result<()> {
         let key = CursorKey::default();
         let filter = GrantFilter::default();
-        let c = encode(&key, "z1", &filter, SortOrder::Descending, &keyset())?;
+        let c = encode(
+            &key,
+            Listing::Grants,
+            "z1",
+            &filter,
+            SortOrder::Descending,
+            &keyset(),
+        )?;
         let other_filter = GrantFilter {
             status: Some(GrantStatus::Active),
             ..GrantFilter::default()
         };
         for result in [
-            decode(&key, "z2", &filter, SortOrder::Descending, &c),
-            decode(&key, "z1", &other_filter, SortOrder::Descending, &c),
-            decode(&key, "z1", &filter, SortOrder::Ascending, &c),
+            decode(
+                &key,
+                Listing::Grants,
+                "z2",
+                &filter,
+                SortOrder::Descending,
+                &c,
+            ),
+            decode(
+                &key,
+                Listing::Grants,
+                "z1",
+                &other_filter,
+                SortOrder::Descending,
+                &c,
+            ),
+            decode(
+                &key,
+                Listing::Grants,
+                "z1",
+                &filter,
+                SortOrder::Ascending,
+                &c,
+            ),
             decode(
                 &CursorKey::new([7; 32]),
+                Listing::Grants,
+                "z1",
+                &filter,
+                SortOrder::Descending,
+                &c,
+            ),
+            decode(
+                &key,
+                Listing::PersonalGrants,
                 "z1",
                 &filter,
                 SortOrder::Descending,
@@ -195,7 +263,14 @@ mod tests {
     fn truncated_altered_and_garbage_cursors_are_refused() -> Result<()> {
         let key = CursorKey::default();
         let filter = GrantFilter::default();
-        let c = encode(&key, "z1", &filter, SortOrder::Descending, &keyset())?;
+        let c = encode(
+            &key,
+            Listing::Grants,
+            "z1",
+            &filter,
+            SortOrder::Descending,
+            &keyset(),
+        )?;
         let mut altered = c.clone().into_bytes();
         altered[5] = if altered[5] == b'A' { b'B' } else { b'A' };
         let altered = String::from_utf8(altered).unwrap_or_default();
@@ -207,7 +282,14 @@ mod tests {
             &altered,
             &"A".repeat(300),
         ] {
-            let r = decode(&key, "z1", &filter, SortOrder::Descending, bad);
+            let r = decode(
+                &key,
+                Listing::Grants,
+                "z1",
+                &filter,
+                SortOrder::Descending,
+                bad,
+            );
             assert!(matches!(r, Err(Error::InvalidCursor { .. })), "{bad:?}");
         }
         Ok(())

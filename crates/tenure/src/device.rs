@@ -175,3 +175,110 @@ mod tests {
         Ok(())
     }
 }
+
+/// What a poll decided, before the engine acts on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollDecision {
+    /// Not decided yet (`authorization_pending`).
+    Pending,
+    /// Polled before the interval passed (`slow_down`); the interval grew.
+    SlowDown,
+    /// The user denied (`access_denied`).
+    Denied,
+    /// The device code expired (`expired_token`).
+    Expired,
+    /// Approved: issue the tokens now and spend the device code.
+    Redeem,
+}
+
+/// A poll by `client_id` at `now` (RFC 8628 §3.4, §3.5): the decision and the record
+/// to write, if it changes.
+pub fn poll(
+    device: &DeviceAuthorization,
+    client_id: &str,
+    now: Timestamp,
+) -> crate::Result<(PollDecision, Option<DeviceAuthorization>)> {
+    use crate::error::{Error, InvalidGrantReason};
+    if device.client_id != client_id {
+        return Err(Error::InvalidGrant {
+            reason: InvalidGrantReason::ClientMismatch,
+        });
+    }
+    if device.state == DeviceState::Redeemed {
+        return Err(Error::InvalidGrant {
+            reason: InvalidGrantReason::DeviceCodeRedeemed,
+        });
+    }
+    if now >= device.expires_at {
+        return Ok((PollDecision::Expired, None));
+    }
+    match device.state {
+        DeviceState::Denied => Ok((PollDecision::Denied, None)),
+        DeviceState::Approved => Ok((
+            PollDecision::Redeem,
+            Some(DeviceAuthorization {
+                state: DeviceState::Redeemed,
+                last_polled_at: Some(now),
+                ..device.clone()
+            }),
+        )),
+        DeviceState::Pending | DeviceState::Claimed | DeviceState::Redeemed => {
+            let too_soon = device.last_polled_at.is_some_and(|last| {
+                now < last + chrono::Duration::seconds(i64::from(device.interval_seconds))
+            });
+            let mut next = device.clone();
+            next.last_polled_at = Some(now);
+            if too_soon {
+                next.interval_seconds =
+                    next.interval_seconds.saturating_add(SLOW_DOWN_STEP_SECONDS);
+                Ok((PollDecision::SlowDown, Some(next)))
+            } else {
+                Ok((PollDecision::Pending, Some(next)))
+            }
+        }
+    }
+}
+
+/// A signed-in user claims a pending device authorization by its user code. A
+/// claim by the user who holds it changes nothing; anyone else's, or one after the
+/// expiry, is [`Error::InvalidUserCode`](crate::Error::InvalidUserCode).
+pub fn claim(
+    device: &DeviceAuthorization,
+    user_id: &str,
+    now: Timestamp,
+) -> crate::Result<DeviceAuthorization> {
+    if now >= device.expires_at {
+        return Err(crate::Error::InvalidUserCode);
+    }
+    match (device.state, device.user_id.as_deref()) {
+        (DeviceState::Pending, _) => Ok(DeviceAuthorization {
+            state: DeviceState::Claimed,
+            user_id: Some(user_id.to_owned()),
+            ..device.clone()
+        }),
+        (DeviceState::Claimed, Some(holder)) if holder == user_id => Ok(device.clone()),
+        _ => Err(crate::Error::InvalidUserCode),
+    }
+}
+
+/// The user who claimed it (or claims it now) approves or denies. Approval names
+/// the grant it created.
+pub fn decide(
+    device: &DeviceAuthorization,
+    user_id: &str,
+    approval: Option<&str>,
+    now: Timestamp,
+) -> crate::Result<DeviceAuthorization> {
+    let claimed = claim(device, user_id, now)?;
+    Ok(match approval {
+        Some(grant_id) => DeviceAuthorization {
+            state: DeviceState::Approved,
+            grant_id: Some(grant_id.to_owned()),
+            ..claimed
+        },
+        None => DeviceAuthorization {
+            state: DeviceState::Denied,
+            ..claimed
+        },
+    })
+}

@@ -14,6 +14,10 @@ pub enum RecordKind {
     Grant,
     /// An access or refresh token.
     Token,
+    /// A personal grant.
+    PersonalGrant,
+    /// A device authorization.
+    DeviceAuthorization,
 }
 
 impl fmt::Display for RecordKind {
@@ -22,6 +26,8 @@ impl fmt::Display for RecordKind {
             RecordKind::Client => "client",
             RecordKind::Grant => "grant",
             RecordKind::Token => "token",
+            RecordKind::PersonalGrant => "personal grant",
+            RecordKind::DeviceAuthorization => "device authorization",
         })
     }
 }
@@ -42,6 +48,10 @@ pub enum InvalidGrantReason {
     ClientMismatch,
     /// The grant the token belongs to is no longer active.
     GrantInactive,
+    /// The client's refresh grant was taken away after the token was issued.
+    RefreshStopped,
+    /// The device code was already exchanged for tokens.
+    DeviceCodeRedeemed,
 }
 
 impl fmt::Display for InvalidGrantReason {
@@ -53,6 +63,10 @@ impl fmt::Display for InvalidGrantReason {
             InvalidGrantReason::TokenRevoked => "the token was revoked",
             InvalidGrantReason::ClientMismatch => "the token was issued to another client",
             InvalidGrantReason::GrantInactive => "the grant is no longer active",
+            InvalidGrantReason::RefreshStopped => {
+                "the client's refresh grant was withdrawn after the token was issued"
+            }
+            InvalidGrantReason::DeviceCodeRedeemed => "the device code was already used",
         })
     }
 }
@@ -139,6 +153,38 @@ pub enum Error {
     InvalidCursor {
         /// What is wrong with it.
         reason: &'static str,
+    },
+
+    /// A JSON Patch `test` operation did not hold; nothing was changed.
+    #[error("patch operation {index} failed: test at {path:?} did not hold")]
+    PatchTestFailed {
+        /// The index of the failing operation in the patch.
+        index: usize,
+        /// Its path.
+        path: String,
+    },
+
+    /// A JSON Patch could not be applied, or its result is not a valid client;
+    /// nothing was changed.
+    #[error("patch operation {index} at {path:?} is invalid: {reason}")]
+    InvalidPatch {
+        /// The index of the offending operation in the patch.
+        index: usize,
+        /// Its path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The user code is unknown, expired, or already in another user's hands.
+    #[error("the user code is not valid")]
+    InvalidUserCode,
+
+    /// Too many attempts; try again after the given number of seconds.
+    #[error("too many attempts; retry in {retry_after_seconds} s")]
+    TooManyAttempts {
+        /// When trying again makes sense.
+        retry_after_seconds: u64,
     },
 
     /// A field of the input is invalid.

@@ -64,14 +64,15 @@ pub mod time;
 pub mod validate;
 
 pub use client::{
-    ClientRegistration, ClientUpdate, Grantable, GrantsNothing, PermissionResolver,
+    ClientRegistration, ClientUpdate, Grantable, GrantsNothing, Impact, PermissionResolver,
     RegisteredClient,
 };
 pub use cursor::CursorKey;
 pub use device::{DeviceAuthorization, DeviceState};
 pub use engine::{
-    AuthorizeRequest, DEFAULT_MAX_ATTEMPTS, Engine, EngineBuilder, EngineConfig, GrantsOf, Issued,
-    ListGrants, Page, RefreshRequest, SweepReport,
+    AuthorizeRequest, ClientChange, DEFAULT_MAX_ATTEMPTS, DevicePoll, DeviceRequest, DeviceStart,
+    Engine, EngineBuilder, EngineConfig, GrantsOf, GuessLimits, Issued, ListGrants, Page,
+    PersonalGrantPage, RefreshRequest, SweepReport,
 };
 pub use error::{Error, InvalidGrantReason, RecordKind, Result};
 pub use event::{Event, EventSubscriber};

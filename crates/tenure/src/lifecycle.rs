@@ -18,6 +18,8 @@ use crate::time::Timestamp;
 /// What a rule decided: records to write and events to send once they are written.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Changes {
+    /// The client's new state, if it changes (its `last_used_at`).
+    pub client: Option<Client>,
     /// The grant's new state, if it changes.
     pub grant: Option<Grant>,
     /// Existing tokens in their new state.
@@ -35,7 +37,8 @@ pub struct Changes {
 impl Changes {
     /// Whether nothing changes.
     pub fn is_empty(&self) -> bool {
-        self.grant.is_none()
+        self.client.is_none()
+            && self.grant.is_none()
             && self.updated_tokens.is_empty()
             && self.issued_tokens.is_empty()
             && self.removed_tokens.is_empty()
@@ -157,6 +160,22 @@ pub fn authorize(
     fresh: &Fresh,
     now: Timestamp,
 ) -> Result<(Grant, Changes)> {
+    let (grant, mut changes) = create_grant(client, allowed, request, &fresh.grant_id, now)?;
+    let (grant, issued) = issue_tokens(&grant, client, fresh, now);
+    changes.issued_tokens = issued;
+    changes.grant = Some(grant.clone());
+    Ok((grant, changes))
+}
+
+/// Creates a grant without tokens yet: the first half of [`authorize`], and what a
+/// device approval does (the device's next poll gets the tokens, see [`redeem`]).
+pub fn create_grant(
+    client: &Client,
+    allowed: &[String],
+    request: NewGrant,
+    grant_id: &str,
+    now: Timestamp,
+) -> Result<(Grant, Changes)> {
     check_client_may(client, request.grant_type)?;
     if request.scopes.is_empty() {
         return Err(Error::invalid_input(
@@ -173,7 +192,6 @@ pub fn authorize(
     if !refused.is_empty() {
         return Err(Error::InvalidScope { scopes: refused });
     }
-    let issues_refresh = client.issues_refresh_tokens();
     let expires_at = match request.expires_at {
         Some(at) if at <= now => {
             return Err(Error::invalid_input(
@@ -183,7 +201,7 @@ pub fn authorize(
         }
         Some(at) => at,
         None => {
-            let ttl = if issues_refresh {
+            let ttl = if client.issues_refresh_tokens() {
                 client
                     .refresh_token_ttl_seconds
                     .max(client.access_token_ttl_seconds)
@@ -194,7 +212,7 @@ pub fn authorize(
         }
     };
     let grant = Grant {
-        id: fresh.grant_id.clone(),
+        id: grant_id.to_owned(),
         zone_id: request.zone_id,
         organization_id: request.organization_id,
         user_id: request.user_id,
@@ -207,8 +225,40 @@ pub fn authorize(
         updated_at: now,
         expires_at,
         refreshed_at: None,
-        refresh_token_set: issues_refresh,
+        refresh_token_set: false,
     };
+    let changes = Changes {
+        transitions: vec![Transition {
+            zone_id: grant.zone_id.clone(),
+            grant_id: grant.id.clone(),
+            from: None,
+            to: GrantStatus::Active,
+            reason: TransitionReason::Created,
+            actor: request.actor,
+            at: now,
+        }],
+        events: vec![Event::GrantCreated {
+            zone_id: grant.zone_id.clone(),
+            grant_id: grant.id.clone(),
+            client_id: grant.client_id.clone(),
+            user_id: grant.user_id.clone(),
+            at: now,
+        }],
+        grant: Some(grant.clone()),
+        ..Changes::default()
+    };
+    Ok((grant, changes))
+}
+
+/// The first tokens of a grant: an access token, and a refresh token if the client
+/// issues them. Returns the grant with `refresh_token_set` brought up to date.
+fn issue_tokens(
+    grant: &Grant,
+    client: &Client,
+    fresh: &Fresh,
+    now: Timestamp,
+) -> (Grant, Vec<Token>) {
+    let mut grant = grant.clone();
     let mut issued = vec![issue_token(
         &grant,
         TokenKind::Access,
@@ -217,7 +267,7 @@ pub fn authorize(
         client.access_token_ttl_seconds,
         now,
     )];
-    if issues_refresh {
+    if client.issues_refresh_tokens() {
         issued.push(issue_token(
             &grant,
             TokenKind::Refresh,
@@ -226,31 +276,46 @@ pub fn authorize(
             client.refresh_token_ttl_seconds,
             now,
         ));
+        grant.refresh_token_set = true;
     }
+    (grant, issued)
+}
+
+/// Issues the first tokens of a grant a device approval created (RFC 8628 §3.5):
+/// the client must still be enabled and allowed the device-code grant, and the
+/// grant still active.
+pub fn redeem(
+    grant: &Grant,
+    client: &Client,
+    fresh: &Fresh,
+    now: Timestamp,
+) -> Result<(Grant, Changes)> {
+    check_client_may(client, GrantType::DeviceCode)?;
+    if grant.status_at(now) != GrantStatus::Active {
+        return Err(Error::InvalidGrant {
+            reason: InvalidGrantReason::GrantInactive,
+        });
+    }
+    let (mut next, issued) = issue_tokens(grant, client, fresh, now);
+    touch(&mut next, now);
     Ok((
-        grant.clone(),
+        next.clone(),
         Changes {
-            transitions: vec![Transition {
-                zone_id: grant.zone_id.clone(),
-                grant_id: grant.id.clone(),
-                from: None,
-                to: GrantStatus::Active,
-                reason: TransitionReason::Created,
-                actor: request.actor,
-                at: now,
-            }],
-            events: vec![Event::GrantCreated {
-                zone_id: grant.zone_id.clone(),
-                grant_id: grant.id.clone(),
-                client_id: grant.client_id.clone(),
-                user_id: grant.user_id.clone(),
-                at: now,
-            }],
+            grant: Some(next),
             issued_tokens: issued,
-            grant: Some(grant),
             ..Changes::default()
         },
     ))
+}
+
+/// Whether a client's `last_used_at` is due to be written at `now`: at most once per
+/// `period`, however often the client is used. Returns the client to write.
+pub fn record_use(client: &Client, now: Timestamp, period: Duration) -> Option<Client> {
+    let due = client.last_used_at.is_none_or(|last| now - last >= period);
+    due.then(|| Client {
+        last_used_at: Some(now),
+        ..client.clone()
+    })
 }
 
 /// Revokes an active grant and every live token under it.
@@ -419,6 +484,9 @@ pub fn refresh(
         return invalid(InvalidGrantReason::GrantInactive);
     }
     check_client_may(client, GrantType::RefreshToken)?;
+    if client.stopped_refresh_token(presented.issued_at) {
+        return invalid(InvalidGrantReason::RefreshStopped);
+    }
 
     let asked: &[String] = request.scopes.unwrap_or(&grant.scopes);
     let beyond: Vec<String> = asked
@@ -483,6 +551,7 @@ pub fn refresh(
     Ok(RefreshOutcome::Rotated(
         Box::new(next.clone()),
         Changes {
+            client: None,
             transitions: vec![Transition {
                 zone_id: grant.zone_id.clone(),
                 grant_id: grant.id.clone(),
@@ -587,9 +656,21 @@ pub struct ActiveToken {
     pub expires_at: Timestamp,
 }
 
-/// Introspection of a token under its grant at `now`.
-pub fn introspect(token: &Token, grant: &Grant, now: Timestamp) -> Introspection {
+/// Introspection of a token under its grant at `now`. A refresh token is judged
+/// with its client too (`None`: the client is gone), since withdrawing the refresh
+/// grant stops the refresh tokens issued before.
+pub fn introspect(
+    token: &Token,
+    grant: &Grant,
+    client: Option<&Client>,
+    now: Timestamp,
+) -> Introspection {
     if !token.is_live(now) || grant.status_at(now) != GrantStatus::Active {
+        return Introspection::Inactive;
+    }
+    if token.kind == TokenKind::Refresh
+        && client.is_none_or(|c| c.stopped_refresh_token(token.issued_at))
+    {
         return Introspection::Inactive;
     }
     Introspection::Active(ActiveToken {

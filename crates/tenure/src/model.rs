@@ -170,6 +170,14 @@ pub struct Client {
     /// Last change.
     #[serde(with = "rfc3339")]
     pub updated_at: Timestamp,
+    /// When `refresh_token` was last taken out of `allowed_grants`: refresh tokens
+    /// issued before then never work again, even if it is put back.
+    #[serde(
+        default,
+        with = "rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub refresh_stopped_at: Option<Timestamp>,
     /// When the client last issued a token, kept at most once a period.
     #[serde(
         default,
@@ -188,6 +196,12 @@ impl Client {
     /// Whether grants of this client get refresh tokens.
     pub fn issues_refresh_tokens(&self) -> bool {
         self.access_type == AccessType::Offline && self.allows(GrantType::RefreshToken)
+    }
+
+    /// Whether a refresh token issued at `issued_at` was stopped by a later removal
+    /// of `refresh_token` from the client's grant types.
+    pub fn stopped_refresh_token(&self, issued_at: Timestamp) -> bool {
+        self.refresh_stopped_at.is_some_and(|at| issued_at < at)
     }
 }
 

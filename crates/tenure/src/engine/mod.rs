@@ -5,17 +5,21 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Duration;
 
-use crate::client::{
-    ClientRegistration, ClientUpdate, GrantsNothing, PermissionResolver, RegisteredClient,
-    validate_client,
-};
-use crate::cursor::{self, CursorKey};
+mod clients;
+mod device;
+mod personal;
+
+pub use clients::ClientChange;
+pub use device::{DevicePoll, DeviceRequest, DeviceStart, GuessLimits};
+pub use personal::PersonalGrantPage;
+
+use crate::client::{GrantsNothing, PermissionResolver};
+use crate::cursor::{self, CursorKey, Listing};
 use crate::error::{Error, InvalidGrantReason, RecordKind, Result};
 use crate::event::{Event, EventSubscriber};
 use crate::lifecycle::{self, Changes, Fresh, Introspection, NewGrant, RefreshOutcome};
 use crate::model::{
-    Actor, Client, ClientType, Grant, GrantStatus, GrantType, ScopePolicy, Token, TokenKind,
-    Transition, TransitionReason,
+    Actor, Grant, GrantStatus, GrantType, Token, TokenKind, Transition, TransitionReason,
 };
 use crate::secret::{Digest, Secret, SecretKind};
 use crate::storage::{
@@ -37,6 +41,16 @@ pub struct EngineConfig {
     /// client that lost the response. Zero (the default) makes every second
     /// presentation reuse.
     pub reuse_grace: Duration,
+    /// A client's `last_used_at` is written at most once per this period, however
+    /// often it is used; one day by default.
+    pub last_used_period: Duration,
+    /// How long a device code and its user code live (RFC 8628); ten minutes by
+    /// default.
+    pub device_code_lifetime: Duration,
+    /// The device polling interval to start with, in seconds; 5 by default.
+    pub device_poll_interval: u32,
+    /// Limits on wrong user-code guesses.
+    pub user_code_guesses: GuessLimits,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +58,10 @@ impl Default for EngineConfig {
         EngineConfig {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             reuse_grace: Duration::zero(),
+            last_used_period: Duration::days(1),
+            device_code_lifetime: Duration::minutes(10),
+            device_poll_interval: crate::device::DEFAULT_INTERVAL_SECONDS,
+            user_code_guesses: GuessLimits::default(),
         }
     }
 }
@@ -107,6 +125,7 @@ impl EngineBuilder {
                 resolver: self.resolver,
                 cursor_key: self.cursor_key,
                 ids: Mutex::new(uuid::ContextV7::new()),
+                guesses: device::GuessCounter::default(),
             }),
         }
     }
@@ -121,6 +140,7 @@ struct Inner {
     resolver: Arc<dyn PermissionResolver>,
     cursor_key: CursorKey,
     ids: Mutex<uuid::ContextV7>,
+    guesses: device::GuessCounter,
 }
 
 /// The grant-lifecycle engine. Cheap to clone; clones share everything.
@@ -285,6 +305,8 @@ pub enum GrantsOf {
 pub struct SweepReport {
     /// Grants whose expiry was persisted.
     pub expired: usize,
+    /// Expired device authorizations deleted.
+    pub devices_removed: usize,
     /// Whether expired grants remain beyond the batch.
     pub more: bool,
 }
@@ -365,11 +387,25 @@ impl Engine {
         changes: &Changes,
         grant_version: Option<u64>,
         token_versions: &HashMap<Digest, u64>,
+        client_version: Option<u64>,
+        device: Option<(crate::device::DeviceAuthorization, u64)>,
     ) -> Result<()> {
-        if changes.is_empty() {
+        if changes.is_empty() && device.is_none() {
             return Ok(());
         }
         let mut set = WriteSet::new();
+        if let Some((device, version)) = device {
+            set.push(Write::PutDeviceAuthorization {
+                device,
+                expect: Expect::Version(version),
+            });
+        }
+        if let Some(client) = &changes.client {
+            set.push(Write::PutClient {
+                client: client.clone(),
+                expect: Expect::Version(client_version.ok_or(Error::Conflict)?),
+            });
+        }
         if let Some(grant) = &changes.grant {
             let expect = grant_version.map_or(Expect::Absent, Expect::Version);
             set.push(Write::PutGrant {
@@ -426,161 +462,6 @@ impl Engine {
         ))
     }
 
-    // ----- clients -----
-
-    /// Registers a client. A confidential client's secret is returned this once.
-    pub async fn register_client(
-        &self,
-        zone_id: &str,
-        registration: ClientRegistration,
-    ) -> Result<RegisteredClient> {
-        validate::reference("zone_id", zone_id)?;
-        let now = self.now();
-        let id = match &registration.id {
-            Some(id) => id.clone(),
-            None => self.new_id(now),
-        };
-        let secret = match registration.client_type {
-            ClientType::Confidential => Some(Secret::generate(SecretKind::ClientSecret)?),
-            ClientType::Public => None,
-        };
-        let client = validate_client(Client {
-            id,
-            zone_id: zone_id.to_owned(),
-            organization_id: registration.organization_id,
-            name: registration.name,
-            description: registration.description,
-            client_type: registration.client_type,
-            owner_account_id: registration.owner_account_id,
-            allowed_scopes: registration.allowed_scopes,
-            allowed_grants: registration.allowed_grants,
-            scope_policy: registration.scope_policy,
-            access_type: registration.access_type,
-            access_token_ttl_seconds: registration.access_token_ttl_seconds,
-            refresh_token_ttl_seconds: registration.refresh_token_ttl_seconds,
-            redirect_uris: registration.redirect_uris,
-            enabled: registration.enabled,
-            secret_digest: secret.as_ref().map(Secret::digest),
-            created_at: now,
-            updated_at: now,
-            last_used_at: None,
-        })?;
-        let mut set = WriteSet::new();
-        set.push(Write::PutClient {
-            client: client.clone(),
-            expect: Expect::Absent,
-        });
-        match self.inner.storage.apply(set).await {
-            Ok(()) => {}
-            Err(Error::Conflict) => {
-                return Err(Error::AlreadyExists {
-                    kind: RecordKind::Client,
-                    id: client.id,
-                });
-            }
-            Err(e) => return Err(e),
-        }
-        self.publish(&[Event::ClientRegistered {
-            zone_id: zone_id.to_owned(),
-            client_id: client.id.clone(),
-            at: now,
-        }]);
-        Ok(RegisteredClient { client, secret })
-    }
-
-    async fn load_client(&self, zone_id: &str, id: &str) -> Result<Versioned<Client>> {
-        validate::reference("zone_id", zone_id)?;
-        validate::record_id("client_id", id)?;
-        self.inner
-            .storage
-            .get_client(zone_id, id)
-            .await?
-            .ok_or_else(|| Error::not_found(RecordKind::Client, id))
-    }
-
-    /// A client by id.
-    pub async fn get_client(&self, zone_id: &str, id: &str) -> Result<Client> {
-        Ok(self.load_client(zone_id, id).await?.record)
-    }
-
-    /// Clients of a zone by id, after `after`, at most `limit` (1 to 100).
-    pub async fn list_clients(
-        &self,
-        zone_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Client>> {
-        validate::reference("zone_id", zone_id)?;
-        let limit = validate::limit(limit)?;
-        if let Some(after) = after {
-            validate::record_id("after", after)?;
-        }
-        let page = self
-            .inner
-            .storage
-            .list_clients(zone_id, after, limit)
-            .await?;
-        Ok(page.into_iter().map(|c| c.record).collect())
-    }
-
-    /// Changes a client's policy or details. Affects future authorization and
-    /// refresh only: issued tokens keep their scopes and expiry.
-    pub async fn update_client(
-        &self,
-        zone_id: &str,
-        id: &str,
-        update: &ClientUpdate,
-    ) -> Result<Client> {
-        let client = self
-            .retrying(|| async {
-                let stored = self.load_client(zone_id, id).await?;
-                let now = self.now();
-                let mut next = validate_client(update.apply_to(&stored.record))?;
-                if next != stored.record {
-                    next.updated_at = stored.record.updated_at.max(now);
-                    let mut set = WriteSet::new();
-                    set.push(Write::PutClient {
-                        client: next.clone(),
-                        expect: Expect::Version(stored.version),
-                    });
-                    self.inner.storage.apply(set).await?;
-                }
-                Ok((next, stored.record, now))
-            })
-            .await?;
-        let (next, before, now) = client;
-        if next != before {
-            self.publish(&[Event::ClientUpdated {
-                zone_id: zone_id.to_owned(),
-                client_id: id.to_owned(),
-                at: now,
-            }]);
-        }
-        Ok(next)
-    }
-
-    /// What `client` may be given now, of `wanted`, under its scope policy.
-    async fn allowed_scopes(
-        &self,
-        client: &Client,
-        user_id: &str,
-        wanted: &[String],
-    ) -> Result<Vec<String>> {
-        match client.scope_policy {
-            ScopePolicy::Explicit => Ok(client.allowed_scopes.clone()),
-            ScopePolicy::Inherit => {
-                // A built-in client has no owner: the approving account's rights apply.
-                let account = client.owner_account_id.as_deref().unwrap_or(user_id);
-                let grantable = self
-                    .inner
-                    .resolver
-                    .grantable_scopes(&client.zone_id, account)
-                    .await?;
-                Ok(grantable.filter(wanted))
-            }
-        }
-    }
-
     // ----- grants -----
 
     /// Creates a grant and issues its access token, and a refresh token when the
@@ -597,13 +478,14 @@ impl Engine {
         let scopes = validate::scopes("scopes", &request.scopes)?;
         let expires_at = request.expires_at.map(to_millis);
         self.retrying(|| async {
-            let client = self.load_client(zone_id, &request.client_id).await?.record;
+            let stored = self.load_client(zone_id, &request.client_id).await?;
+            let client = stored.record;
             let now = self.now();
             let allowed = self
                 .allowed_scopes(&client, &request.user_id, &scopes)
                 .await?;
             let (fresh, access, refresh) = self.fresh(now)?;
-            let (grant, changes) = lifecycle::authorize(
+            let (grant, mut changes) = lifecycle::authorize(
                 &client,
                 &allowed,
                 NewGrant {
@@ -625,7 +507,10 @@ impl Engine {
                 &fresh,
                 now,
             )?;
-            self.commit(&changes, None, &HashMap::new()).await?;
+            changes.client =
+                lifecycle::record_use(&client, now, self.inner.config.last_used_period);
+            self.commit(&changes, None, &HashMap::new(), Some(stored.version), None)
+                .await?;
             self.publish(&changes.events);
             Ok(issued(grant, &changes, access, refresh, now))
         })
@@ -670,9 +555,19 @@ impl Engine {
         let Some(grant) = storage.get_grant(zone_id, &token.record.grant_id).await? else {
             return Ok(Introspection::Inactive);
         };
+        // Only a refresh token's standing depends on its client (a withdrawn refresh
+        // grant); access tokens, the hot path, need no third read.
+        let client = match token.record.kind {
+            TokenKind::Refresh => storage
+                .get_client(zone_id, &token.record.client_id)
+                .await?
+                .map(|c| c.record),
+            TokenKind::Access => None,
+        };
         Ok(lifecycle::introspect(
             &token.record,
             &grant.record,
+            client.as_ref(),
             self.now(),
         ))
     }
@@ -706,13 +601,14 @@ impl Engine {
                         reason: InvalidGrantReason::UnknownToken,
                     })?;
                 let tokens = storage.grant_tokens(zone_id, &grant.record.id).await?;
-                let client = match storage.get_client(zone_id, &request.client_id).await? {
-                    Some(c) => c.record,
-                    None => {
-                        return Err(Error::InvalidGrant {
-                            reason: InvalidGrantReason::ClientMismatch,
-                        });
-                    }
+                let Some(Versioned {
+                    record: client,
+                    version: client_version,
+                }) = storage.get_client(zone_id, &request.client_id).await?
+                else {
+                    return Err(Error::InvalidGrant {
+                        reason: InvalidGrantReason::ClientMismatch,
+                    });
                 };
                 let now = self.now();
                 let wanted = scopes.as_deref().unwrap_or(&grant.record.scopes);
@@ -734,11 +630,25 @@ impl Engine {
                     &fresh,
                     now,
                 )?;
+                let outcome = match outcome {
+                    RefreshOutcome::Rotated(grant, mut changes) => {
+                        changes.client =
+                            lifecycle::record_use(&client, now, self.inner.config.last_used_period);
+                        RefreshOutcome::Rotated(grant, changes)
+                    }
+                    reused => reused,
+                };
                 let changes = match &outcome {
                     RefreshOutcome::Rotated(_, c) | RefreshOutcome::Reused(c) => c,
                 };
-                self.commit(changes, Some(grant.version), &token_map(&tokens))
-                    .await?;
+                self.commit(
+                    changes,
+                    Some(grant.version),
+                    &token_map(&tokens),
+                    Some(client_version),
+                    None,
+                )
+                .await?;
                 Ok((outcome, access, refresh, now))
             })
             .await?;
@@ -780,8 +690,14 @@ impl Engine {
             )? {
                 None => Ok(grant.record.as_of(now)),
                 Some(changes) => {
-                    self.commit(&changes, Some(grant.version), &token_map(&tokens))
-                        .await?;
+                    self.commit(
+                        &changes,
+                        Some(grant.version),
+                        &token_map(&tokens),
+                        None,
+                        None,
+                    )
+                    .await?;
                     self.publish(&changes.events);
                     Ok(changes.grant.unwrap_or(grant.record))
                 }
@@ -840,8 +756,14 @@ impl Engine {
             if changes.grant.is_none() {
                 changes.grant = Some(grant.record.clone());
             }
-            self.commit(&changes, Some(grant.version), &token_map(&tokens))
-                .await?;
+            self.commit(
+                &changes,
+                Some(grant.version),
+                &token_map(&tokens),
+                None,
+                None,
+            )
+            .await?;
             self.publish(&changes.events);
             Ok(true)
         })
@@ -915,12 +837,22 @@ impl Engine {
                     "after and before cannot be used together",
                 ));
             }
-            (Some(c), None) => {
-                Position::After(cursor::decode(key, zone_id, &filter, request.order, c)?)
-            }
-            (None, Some(c)) => {
-                Position::Before(cursor::decode(key, zone_id, &filter, request.order, c)?)
-            }
+            (Some(c), None) => Position::After(cursor::decode(
+                key,
+                Listing::Grants,
+                zone_id,
+                &filter,
+                request.order,
+                c,
+            )?),
+            (None, Some(c)) => Position::Before(cursor::decode(
+                key,
+                Listing::Grants,
+                zone_id,
+                &filter,
+                request.order,
+                c,
+            )?),
             (None, None) => Position::First,
         };
         let now = self.now();
@@ -949,6 +881,7 @@ impl Engine {
                 match grant {
                     Some(g) if wanted => Ok(Some(cursor::encode(
                         key,
+                        Listing::Grants,
                         zone_id,
                         &query.filter,
                         query.order,
@@ -978,7 +911,7 @@ impl Engine {
     }
 
     /// Persists the expiry of up to `limit` grants whose expiry has passed, oldest
-    /// expiry first. Its cost grows with the number of expired grants, not with the
+    /// expiry first, and deletes up to `limit` expired device authorizations. Its cost grows with the number of expired grants, not with the
     /// size of the zone.
     pub async fn sweep_expired(&self, zone_id: &str, limit: usize) -> Result<SweepReport> {
         validate::reference("zone_id", zone_id)?;
@@ -1005,8 +938,14 @@ impl Engine {
                     else {
                         return Ok(false);
                     };
-                    self.commit(&changes, Some(grant.version), &token_map(&tokens))
-                        .await?;
+                    self.commit(
+                        &changes,
+                        Some(grant.version),
+                        &token_map(&tokens),
+                        None,
+                        None,
+                    )
+                    .await?;
                     self.publish(&changes.events);
                     Ok(true)
                 })
@@ -1015,7 +954,12 @@ impl Engine {
                 expired += 1;
             }
         }
-        Ok(SweepReport { expired, more })
+        let devices_removed = self.sweep_devices(zone_id, now, limit).await?;
+        Ok(SweepReport {
+            expired,
+            devices_removed,
+            more,
+        })
     }
 
     /// Revokes every active grant of a user, a client or a resource in a zone, with

@@ -1,0 +1,313 @@
+//! Clients: registration, typed, JSON Patch and merge updates, their dry-run impact,
+//! and the scope policy applied at issuance.
+
+use crate::client::{
+    ClientRegistration, ClientUpdate, Impact, RegisteredClient, apply_merge, apply_patch,
+    apply_policy_change, validate_client,
+};
+use crate::error::{Error, RecordKind, Result};
+use crate::event::Event;
+use crate::model::{Client, ClientType, GrantStatus, ScopePolicy};
+use crate::secret::{Secret, SecretKind};
+use crate::storage::{Expect, SortOrder, Versioned, Write, WriteSet};
+use crate::validate;
+
+use super::{Engine, ListGrants};
+
+/// A change to a client, in any of the forms the engine takes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientChange {
+    /// A typed update.
+    Update(ClientUpdate),
+    /// An RFC 6902 JSON Patch.
+    Patch(json_patch::Patch),
+    /// An RFC 7396 merge patch (a partial client object).
+    Merge(serde_json::Value),
+}
+
+impl Engine {
+    /// Registers a client. A confidential client's secret is returned this once.
+    pub async fn register_client(
+        &self,
+        zone_id: &str,
+        registration: ClientRegistration,
+    ) -> Result<RegisteredClient> {
+        validate::reference("zone_id", zone_id)?;
+        let now = self.now();
+        let id = match &registration.id {
+            Some(id) => id.clone(),
+            None => self.new_id(now),
+        };
+        let secret = match registration.client_type {
+            ClientType::Confidential => Some(Secret::generate(SecretKind::ClientSecret)?),
+            ClientType::Public => None,
+        };
+        let client = validate_client(Client {
+            id,
+            zone_id: zone_id.to_owned(),
+            organization_id: registration.organization_id,
+            name: registration.name,
+            description: registration.description,
+            client_type: registration.client_type,
+            owner_account_id: registration.owner_account_id,
+            allowed_scopes: registration.allowed_scopes,
+            allowed_grants: registration.allowed_grants,
+            scope_policy: registration.scope_policy,
+            access_type: registration.access_type,
+            access_token_ttl_seconds: registration.access_token_ttl_seconds,
+            refresh_token_ttl_seconds: registration.refresh_token_ttl_seconds,
+            redirect_uris: registration.redirect_uris,
+            enabled: registration.enabled,
+            secret_digest: secret.as_ref().map(Secret::digest),
+            created_at: now,
+            updated_at: now,
+            refresh_stopped_at: None,
+            last_used_at: None,
+        })?;
+        self.check_owner_can_grant(&client).await?;
+        let mut set = WriteSet::new();
+        set.push(Write::PutClient {
+            client: client.clone(),
+            expect: Expect::Absent,
+        });
+        match self.inner.storage.apply(set).await {
+            Ok(()) => {}
+            Err(Error::Conflict) => {
+                return Err(Error::AlreadyExists {
+                    kind: RecordKind::Client,
+                    id: client.id,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        self.publish(&[Event::ClientRegistered {
+            zone_id: zone_id.to_owned(),
+            client_id: client.id.clone(),
+            at: now,
+        }]);
+        Ok(RegisteredClient { client, secret })
+    }
+
+    pub(crate) async fn load_client(&self, zone_id: &str, id: &str) -> Result<Versioned<Client>> {
+        validate::reference("zone_id", zone_id)?;
+        validate::record_id("client_id", id)?;
+        self.inner
+            .storage
+            .get_client(zone_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found(RecordKind::Client, id))
+    }
+
+    /// A client by id.
+    pub async fn get_client(&self, zone_id: &str, id: &str) -> Result<Client> {
+        Ok(self.load_client(zone_id, id).await?.record)
+    }
+
+    /// Clients of a zone by id, after `after`, at most `limit` (1 to 100).
+    pub async fn list_clients(
+        &self,
+        zone_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Client>> {
+        validate::reference("zone_id", zone_id)?;
+        let limit = validate::limit(limit)?;
+        if let Some(after) = after {
+            validate::record_id("after", after)?;
+        }
+        let page = self
+            .inner
+            .storage
+            .list_clients(zone_id, after, limit)
+            .await?;
+        Ok(page.into_iter().map(|c| c.record).collect())
+    }
+
+    /// Changes a client's policy or details with a typed update. Affects future
+    /// authorization and refresh only: issued tokens keep their scopes and expiry.
+    pub async fn update_client(
+        &self,
+        zone_id: &str,
+        id: &str,
+        update: &ClientUpdate,
+    ) -> Result<Client> {
+        self.change_client(zone_id, id, &ClientChange::Update(update.clone()))
+            .await
+    }
+
+    /// Changes a client with an RFC 6902 JSON Patch: all of it or nothing; see
+    /// [`apply_patch`](crate::client::apply_patch) for what may be patched.
+    pub async fn patch_client(
+        &self,
+        zone_id: &str,
+        id: &str,
+        patch: &json_patch::Patch,
+    ) -> Result<Client> {
+        self.change_client(zone_id, id, &ClientChange::Patch(patch.clone()))
+            .await
+    }
+
+    /// Changes a client with a merge patch (seed 004's partial update); the same
+    /// validation as every other change.
+    pub async fn merge_client(
+        &self,
+        zone_id: &str,
+        id: &str,
+        merge: &serde_json::Value,
+    ) -> Result<Client> {
+        self.change_client(zone_id, id, &ClientChange::Merge(merge.clone()))
+            .await
+    }
+
+    /// The client `change` would make of `client`, validated, owner rights checked.
+    async fn changed_client(&self, client: &Client, change: &ClientChange) -> Result<Client> {
+        let next = match change {
+            ClientChange::Update(update) => validate_client(update.apply_to(client))?,
+            ClientChange::Patch(patch) => apply_patch(client, patch)?,
+            ClientChange::Merge(merge) => apply_merge(client, merge)?,
+        };
+        self.check_owner_can_grant(&next).await?;
+        Ok(next)
+    }
+
+    /// Applies a change of any form.
+    pub async fn change_client(
+        &self,
+        zone_id: &str,
+        id: &str,
+        change: &ClientChange,
+    ) -> Result<Client> {
+        let (next, changed, now) = self
+            .retrying(|| async {
+                let stored = self.load_client(zone_id, id).await?;
+                let now = self.now();
+                let next = self.changed_client(&stored.record, change).await?;
+                if next == stored.record {
+                    return Ok((next, false, now));
+                }
+                let next = apply_policy_change(&stored.record, next, now);
+                let mut set = WriteSet::new();
+                set.push(Write::PutClient {
+                    client: next.clone(),
+                    expect: Expect::Version(stored.version),
+                });
+                self.inner.storage.apply(set).await?;
+                Ok((next, true, now))
+            })
+            .await?;
+        if changed {
+            self.publish(&[Event::ClientUpdated {
+                zone_id: zone_id.to_owned(),
+                client_id: id.to_owned(),
+                at: now,
+            }]);
+        }
+        Ok(next)
+    }
+
+    /// What `change` would do to the grants already made to the client, without
+    /// changing anything. Counted from the client's grant index, not from a scan of
+    /// the zone.
+    pub async fn client_change_impact(
+        &self,
+        zone_id: &str,
+        id: &str,
+        change: &ClientChange,
+    ) -> Result<Impact> {
+        let before = self.load_client(zone_id, id).await?.record;
+        let after = self.changed_client(&before, change).await?;
+        let stops_refresh =
+            !after.enabled || (before.issues_refresh_tokens() && !after.issues_refresh_tokens());
+        let mut impact = Impact {
+            stops_authorization: before.enabled && !after.enabled,
+            ..Impact::default()
+        };
+        let mut request = ListGrants {
+            client_id: Some(id.to_owned()),
+            status: Some(GrantStatus::Active),
+            order: SortOrder::Ascending,
+            limit: Some(validate::MAX_PAGE_LIMIT),
+            ..ListGrants::default()
+        };
+        loop {
+            let page = self.list_grants(zone_id, &request).await?;
+            for grant in &page.items {
+                impact.active_grants += 1;
+                let chain = grant.refresh_token_set;
+                if chain {
+                    impact.refresh_chains += 1;
+                    if stops_refresh {
+                        impact.stopped_refresh_chains += 1;
+                    }
+                }
+                let now_allowed = self
+                    .allowed_scopes(&before, &grant.user_id, &grant.scopes)
+                    .await?;
+                let then_allowed = self
+                    .allowed_scopes(&after, &grant.user_id, &grant.scopes)
+                    .await?;
+                let count = |allowed: &[String]| {
+                    grant.scopes.iter().filter(|s| allowed.contains(s)).count()
+                };
+                if count(&then_allowed) < count(&now_allowed) {
+                    impact.narrowed_grants += 1;
+                }
+            }
+            match page.after_cursor {
+                Some(c) => request.after = Some(c),
+                None => break,
+            }
+        }
+        Ok(impact)
+    }
+
+    /// An account-owned client may only be allowed scopes its owner can grant
+    /// (seed 004); an administrator's resolver answer grants all.
+    async fn check_owner_can_grant(&self, client: &Client) -> Result<()> {
+        let Some(owner) = &client.owner_account_id else {
+            return Ok(());
+        };
+        if client.scope_policy == ScopePolicy::Inherit && client.allowed_scopes.is_empty() {
+            return Ok(());
+        }
+        let grantable = self
+            .inner
+            .resolver
+            .grantable_scopes(&client.zone_id, owner)
+            .await?
+            .filter(&client.allowed_scopes);
+        let refused: Vec<String> = client
+            .allowed_scopes
+            .iter()
+            .filter(|s| !grantable.contains(s))
+            .cloned()
+            .collect();
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidScope { scopes: refused })
+        }
+    }
+
+    /// What `client` may be given now, of `wanted`, under its scope policy.
+    pub(crate) async fn allowed_scopes(
+        &self,
+        client: &Client,
+        user_id: &str,
+        wanted: &[String],
+    ) -> Result<Vec<String>> {
+        match client.scope_policy {
+            ScopePolicy::Explicit => Ok(client.allowed_scopes.clone()),
+            ScopePolicy::Inherit => {
+                // A built-in client has no owner: the approving account's rights apply.
+                let account = client.owner_account_id.as_deref().unwrap_or(user_id);
+                let grantable = self
+                    .inner
+                    .resolver
+                    .grantable_scopes(&client.zone_id, account)
+                    .await?;
+                Ok(grantable.filter(wanted))
+            }
+        }
+    }
+}
