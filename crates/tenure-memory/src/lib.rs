@@ -255,6 +255,8 @@ fn page(zone: &Zone, index: &BTreeSet<Key>, query: &GrantQuery) -> GrantPage {
 }
 
 fn check(zones: &HashMap<String, Zone>, set: &WriteSet) -> Result<()> {
+    // User codes taken by earlier writes of this same set.
+    let mut claimed: HashMap<(&str, &str), Digest> = HashMap::new();
     for write in &set.writes {
         let holds = match write {
             Write::PutClient { client, expect } => expect.holds(
@@ -317,7 +319,12 @@ fn check(zones: &HashMap<String, Zone>, set: &WriteSet) -> Result<()> {
                 let code_free = zone
                     .and_then(|z| z.devices_by_user_code.get(&device.user_code))
                     .is_none_or(|owner| *owner == device.device_code);
+                let free_in_set = *claimed
+                    .entry((device.zone_id.as_str(), device.user_code.as_str()))
+                    .or_insert(device.device_code)
+                    == device.device_code;
                 code_free
+                    && free_in_set
                     && expect.holds(
                         zone.and_then(|z| z.devices.get(&device.device_code))
                             .map(|d| d.version),

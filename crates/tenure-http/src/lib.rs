@@ -1,0 +1,118 @@
+//! An axum [`Router`] that speaks the seed APIs over a tenure [`Engine`].
+//!
+//! Mount it in one line:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tenure::Engine;
+//! use tenure_http::StaticAdminToken;
+//! use tenure_memory::MemoryStorage;
+//!
+//! let engine = Engine::new(MemoryStorage::new());
+//! let app: axum::Router = tenure_http::router(engine, Arc::new(StaticAdminToken::new("admin-token")));
+//! # let _ = app;
+//! ```
+//!
+//! Every route lives under `/zones/{zone_id}`:
+//!
+//! | route | who | what |
+//! | --- | --- | --- |
+//! | `GET, POST /delegated-grants` | admin | list (seed 001), create |
+//! | `GET, PATCH, DELETE /delegated-grants/{id}`, `GET …/history` | admin | read, revoke (seed 000), delete, transitions |
+//! | `GET, POST /clients`, `GET, PATCH /clients/{id}`, `POST …/impact` | admin | clients, JSON Patch or merge, dry run (seeds 003, 004) |
+//! | `POST /oauth/token`, `/oauth/revoke`, `/oauth/device_authorization` | client | RFC 6749, RFC 7009, RFC 8628 |
+//! | `POST /oauth/introspect` | admin | RFC 7662 |
+//! | `POST /device/approve` | user | the user's side of RFC 8628 |
+//! | `/auth-grant/…`, `/profile/auth-grants` | user | personal grants (seed 002) |
+//!
+//! Administrators are whoever the [`Authenticator`] says (a ready
+//! [`StaticAdminToken`] compares one token in constant time); users present an
+//! access token tenure issued in the zone. Errors outside the OAuth endpoints carry
+//! the seed 004 body `{error, message, suggested, metadata}`; the OAuth endpoints
+//! answer as RFC 6749 §5.2 says. No input gets a 5xx: only a failing store does.
+//! The OpenAPI 3.1 document of every route is served at `/openapi.json`.
+
+mod auth;
+mod clients;
+mod extract;
+mod grants;
+mod oauth;
+mod openapi;
+mod personal;
+mod problem;
+mod state;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tenure::Engine;
+
+pub use auth::{Authenticator, StaticAdminToken};
+pub use openapi::openapi;
+pub use personal::NEXT_CURSOR_HEADER;
+pub use problem::{ApiError, ErrorBody, OAuthError, OAuthErrorBody};
+pub use state::{AppState, HttpConfig};
+
+/// The router over `engine`, with administrators decided by `auth` and default
+/// settings.
+pub fn router(engine: Engine, auth: Arc<dyn Authenticator>) -> Router {
+    router_with(engine, auth, HttpConfig::default())
+}
+
+/// The router with explicit settings.
+pub fn router_with(engine: Engine, auth: Arc<dyn Authenticator>, config: HttpConfig) -> Router {
+    let state = AppState {
+        engine,
+        auth,
+        config: Arc::new(config),
+    };
+    let zone = Router::new()
+        .route("/delegated-grants", get(grants::list).post(grants::create))
+        .route(
+            "/delegated-grants/{id}",
+            get(grants::get)
+                .patch(grants::update)
+                .delete(grants::delete),
+        )
+        .route("/delegated-grants/{id}/history", get(grants::history))
+        .route("/clients", get(clients::list).post(clients::create))
+        .route("/clients/{id}", get(clients::get).patch(clients::patch))
+        .route("/clients/{id}/impact", post(clients::impact))
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/introspect", post(oauth::introspect))
+        .route("/oauth/revoke", post(oauth::revoke))
+        .route(
+            "/oauth/device_authorization",
+            post(oauth::device_authorization),
+        )
+        .route("/device/approve", post(oauth::device_approve))
+        .route("/auth-grant/create", post(personal::create))
+        .route(
+            "/auth-grant/{id}",
+            get(personal::get).delete(personal::delete),
+        )
+        .route("/auth-grant/update/{id}", post(personal::update))
+        .route("/auth-grant/{id}/revoke", post(personal::revoke))
+        .route("/profile/auth-grants", post(personal::list));
+    Router::new()
+        .nest("/zones/{zone_id}", zone)
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+        "See /openapi.json for the methods each route takes.",
+        serde_json::json!({}),
+    )
+}
