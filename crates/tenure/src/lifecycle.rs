@@ -452,8 +452,10 @@ pub fn refresh(
     let grant_active = grant.status_at(now) == GrantStatus::Active;
     let mut in_grace = false;
     if let Some(spent_at) = presented.spent_at {
-        in_grace =
-            grant_active && presented.revoked_at.is_none() && now < spent_at + request.reuse_grace;
+        in_grace = request.reuse_grace > Duration::zero()
+            && grant_active
+            && presented.revoked_at.is_none()
+            && now < spent_at + request.reuse_grace;
         if !in_grace {
             let mut changes = revoke(
                 grant,
@@ -578,15 +580,23 @@ pub fn refresh(
 
 /// Revokes one token (RFC 7009). An access token is revoked alone; a live refresh
 /// token takes its grant, and so every access token of it, with it. A token that is
-/// already unusable changes nothing.
+/// already unusable changes nothing: spent, revoked, expired, under an inactive
+/// grant, or a refresh token its client stopped (`client`: `None` when the client
+/// is gone).
 pub fn revoke_token(
     presented: &Token,
     grant: &Grant,
     tokens: &[Token],
+    client: Option<&Client>,
     actor: Actor,
     now: Timestamp,
 ) -> Changes {
     if !presented.is_live(now) || grant.status_at(now) != GrantStatus::Active {
+        return Changes::default();
+    }
+    if presented.kind == TokenKind::Refresh
+        && client.is_none_or(|c| c.stopped_refresh_token(presented.issued_at))
+    {
         return Changes::default();
     }
     match presented.kind {

@@ -558,6 +558,19 @@ async fn withdrawing_refresh_stops_refresh_and_restoring_it_revives_nothing() {
         })
     ));
     assert!(!is_active(&bed, &old_refresh).await);
+    // A stopped refresh token is already unusable: revoking it changes nothing.
+    assert!(
+        !bed.engine
+            .revoke_token(bed.zone, old_refresh.expose(), None)
+            .await
+            .unwrap()
+    );
+    let grant = bed
+        .engine
+        .get_grant(bed.zone, &issued.grant.id)
+        .await
+        .unwrap();
+    assert_eq!(grant.status, tenure::GrantStatus::Active);
     // Grants made after it was restored refresh as usual.
     let fresh = bed.grant(&client, "alice", ["read"]).await.unwrap();
     assert!(

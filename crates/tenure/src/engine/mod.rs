@@ -601,14 +601,25 @@ impl Engine {
                         reason: InvalidGrantReason::UnknownToken,
                     })?;
                 let tokens = storage.grant_tokens(zone_id, &grant.record.id).await?;
+                // Decide on the presented token as read with the grant's tokens, whose
+                // versions the commit expects; the first read only found the grant.
+                let token = tokens
+                    .iter()
+                    .find(|t| t.record.digest == digest)
+                    .cloned()
+                    .ok_or(Error::Conflict)?;
                 let Some(Versioned {
                     record: client,
                     version: client_version,
                 }) = storage.get_client(zone_id, &request.client_id).await?
                 else {
-                    return Err(Error::InvalidGrant {
-                        reason: InvalidGrantReason::ClientMismatch,
-                    });
+                    // The rules check the token's kind before its client.
+                    let reason = if token.record.kind == TokenKind::Refresh {
+                        InvalidGrantReason::ClientMismatch
+                    } else {
+                        InvalidGrantReason::NotARefreshToken
+                    };
+                    return Err(Error::InvalidGrant { reason });
                 };
                 let now = self.now();
                 let wanted = scopes.as_deref().unwrap_or(&grant.record.scopes);
@@ -737,13 +748,25 @@ impl Engine {
                 return Ok(false);
             };
             let tokens = storage.grant_tokens(zone_id, &grant.record.id).await?;
+            // Decide on the token as read with the grant's tokens (see `refresh`).
+            let Some(token) = tokens.iter().find(|t| t.record.digest == digest).cloned() else {
+                return Err(Error::Conflict);
+            };
             let actor = Actor::Client {
                 id: token.record.client_id.clone(),
+            };
+            let client = match token.record.kind {
+                TokenKind::Refresh => storage
+                    .get_client(zone_id, &token.record.client_id)
+                    .await?
+                    .map(|c| c.record),
+                TokenKind::Access => None,
             };
             let changes = lifecycle::revoke_token(
                 &token.record,
                 &grant.record,
                 &records(&tokens),
+                client.as_ref(),
                 actor,
                 self.now(),
             );
