@@ -1,0 +1,3995 @@
+//! The [`Storage`] contract, rule by rule.
+//!
+//! Each rule of the contract (see [`tenure::storage`]) is a `pub async fn` here that
+//! takes a fresh, empty store, exercises the rule and panics with a message naming
+//! what broke. [`conformance!`](crate::conformance!) turns the list into one named
+//! test per rule, so a failure reads as `memory::zones_are_walls`, not as "the
+//! conformance test failed".
+//!
+//! # Running the suite on a backend
+//!
+//! One line in an integration test of the backend's crate (say
+//! `tests/conformance.rs`), with `tenure-testkit` as a dev-dependency:
+//!
+//! ```
+//! use tenure_memory::MemoryStorage;
+//!
+//! tenure_testkit::conformance!(memory, MemoryStorage::new);
+//! # fn main() {}
+//! ```
+//!
+//! The first argument names the module the tests are put in, so the suite can run
+//! several times in one file (the in-memory backend runs it bare and behind `Arc`,
+//! `Box` and `Arc<dyn Storage>`). The second is the factory: anything callable with
+//! no arguments that returns a fresh, empty store, such as
+//! `|| SledStorage::temporary().unwrap()`. It is called once per test, inside the
+//! test's tokio runtime, which the tests bring themselves: the backend's crate needs
+//! no tokio dependency for them.
+//!
+//! A backend whose stores can only be opened asynchronously calls the rules itself,
+//! one `#[tokio::test]` each:
+//! `tenure_testkit::conformance::zones_are_walls(PgStorage::connect(url).await?).await`.
+//!
+//! The record builders ([`grant`], [`token`], [`client`], [`transition`]) and the
+//! write builders ([`put_grant`], [`delete_token`], ...) are public for other suites.
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Duration};
+use tenure::cursor::Listing;
+use tenure::{
+    AccessType, Actor, Client, ClientType, CursorKey, DeviceAuthorization, DeviceState, Digest,
+    Engine, Error, Expect, Grant, GrantFilter, GrantPage, GrantQuery, GrantStatus, GrantType,
+    Keyset, ListGrants, ManualClock, Page, PersonalGrant, Position, ScopePolicy, SortOrder,
+    Storage, Timestamp, Token, TokenKind, Transition, TransitionReason, Version, Versioned, Write,
+    WriteSet,
+};
+
+// ----- running the rules -----
+
+/// Runs one rule on its own tokio runtime: current-thread for one worker, else a
+/// multi-thread runtime with that many workers. Used by [`conformance!`](crate::conformance!).
+#[doc(hidden)]
+pub fn __run(worker_threads: usize, rule: impl Future<Output = ()>) {
+    let mut builder = if worker_threads > 1 {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(worker_threads);
+        builder
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the rule")
+        .block_on(rule);
+}
+
+/// Calls a store factory. Used by [`conformance!`](crate::conformance!), so that the
+/// expansion holds no closure call for the caller's lints to flag.
+#[doc(hidden)]
+pub fn __fresh<S: Storage>(factory: impl FnOnce() -> S) -> S {
+    factory()
+}
+
+/// Expands to one `#[test]` per rule of the storage contract, each on a fresh store
+/// from the factory.
+///
+/// `conformance!(name, factory)` puts the tests in a module `name` (which sees the
+/// caller's imports); `conformance!(factory)` puts them where the macro is called.
+/// See the [module documentation](mod@crate::conformance) for an example.
+#[macro_export]
+macro_rules! conformance {
+    ($module:ident, $factory:expr $(,)?) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__conformance_rules!($factory);
+        }
+    };
+    ($factory:expr $(,)?) => {
+        $crate::__conformance_rules!($factory);
+    };
+}
+
+/// The rule list behind [`conformance!`]: worker threads and name of each rule.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_rules {
+    ($factory:expr) => {
+        $crate::__conformance_rules! {
+            $factory;
+            1 versioned_compare_and_set,
+            1 deletes_check_the_version,
+            1 write_set_is_all_or_nothing,
+            2 readers_never_see_half_a_set,
+            1 list_filters_alone_and_combined,
+            1 list_status_is_read_at_query_time,
+            1 list_orders_by_created_at_then_id,
+            1 list_positions_and_flags,
+            1 list_limit_edges,
+            1 list_pages_slice_the_listing,
+            1 list_walk_survives_concurrent_changes,
+            2 engine_walk_survives_concurrent_changes,
+            1 engine_rejects_forged_and_foreign_cursors,
+            1 expired_grants_in_expiry_order,
+            1 expiry_index_follows_status_and_deletion,
+            1 tokens_by_digest_and_by_grant,
+            1 zones_are_walls,
+            1 delete_grant_removes_every_trace,
+            1 history_in_append_order,
+            1 list_clients_by_id,
+            1 count_grants_agrees_with_listing,
+            1 personal_grants_by_user_newest_first,
+            1 user_codes_are_unique_in_a_zone,
+            1 user_codes_are_unique_within_a_write_set,
+            1 device_authorizations_by_code_and_expiry,
+        }
+    };
+    ($factory:expr; $($threads:literal $rule:ident,)+) => {
+        $(
+            #[test]
+            fn $rule() {
+                $crate::conformance::__run($threads, async {
+                    $crate::conformance::$rule($crate::conformance::__fresh($factory)).await;
+                });
+            }
+        )+
+    };
+}
+
+// ----- times, zones and records -----
+
+/// The zone the rules write in.
+pub const ZONE: &str = "zone-a";
+
+/// A second zone, holding look-alike records that must never show through [`ZONE`].
+pub const OTHER_ZONE: &str = "zone-b";
+
+/// A zone nothing is ever written to.
+pub const EMPTY_ZONE: &str = "zone-empty";
+
+const NOW_MS: i64 = 100_000;
+
+/// 2030-01-01T00:00:00Z: every time of the suite is an offset from it.
+pub fn epoch() -> Timestamp {
+    DateTime::from_timestamp(1_893_456_000, 0).expect("2030-01-01 is a valid time")
+}
+
+/// [`epoch`] plus `ms` milliseconds.
+pub fn at(ms: i64) -> Timestamp {
+    epoch() + Duration::milliseconds(ms)
+}
+
+/// The time the rules read listings at: [`epoch`] plus 100 seconds.
+pub fn now() -> Timestamp {
+    at(NOW_MS)
+}
+
+/// A time after every expiry the rules write.
+pub fn far_future() -> Timestamp {
+    at(1_000_000_000)
+}
+
+/// An active grant of `user-1` on `resource-1` to `client-1` with scope `read`.
+pub fn grant(zone: &str, id: &str, created_at: Timestamp, expires_at: Timestamp) -> Grant {
+    Grant {
+        id: id.into(),
+        zone_id: zone.into(),
+        organization_id: "org-1".into(),
+        user_id: "user-1".into(),
+        resource_id: "resource-1".into(),
+        provider_id: "default".into(),
+        client_id: "client-1".into(),
+        scopes: vec!["read".into()],
+        status: GrantStatus::Active,
+        created_at,
+        updated_at: created_at,
+        expires_at,
+        refreshed_at: None,
+        refresh_token_set: true,
+    }
+}
+
+/// A live token of `kind` under `grant`, keyed by the digest of `secret`, with the
+/// grant's scopes and expiry.
+pub fn token(grant: &Grant, secret: &str, kind: TokenKind) -> Token {
+    Token {
+        digest: Digest::of(secret),
+        zone_id: grant.zone_id.clone(),
+        grant_id: grant.id.clone(),
+        client_id: grant.client_id.clone(),
+        user_id: grant.user_id.clone(),
+        kind,
+        scopes: grant.scopes.clone(),
+        issued_at: grant.created_at,
+        expires_at: grant.expires_at,
+        spent_at: None,
+        revoked_at: None,
+    }
+}
+
+/// An enabled, offline, public client allowed scope `read`.
+pub fn client(zone: &str, id: &str, name: &str) -> Client {
+    Client {
+        id: id.into(),
+        zone_id: zone.into(),
+        organization_id: "org-1".into(),
+        name: name.into(),
+        description: None,
+        client_type: ClientType::Public,
+        owner_account_id: None,
+        allowed_scopes: vec!["read".into()],
+        allowed_grants: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        scope_policy: ScopePolicy::Explicit,
+        access_type: AccessType::Offline,
+        access_token_ttl_seconds: 3_600,
+        refresh_token_ttl_seconds: 2_592_000,
+        redirect_uris: Vec::new(),
+        enabled: true,
+        secret_digest: None,
+        created_at: epoch(),
+        updated_at: epoch(),
+        refresh_stopped_at: None,
+        last_used_at: None,
+    }
+}
+
+/// A history entry of `grant`, by the system.
+pub fn transition(
+    grant: &Grant,
+    from: Option<GrantStatus>,
+    to: GrantStatus,
+    reason: TransitionReason,
+    at: Timestamp,
+) -> Transition {
+    Transition {
+        zone_id: grant.zone_id.clone(),
+        grant_id: grant.id.clone(),
+        from,
+        to,
+        reason,
+        actor: Actor::System,
+        at,
+    }
+}
+
+/// A filter from its four optional parts.
+pub fn filter(
+    user_id: Option<&str>,
+    resource_id: Option<&str>,
+    client_id: Option<&str>,
+    status: Option<GrantStatus>,
+) -> GrantFilter {
+    GrantFilter {
+        user_id: user_id.map(Into::into),
+        resource_id: resource_id.map(Into::into),
+        client_id: client_id.map(Into::into),
+        status,
+    }
+}
+
+/// A listing query of `zone`, read at [`now`].
+pub fn query(
+    zone: &str,
+    filter: GrantFilter,
+    order: SortOrder,
+    position: Position,
+    limit: usize,
+) -> GrantQuery {
+    GrantQuery {
+        zone_id: zone.into(),
+        filter,
+        order,
+        position,
+        limit,
+        now: now(),
+    }
+}
+
+/// A position in a listing.
+pub fn key(created_ms: i64, id: &str) -> Keyset {
+    Keyset {
+        created_at: at(created_ms),
+        id: id.into(),
+    }
+}
+
+// ----- writes -----
+
+/// [`Write::PutClient`].
+pub fn put_client(client: &Client, expect: Expect) -> Write {
+    Write::PutClient {
+        client: client.clone(),
+        expect,
+    }
+}
+
+/// [`Write::PutGrant`].
+pub fn put_grant(grant: &Grant, expect: Expect) -> Write {
+    Write::PutGrant {
+        grant: grant.clone(),
+        expect,
+    }
+}
+
+/// [`Write::PutToken`].
+pub fn put_token(token: &Token, expect: Expect) -> Write {
+    Write::PutToken {
+        token: token.clone(),
+        expect,
+    }
+}
+
+/// [`Write::DeleteGrant`].
+pub fn delete_grant(zone: &str, id: &str, expect: Version) -> Write {
+    Write::DeleteGrant {
+        zone_id: zone.into(),
+        id: id.into(),
+        expect,
+    }
+}
+
+/// [`Write::DeleteToken`].
+pub fn delete_token(zone: &str, digest: Digest, expect: Version) -> Write {
+    Write::DeleteToken {
+        zone_id: zone.into(),
+        digest,
+        expect,
+    }
+}
+
+/// [`Write::AppendTransition`].
+pub fn append(transition: Transition) -> Write {
+    Write::AppendTransition(transition)
+}
+
+/// A write set of `writes`, in order.
+pub fn write_set(writes: impl IntoIterator<Item = Write>) -> WriteSet {
+    WriteSet {
+        writes: writes.into_iter().collect(),
+    }
+}
+
+/// Applies `writes` as one set; panics if the store refuses it.
+pub async fn commit<S: Storage + ?Sized>(store: &S, writes: impl IntoIterator<Item = Write>) {
+    let set = write_set(writes);
+    if let Err(e) = store.apply(set.clone()).await {
+        panic!("a valid write set was refused ({e:?}): {set:?}");
+    }
+}
+
+/// Applies `writes` as one set; panics unless the store answers [`Error::Conflict`].
+pub async fn assert_conflict<S: Storage + ?Sized>(
+    store: &S,
+    writes: impl IntoIterator<Item = Write>,
+    what: &str,
+) {
+    let result = store.apply(write_set(writes)).await;
+    assert!(
+        matches!(result, Err(Error::Conflict)),
+        "{what}: expected Error::Conflict, got {result:?}"
+    );
+}
+
+// ----- reads that panic on a backend error -----
+
+async fn get_client<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    id: &str,
+) -> Option<Versioned<Client>> {
+    store.get_client(zone, id).await.expect("get_client")
+}
+
+async fn get_grant<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    id: &str,
+) -> Option<Versioned<Grant>> {
+    store.get_grant(zone, id).await.expect("get_grant")
+}
+
+async fn get_token<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    secret: &str,
+) -> Option<Versioned<Token>> {
+    store
+        .get_token(zone, &Digest::of(secret))
+        .await
+        .expect("get_token")
+}
+
+async fn history<S: Storage + ?Sized>(store: &S, zone: &str, id: &str) -> Vec<Transition> {
+    store.grant_history(zone, id).await.expect("grant_history")
+}
+
+/// A grant's tokens, ordered by digest (the trait returns them in no order).
+async fn tokens_of<S: Storage + ?Sized>(store: &S, zone: &str, id: &str) -> Vec<Versioned<Token>> {
+    let mut tokens = store.grant_tokens(zone, id).await.expect("grant_tokens");
+    tokens.sort_by_key(|t| t.record.digest);
+    tokens
+}
+
+async fn list<S: Storage + ?Sized>(store: &S, query: &GrantQuery) -> GrantPage {
+    store
+        .list_grants(query)
+        .await
+        .unwrap_or_else(|e| panic!("list_grants({query:?}) failed: {e:?}"))
+}
+
+/// Every grant of a listing, which must fit in one page of 100.
+async fn list_all<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    filter: &GrantFilter,
+    order: SortOrder,
+    now: Timestamp,
+) -> Vec<Versioned<Grant>> {
+    let q = GrantQuery {
+        now,
+        ..query(zone, filter.clone(), order, Position::First, 100)
+    };
+    let page = list(store, &q).await;
+    assert!(
+        !page.more_before && !page.more_after,
+        "a first page of 100 holding every match reports more: {q:?} -> {page:?}"
+    );
+    page.items
+}
+
+async fn count<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    filter: &GrantFilter,
+    now: Timestamp,
+) -> u64 {
+    store
+        .count_grants(zone, filter, now)
+        .await
+        .expect("count_grants")
+}
+
+async fn expired<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    now: Timestamp,
+    limit: usize,
+) -> Vec<Versioned<Grant>> {
+    store
+        .expired_grants(zone, now, limit)
+        .await
+        .expect("expired_grants")
+}
+
+async fn clients<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Vec<Versioned<Client>> {
+    store
+        .list_clients(zone, after, limit)
+        .await
+        .expect("list_clients")
+}
+
+fn ids(items: &[Versioned<Grant>]) -> Vec<String> {
+    items.iter().map(|g| g.record.id.clone()).collect()
+}
+
+fn grant_ids(items: &[Grant]) -> Vec<String> {
+    items.iter().map(|g| g.id.clone()).collect()
+}
+
+fn reversed(ids: &[&str]) -> Vec<String> {
+    ids.iter().rev().map(|s| (*s).to_owned()).collect()
+}
+
+fn v1<T>(record: T) -> Versioned<T> {
+    Versioned { record, version: 1 }
+}
+
+/// Everything a zone shows through every read method, for the given grant ids and
+/// token secrets.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    clients: Vec<Versioned<Client>>,
+    grants: Vec<Option<Versioned<Grant>>>,
+    listings: Vec<Vec<Versioned<Grant>>>,
+    counts: Vec<u64>,
+    expired: Vec<Versioned<Grant>>,
+    histories: Vec<Vec<Transition>>,
+    tokens: Vec<Option<Versioned<Token>>>,
+    grant_tokens: Vec<Vec<Versioned<Token>>>,
+}
+
+async fn snapshot<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    grant_ids: &[&str],
+    secrets: &[&str],
+) -> Snapshot {
+    let mut snap = Snapshot {
+        clients: clients(store, zone, None, 100).await,
+        grants: Vec::new(),
+        listings: Vec::new(),
+        counts: Vec::new(),
+        expired: expired(store, zone, far_future(), 100).await,
+        histories: Vec::new(),
+        tokens: Vec::new(),
+        grant_tokens: Vec::new(),
+    };
+    for status in [
+        None,
+        Some(GrantStatus::Active),
+        Some(GrantStatus::Expired),
+        Some(GrantStatus::Revoked),
+    ] {
+        let f = filter(None, None, None, status);
+        snap.listings
+            .push(list_all(store, zone, &f, SortOrder::Ascending, now()).await);
+        snap.counts.push(count(store, zone, &f, now()).await);
+    }
+    for id in grant_ids {
+        snap.grants.push(get_grant(store, zone, id).await);
+        snap.histories.push(history(store, zone, id).await);
+        snap.grant_tokens.push(tokens_of(store, zone, id).await);
+    }
+    for secret in secrets {
+        snap.tokens.push(get_token(store, zone, secret).await);
+    }
+    snap
+}
+
+// ----- the listing fixture -----
+
+/// One grant of a fixture: id, created (ms), user, resource, client, stored status,
+/// expiry (ms).
+type Row = (
+    &'static str,
+    i64,
+    &'static str,
+    &'static str,
+    &'static str,
+    GrantStatus,
+    i64,
+);
+
+const ACTIVE: GrantStatus = GrantStatus::Active;
+const EXPIRED: GrantStatus = GrantStatus::Expired;
+const REVOKED: GrantStatus = GrantStatus::Revoked;
+
+/// Ten grants of [`ZONE`], written in this order: three share a `created_at`, two
+/// more share another one a millisecond from a third, ids do not follow creation, and
+/// every status reading is present (active, active but due at or before [`now`],
+/// stored expired, revoked past its expiry).
+const LISTING: [Row; 10] = [
+    ("g09", 3_000, "u2", "r2", "c1", EXPIRED, 60_000),
+    ("g04", 6_000, "u2", "r1", "c1", ACTIVE, 99_999),
+    ("g07", 1_000, "u1", "r1", "c1", ACTIVE, 200_000),
+    ("g01", 3_000, "u1", "r1", "c2", REVOKED, 200_000),
+    ("g10", 4_999, "u1", "r1", "c1", ACTIVE, 100_001),
+    ("g06", 6_001, "u1", "r2", "c2", ACTIVE, 400_000),
+    ("g02", 2_000, "u1", "r2", "c1", ACTIVE, NOW_MS),
+    ("g08", 6_000, "u1", "r1", "c1", ACTIVE, 300_000),
+    ("g05", 3_000, "u2", "r1", "c2", ACTIVE, 50_000),
+    ("g03", 5_000, "u3", "r1", "c1", REVOKED, 10_000),
+];
+
+/// [`LISTING`] in ascending `(created_at, id)` order.
+const ASCENDING: [&str; 10] = [
+    "g07", "g02", "g01", "g05", "g09", "g10", "g03", "g04", "g08", "g06",
+];
+
+/// Look-alikes in [`OTHER_ZONE`]: one shares an id with a grant of [`ZONE`].
+const DECOYS: [Row; 3] = [
+    ("g01", 3_000, "u1", "r1", "c2", ACTIVE, 200_000),
+    ("g11", 500, "u1", "r1", "c1", ACTIVE, 50_000),
+    ("g12", 9_000, "u2", "r2", "c2", REVOKED, 1_000),
+];
+
+fn row_grant(zone: &str, (id, created, user, resource, client, status, expires): Row) -> Grant {
+    Grant {
+        user_id: user.into(),
+        resource_id: resource.into(),
+        client_id: client.into(),
+        status,
+        ..grant(zone, id, at(created), at(expires))
+    }
+}
+
+/// The position of a grant of [`LISTING`].
+fn ks(id: &str) -> Keyset {
+    let row = LISTING
+        .iter()
+        .find(|r| r.0 == id)
+        .unwrap_or_else(|| panic!("{id} is not in the listing fixture"));
+    key(row.1, id)
+}
+
+/// Writes the listing fixture, ten grants in [`ZONE`] and three look-alikes in
+/// [`OTHER_ZONE`], one set each, and returns them as stored (version 1).
+pub async fn seed_listing<S: Storage + ?Sized>(store: &S) -> Vec<Versioned<Grant>> {
+    let mut all = Vec::new();
+    for (zone, rows) in [(ZONE, &LISTING[..]), (OTHER_ZONE, &DECOYS[..])] {
+        for row in rows {
+            let g = row_grant(zone, *row);
+            commit(store, [put_grant(&g, Expect::Absent)]).await;
+            all.push(v1(g));
+        }
+    }
+    all
+}
+
+/// Filters over the listing fixture, alone and combined, with the ids each matches
+/// at [`now`] in ascending order.
+fn listing_cases() -> Vec<(GrantFilter, &'static [&'static str])> {
+    vec![
+        (filter(None, None, None, None), &ASCENDING[..]),
+        (
+            filter(Some("u1"), None, None, None),
+            &["g07", "g02", "g01", "g10", "g08", "g06"],
+        ),
+        (filter(Some("u2"), None, None, None), &["g05", "g09", "g04"]),
+        (filter(Some("u3"), None, None, None), &["g03"]),
+        (filter(Some("nobody"), None, None, None), &[]),
+        (
+            filter(None, Some("r1"), None, None),
+            &["g07", "g01", "g05", "g10", "g03", "g04", "g08"],
+        ),
+        (filter(None, Some("r2"), None, None), &["g02", "g09", "g06"]),
+        (
+            filter(None, None, Some("c1"), None),
+            &["g07", "g02", "g09", "g10", "g03", "g04", "g08"],
+        ),
+        (filter(None, None, Some("c2"), None), &["g01", "g05", "g06"]),
+        (
+            filter(None, None, None, Some(ACTIVE)),
+            &["g07", "g10", "g08", "g06"],
+        ),
+        (
+            filter(None, None, None, Some(EXPIRED)),
+            &["g02", "g05", "g09", "g04"],
+        ),
+        (filter(None, None, None, Some(REVOKED)), &["g01", "g03"]),
+        (filter(Some("u1"), None, None, Some(EXPIRED)), &["g02"]),
+        (filter(Some("u1"), None, None, Some(REVOKED)), &["g01"]),
+        (
+            filter(None, Some("r1"), None, Some(EXPIRED)),
+            &["g05", "g04"],
+        ),
+        (
+            filter(None, Some("r2"), None, Some(EXPIRED)),
+            &["g02", "g09"],
+        ),
+        (
+            filter(None, None, Some("c1"), Some(ACTIVE)),
+            &["g07", "g10", "g08"],
+        ),
+        (filter(None, None, Some("c2"), Some(REVOKED)), &["g01"]),
+        (
+            filter(Some("u1"), Some("r1"), Some("c1"), None),
+            &["g07", "g10", "g08"],
+        ),
+        (
+            filter(Some("u2"), Some("r1"), Some("c2"), Some(EXPIRED)),
+            &["g05"],
+        ),
+        (
+            filter(Some("u1"), Some("r2"), Some("c2"), Some(REVOKED)),
+            &[],
+        ),
+    ]
+}
+
+/// The page the contract prescribes for `query` over `grants` (of any zones), as
+/// documented on [`GrantPage`]: the matching grants in the query's order form a list
+/// `S`, and the page is the slice `S[i..j]` its position and limit pick.
+pub fn expected_page(grants: &[Versioned<Grant>], query: &GrantQuery) -> GrantPage {
+    let mut matching: Vec<&Versioned<Grant>> = grants
+        .iter()
+        .filter(|g| g.record.zone_id == query.zone_id && query.filter.matches(&g.record, query.now))
+        .collect();
+    matching.sort_by_key(|g| Keyset::of(&g.record));
+    if query.order == SortOrder::Descending {
+        matching.reverse();
+    }
+    let precedes = |g: &Versioned<Grant>, k: &Keyset| {
+        let at = Keyset::of(&g.record);
+        match query.order {
+            SortOrder::Ascending => at < *k,
+            SortOrder::Descending => at > *k,
+        }
+    };
+    let len = matching.len();
+    let (i, j) = match &query.position {
+        Position::First => (0, query.limit.min(len)),
+        Position::After(k) => {
+            let i = matching
+                .iter()
+                .filter(|g| precedes(g, k) || Keyset::of(&g.record) == *k)
+                .count();
+            (i, (i + query.limit).min(len))
+        }
+        Position::Before(k) => {
+            let j = matching.iter().filter(|g| precedes(g, k)).count();
+            (j.saturating_sub(query.limit), j)
+        }
+    };
+    GrantPage {
+        items: matching[i..j].iter().map(|g| (*g).clone()).collect(),
+        more_before: i > 0,
+        more_after: j < len,
+    }
+}
+
+// ----- rule 2: versions -----
+
+/// Walks one record through the version rule: creation, refused writes of every
+/// kind leaving it untouched, and updates.
+async fn check_versions<S, T, P, G, F>(kind: &str, store: &S, revisions: [T; 3], put: P, get: G)
+where
+    S: Storage + ?Sized,
+    T: Clone + PartialEq + Debug,
+    P: Fn(&T, Expect) -> Write,
+    G: Fn() -> F,
+    F: Future<Output = Option<Versioned<T>>>,
+{
+    let [r0, r1, r2] = revisions;
+    assert_eq!(get().await, None, "{kind}: a fresh store holds no record");
+    assert_conflict(
+        store,
+        [put(&r0, Expect::Version(1))],
+        &format!("{kind}: Expect::Version on a missing record"),
+    )
+    .await;
+    assert_eq!(
+        get().await,
+        None,
+        "{kind}: a refused creation stored a record"
+    );
+
+    commit(store, [put(&r0, Expect::Absent)]).await;
+    let created = Versioned {
+        record: r0,
+        version: 1,
+    };
+    assert_eq!(
+        get().await,
+        Some(created.clone()),
+        "{kind}: created with Expect::Absent is version 1"
+    );
+
+    for (expect, why) in [
+        (Expect::Absent, "Expect::Absent on an existing record"),
+        (Expect::Version(0), "version 0"),
+        (Expect::Version(2), "a version ahead of the stored one"),
+    ] {
+        assert_conflict(store, [put(&r1, expect)], &format!("{kind}: {why}")).await;
+        assert_eq!(
+            get().await,
+            Some(created.clone()),
+            "{kind}: a refused write ({why}) changed the record"
+        );
+    }
+
+    commit(store, [put(&r1, Expect::Version(1))]).await;
+    let updated = Versioned {
+        record: r1,
+        version: 2,
+    };
+    assert_eq!(
+        get().await,
+        Some(updated.clone()),
+        "{kind}: Expect::Version(1) stores version 2"
+    );
+
+    assert_conflict(
+        store,
+        [put(&r2, Expect::Version(1))],
+        &format!("{kind}: a stale version"),
+    )
+    .await;
+    assert_eq!(
+        get().await,
+        Some(updated),
+        "{kind}: a write with a stale version changed the record"
+    );
+
+    commit(store, [put(&r2, Expect::Version(2))]).await;
+    assert_eq!(
+        get().await,
+        Some(Versioned {
+            record: r2,
+            version: 3
+        }),
+        "{kind}: Expect::Version(2) stores version 3"
+    );
+}
+
+/// Rule 2, versions: a client, a grant and a token written with [`Expect::Absent`]
+/// are stored at version 1 and each write with `Expect::Version(v)` stores `v + 1`; a
+/// stale version, `Absent` on an existing record and `Version` on a missing one are
+/// [`Error::Conflict`] and change nothing.
+pub async fn versioned_compare_and_set<S: Storage>(store: S) {
+    let s = &store;
+
+    let c = client(ZONE, "client-1", "rev 0");
+    let clients = [
+        c.clone(),
+        Client {
+            name: "rev 1".into(),
+            enabled: false,
+            ..c.clone()
+        },
+        Client {
+            name: "rev 2".into(),
+            allowed_scopes: vec!["read".into(), "write".into()],
+            ..c
+        },
+    ];
+    check_versions("client", s, clients, put_client, move || async move {
+        get_client(s, ZONE, "client-1").await
+    })
+    .await;
+
+    // The revisions move the grant between indexes (user, status, expiry).
+    let g = grant(ZONE, "grant-1", at(1_000), at(50_000));
+    let grants = [
+        g.clone(),
+        Grant {
+            user_id: "user-2".into(),
+            scopes: vec!["read".into(), "write".into()],
+            updated_at: at(2_000),
+            ..g.clone()
+        },
+        Grant {
+            status: GrantStatus::Revoked,
+            updated_at: at(3_000),
+            refresh_token_set: false,
+            ..g.clone()
+        },
+    ];
+    check_versions("grant", s, grants, put_grant, move || async move {
+        get_grant(s, ZONE, "grant-1").await
+    })
+    .await;
+
+    let t = token(&g, "secret-1", TokenKind::Refresh);
+    let tokens = [
+        t.clone(),
+        Token {
+            spent_at: Some(at(2_000)),
+            ..t.clone()
+        },
+        Token {
+            revoked_at: Some(at(3_000)),
+            ..t
+        },
+    ];
+    check_versions("token", s, tokens, put_token, move || async move {
+        get_token(s, ZONE, "secret-1").await
+    })
+    .await;
+    assert_eq!(
+        tokens_of(s, ZONE, "grant-1").await.len(),
+        1,
+        "token: updates keep one entry in grant_tokens"
+    );
+}
+
+/// Rule 2 for deletions: [`Write::DeleteGrant`] and [`Write::DeleteToken`] with a
+/// stale or future version, or of a missing record, are [`Error::Conflict`] and
+/// delete nothing; with the stored version they delete, and a re-created record
+/// starts again at version 1.
+pub async fn deletes_check_the_version<S: Storage>(store: S) {
+    let s = &store;
+    let g = grant(ZONE, "grant-1", at(1_000), at(200_000));
+    let t = token(&g, "secret-1", TokenKind::Refresh);
+    commit(
+        s,
+        [put_grant(&g, Expect::Absent), put_token(&t, Expect::Absent)],
+    )
+    .await;
+    let g2 = Grant {
+        refreshed_at: Some(at(2_000)),
+        ..g.clone()
+    };
+    let t2 = Token {
+        spent_at: Some(at(2_000)),
+        ..t.clone()
+    };
+    commit(
+        s,
+        [
+            put_grant(&g2, Expect::Version(1)),
+            put_token(&t2, Expect::Version(1)),
+        ],
+    )
+    .await;
+
+    for stale in [1, 3] {
+        assert_conflict(
+            s,
+            [delete_grant(ZONE, "grant-1", stale)],
+            &format!("DeleteGrant expecting {stale} of a grant at 2"),
+        )
+        .await;
+        assert_eq!(
+            get_grant(s, ZONE, "grant-1").await,
+            Some(Versioned {
+                record: g2.clone(),
+                version: 2
+            }),
+            "a refused DeleteGrant (expecting {stale}) changed the grant"
+        );
+        assert_conflict(
+            s,
+            [delete_token(ZONE, t.digest, stale)],
+            &format!("DeleteToken expecting {stale} of a token at 2"),
+        )
+        .await;
+        assert_eq!(
+            get_token(s, ZONE, "secret-1").await,
+            Some(Versioned {
+                record: t2.clone(),
+                version: 2
+            }),
+            "a refused DeleteToken (expecting {stale}) changed the token"
+        );
+    }
+    assert_conflict(
+        s,
+        [delete_grant(ZONE, "grant-missing", 1)],
+        "DeleteGrant of a missing grant",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [delete_token(ZONE, Digest::of("secret-missing"), 1)],
+        "DeleteToken of a missing token",
+    )
+    .await;
+
+    commit(s, [delete_token(ZONE, t.digest, 2)]).await;
+    assert_eq!(
+        get_token(s, ZONE, "secret-1").await,
+        None,
+        "DeleteToken with the stored version deletes"
+    );
+    commit(s, [delete_grant(ZONE, "grant-1", 2)]).await;
+    assert_eq!(
+        get_grant(s, ZONE, "grant-1").await,
+        None,
+        "DeleteGrant with the stored version deletes"
+    );
+
+    assert_conflict(
+        s,
+        [delete_grant(ZONE, "grant-1", 2)],
+        "DeleteGrant of a deleted grant",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [delete_token(ZONE, t.digest, 2)],
+        "DeleteToken of a deleted token",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [put_grant(&g, Expect::Version(2))],
+        "Expect::Version on a deleted grant",
+    )
+    .await;
+
+    commit(
+        s,
+        [put_grant(&g, Expect::Absent), put_token(&t, Expect::Absent)],
+    )
+    .await;
+    assert_eq!(
+        get_grant(s, ZONE, "grant-1").await,
+        Some(v1(g)),
+        "a re-created grant starts at version 1"
+    );
+    assert_eq!(
+        get_token(s, ZONE, "secret-1").await,
+        Some(v1(t)),
+        "a re-created token starts at version 1"
+    );
+}
+
+// ----- rule 3: write sets -----
+
+/// Rule 3, all or nothing: a set with one write whose expectation fails, wherever it
+/// sits in the set, is [`Error::Conflict`] and changes nothing any read method shows
+/// (records, listings, counts, the expiry index, histories, token indexes); the same
+/// set without it applies every write.
+pub async fn write_set_is_all_or_nothing<S: Storage>(store: S) {
+    let s = &store;
+    let c = client(ZONE, "client-1", "before");
+    let taken = client(ZONE, "client-taken", "taken");
+    let g1 = grant(ZONE, "grant-1", at(1_000), at(50_000));
+    let bumped = grant(ZONE, "grant-bumped", at(2_000), at(200_000));
+    let doomed = grant(ZONE, "grant-doomed", at(3_000), at(200_000));
+    let t1 = token(&g1, "secret-1", TokenKind::Access);
+    let t_bad = token(&g1, "secret-bad", TokenKind::Refresh);
+    let t_doomed = token(&doomed, "secret-doomed", TokenKind::Refresh);
+    commit(
+        s,
+        [
+            put_client(&c, Expect::Absent),
+            put_client(&taken, Expect::Absent),
+            put_grant(&g1, Expect::Absent),
+            put_grant(&bumped, Expect::Absent),
+            put_grant(&doomed, Expect::Absent),
+            put_token(&t1, Expect::Absent),
+            put_token(&t_bad, Expect::Absent),
+            put_token(&t_doomed, Expect::Absent),
+            append(transition(
+                &g1,
+                None,
+                ACTIVE,
+                TransitionReason::Created,
+                at(1_000),
+            )),
+            append(transition(
+                &doomed,
+                None,
+                ACTIVE,
+                TransitionReason::Created,
+                at(3_000),
+            )),
+        ],
+    )
+    .await;
+    let bumped2 = Grant {
+        scopes: vec!["read".into(), "write".into()],
+        ..bumped
+    };
+    commit(s, [put_grant(&bumped2, Expect::Version(1))]).await;
+
+    let renamed = Client {
+        name: "after".into(),
+        ..c.clone()
+    };
+    let revoked = Grant {
+        status: REVOKED,
+        updated_at: at(60_000),
+        refresh_token_set: false,
+        ..g1.clone()
+    };
+    let t1_revoked = Token {
+        revoked_at: Some(at(60_000)),
+        ..t1.clone()
+    };
+    let t4 = token(&g1, "secret-4", TokenKind::Access);
+    let fresh = grant(ZONE, "grant-new", at(4_000), at(40_000));
+    let revocation = transition(
+        &g1,
+        Some(ACTIVE),
+        REVOKED,
+        TransitionReason::Revoked,
+        at(60_000),
+    );
+    let good = vec![
+        put_client(&renamed, Expect::Version(1)),
+        put_grant(&revoked, Expect::Version(1)),
+        put_token(&t1_revoked, Expect::Version(1)),
+        put_token(&t4, Expect::Absent),
+        delete_token(ZONE, t_doomed.digest, 1),
+        delete_grant(ZONE, "grant-doomed", 1),
+        append(revocation.clone()),
+        put_grant(&fresh, Expect::Absent),
+    ];
+    let bad = [
+        (
+            "a stale grant version",
+            put_grant(
+                &Grant {
+                    scopes: Vec::new(),
+                    ..bumped2.clone()
+                },
+                Expect::Version(1),
+            ),
+        ),
+        (
+            "Expect::Absent on an existing client",
+            put_client(&client(ZONE, "client-taken", "again"), Expect::Absent),
+        ),
+        (
+            "Expect::Version on a missing token",
+            put_token(
+                &token(&g1, "secret-missing", TokenKind::Access),
+                Expect::Version(1),
+            ),
+        ),
+        (
+            "a stale token deletion",
+            delete_token(ZONE, t_bad.digest, 2),
+        ),
+        (
+            "the deletion of a missing grant",
+            delete_grant(ZONE, "grant-missing", 1),
+        ),
+    ];
+
+    let grant_ids = [
+        "grant-1",
+        "grant-bumped",
+        "grant-doomed",
+        "grant-new",
+        "grant-missing",
+    ];
+    let secrets = [
+        "secret-1",
+        "secret-bad",
+        "secret-doomed",
+        "secret-4",
+        "secret-missing",
+    ];
+    let before = snapshot(s, ZONE, &grant_ids, &secrets).await;
+    for (why, bad_write) in &bad {
+        for position in [0, good.len() / 2, good.len()] {
+            let mut writes = good.clone();
+            writes.insert(position, bad_write.clone());
+            assert_conflict(
+                s,
+                writes,
+                &format!("a set holding {why} at position {position}"),
+            )
+            .await;
+            assert_eq!(
+                snapshot(s, ZONE, &grant_ids, &secrets).await,
+                before,
+                "a refused set holding {why} at position {position} changed the store"
+            );
+        }
+    }
+
+    commit(s, good).await;
+    assert_eq!(
+        get_client(s, ZONE, "client-1").await,
+        Some(Versioned {
+            record: renamed,
+            version: 2
+        })
+    );
+    assert_eq!(get_client(s, ZONE, "client-taken").await, Some(v1(taken)));
+    assert_eq!(
+        get_grant(s, ZONE, "grant-1").await,
+        Some(Versioned {
+            record: revoked,
+            version: 2
+        })
+    );
+    assert_eq!(
+        get_grant(s, ZONE, "grant-bumped").await,
+        Some(Versioned {
+            record: bumped2,
+            version: 2
+        })
+    );
+    assert_eq!(get_grant(s, ZONE, "grant-doomed").await, None);
+    assert_eq!(history(s, ZONE, "grant-doomed").await, Vec::new());
+    assert_eq!(
+        get_grant(s, ZONE, "grant-new").await,
+        Some(v1(fresh.clone()))
+    );
+    assert_eq!(
+        get_token(s, ZONE, "secret-1").await,
+        Some(Versioned {
+            record: t1_revoked.clone(),
+            version: 2
+        })
+    );
+    assert_eq!(get_token(s, ZONE, "secret-4").await, Some(v1(t4.clone())));
+    assert_eq!(
+        get_token(s, ZONE, "secret-bad").await,
+        Some(v1(t_bad.clone()))
+    );
+    assert_eq!(get_token(s, ZONE, "secret-doomed").await, None);
+    let mut expected_tokens = vec![
+        Versioned {
+            record: t1_revoked,
+            version: 2,
+        },
+        v1(t4),
+        v1(t_bad),
+    ];
+    expected_tokens.sort_by_key(|t| t.record.digest);
+    assert_eq!(tokens_of(s, ZONE, "grant-1").await, expected_tokens);
+    assert_eq!(
+        history(s, ZONE, "grant-1").await,
+        vec![
+            transition(&g1, None, ACTIVE, TransitionReason::Created, at(1_000)),
+            revocation
+        ]
+    );
+    // The revoked grant left the expiry index; the new one, due, joined it.
+    assert_eq!(expired(s, ZONE, now(), 10).await, vec![v1(fresh)]);
+}
+
+/// Re-reads the pair written together by [`readers_never_see_half_a_set`] through
+/// single calls that return several records, and checks they agree.
+async fn check_pair<S: Storage + ?Sized>(store: &S) {
+    let tokens = store
+        .grant_tokens(ZONE, "pair-a")
+        .await
+        .expect("grant_tokens");
+    assert_eq!(
+        tokens.len(),
+        2,
+        "grant_tokens lost or doubled a token: {tokens:?}"
+    );
+    assert_eq!(
+        (&tokens[0].record.scopes, tokens[0].version),
+        (&tokens[1].record.scopes, tokens[1].version),
+        "grant_tokens showed half of a write set"
+    );
+    let page = list(
+        store,
+        &query(
+            ZONE,
+            GrantFilter::default(),
+            SortOrder::Ascending,
+            Position::First,
+            10,
+        ),
+    )
+    .await;
+    assert_eq!(
+        page.items.len(),
+        2,
+        "list_grants lost or doubled a grant: {page:?}"
+    );
+    assert_eq!(
+        (&page.items[0].record.scopes, page.items[0].version),
+        (&page.items[1].record.scopes, page.items[1].version),
+        "list_grants showed half of a write set"
+    );
+    assert_ne!(
+        page.items[0].record.scopes,
+        ["torn"],
+        "list_grants showed part of a refused set"
+    );
+    assert_ne!(
+        tokens[0].record.scopes,
+        ["torn"],
+        "grant_tokens showed part of a refused set"
+    );
+    // The set swaps the two grants' users: user-1 always has exactly one of them.
+    let mine = filter(Some("user-1"), None, None, None);
+    let page = list(
+        store,
+        &query(
+            ZONE,
+            mine.clone(),
+            SortOrder::Ascending,
+            Position::First,
+            10,
+        ),
+    )
+    .await;
+    assert_eq!(
+        page.items.len(),
+        1,
+        "a user index showed half of a write set: {page:?}"
+    );
+    assert_eq!(
+        count(store, ZONE, &mine, now()).await,
+        1,
+        "count_grants showed half of a write set"
+    );
+}
+
+/// Sets a flag when dropped, so readers stop even if the writer panics.
+struct RaiseOnDrop(Arc<AtomicBool>);
+
+impl Drop for RaiseOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+async fn join<T>(task: tokio::task::JoinHandle<T>) -> T {
+    match task.await {
+        Ok(value) => value,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("a task of the rule was cancelled: {e}"),
+    }
+}
+
+/// Rule 3, no reader sees part of a set: while a writer applies sets that change two
+/// grants and two tokens together (same scopes, swapped users), and now and then a
+/// set that must be refused, readers on other threads read the pair through single
+/// calls (`grant_tokens`, `list_grants`, `count_grants`) and always see it whole.
+pub async fn readers_never_see_half_a_set<S: Storage>(store: S) {
+    const WRITES: u64 = 300;
+    const READERS: usize = 2;
+    // A bound on reads in case the writer stalls; the writer's end normally stops them.
+    const MAX_READS: usize = 100_000;
+    let store = Arc::new(store);
+    let a = Grant {
+        user_id: "user-1".into(),
+        ..grant(ZONE, "pair-a", at(1_000), far_future())
+    };
+    let b = Grant {
+        user_id: "user-2".into(),
+        ..grant(ZONE, "pair-b", at(2_000), far_future())
+    };
+    let ta = token(&a, "pair-secret-1", TokenKind::Access);
+    let tb = token(&a, "pair-secret-2", TokenKind::Refresh);
+    commit(
+        &*store,
+        [
+            put_grant(&a, Expect::Absent),
+            put_grant(&b, Expect::Absent),
+            put_token(&ta, Expect::Absent),
+            put_token(&tb, Expect::Absent),
+        ],
+    )
+    .await;
+    check_pair(&*store).await;
+
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let store = store.clone();
+        let raise = RaiseOnDrop(done.clone());
+        async move {
+            let _raise = raise;
+            for n in 1..=WRITES {
+                let (ua, ub) = if n % 2 == 1 {
+                    ("user-2", "user-1")
+                } else {
+                    ("user-1", "user-2")
+                };
+                if n % 3 == 0 {
+                    let torn = vec!["torn".to_owned()];
+                    assert_conflict(
+                        &*store,
+                        [
+                            put_grant(
+                                &Grant {
+                                    scopes: torn.clone(),
+                                    ..a.clone()
+                                },
+                                Expect::Version(n),
+                            ),
+                            put_token(
+                                &Token {
+                                    scopes: torn.clone(),
+                                    ..ta.clone()
+                                },
+                                Expect::Version(n),
+                            ),
+                            put_grant(
+                                &Grant {
+                                    scopes: torn,
+                                    ..b.clone()
+                                },
+                                Expect::Version(n + 5),
+                            ),
+                        ],
+                        "a set with one stale version",
+                    )
+                    .await;
+                }
+                let scopes = vec![format!("s{n}")];
+                commit(
+                    &*store,
+                    [
+                        put_grant(
+                            &Grant {
+                                user_id: ua.into(),
+                                scopes: scopes.clone(),
+                                ..a.clone()
+                            },
+                            Expect::Version(n),
+                        ),
+                        put_token(
+                            &Token {
+                                scopes: scopes.clone(),
+                                ..ta.clone()
+                            },
+                            Expect::Version(n),
+                        ),
+                        put_grant(
+                            &Grant {
+                                user_id: ub.into(),
+                                scopes: scopes.clone(),
+                                ..b.clone()
+                            },
+                            Expect::Version(n),
+                        ),
+                        put_token(
+                            &Token {
+                                scopes,
+                                ..tb.clone()
+                            },
+                            Expect::Version(n),
+                        ),
+                    ],
+                )
+                .await;
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            let store = store.clone();
+            let done = done.clone();
+            tokio::spawn(async move {
+                for _ in 0..MAX_READS {
+                    let finished = done.load(Ordering::Acquire);
+                    check_pair(&*store).await;
+                    if finished {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    join(writer).await;
+    for reader in readers {
+        join(reader).await;
+    }
+    let last = vec![format!("s{WRITES}")];
+    let a_now = get_grant(&*store, ZONE, "pair-a")
+        .await
+        .expect("pair-a is stored");
+    assert_eq!((a_now.record.scopes, a_now.version), (last, WRITES + 1));
+}
+
+// ----- rule 5: listings -----
+
+/// Rule 5, filters: each filter alone and combined (user, resource, client, status
+/// at the query's time) lists exactly its grants of the zone, in both orders, and
+/// `count_grants` agrees.
+pub async fn list_filters_alone_and_combined<S: Storage>(store: S) {
+    let s = &store;
+    let all = seed_listing(s).await;
+    for (f, expected) in listing_cases() {
+        let asc = list_all(s, ZONE, &f, SortOrder::Ascending, now()).await;
+        assert_eq!(ids(&asc), expected, "ascending listing of {f:?}");
+        for item in &asc {
+            assert!(
+                all.contains(item),
+                "listing of {f:?} returned a record never written to {ZONE}: {item:?}"
+            );
+            assert_eq!(
+                item.record.zone_id, ZONE,
+                "listing of {f:?} leaked another zone's grant"
+            );
+        }
+        let desc = list_all(s, ZONE, &f, SortOrder::Descending, now()).await;
+        assert_eq!(
+            ids(&desc),
+            reversed(expected),
+            "descending listing of {f:?}"
+        );
+        assert_eq!(
+            count(s, ZONE, &f, now()).await,
+            expected.len() as u64,
+            "count of {f:?}"
+        );
+    }
+}
+
+/// Rule 5, status at the query's time: an active grant matches `Active` until its
+/// expiry and `Expired` from its expiry on (at `expires_at == now` it is expired); a
+/// stored expired or revoked grant reads as stored whatever the time; and the backend
+/// does not write the status it reads.
+pub async fn list_status_is_read_at_query_time<S: Storage>(store: S) {
+    let s = &store;
+    let s1 = grant(ZONE, "s1", at(1_000), at(NOW_MS));
+    let s2 = Grant {
+        status: EXPIRED,
+        ..grant(ZONE, "s2", at(2_000), at(200_000))
+    };
+    let s3 = Grant {
+        status: REVOKED,
+        ..grant(ZONE, "s3", at(3_000), at(50_000))
+    };
+    commit(
+        s,
+        [
+            put_grant(&s1, Expect::Absent),
+            put_grant(&s2, Expect::Absent),
+            put_grant(&s3, Expect::Absent),
+        ],
+    )
+    .await;
+    let cases: [(i64, &[&str], &[&str]); 5] = [
+        (10_000, &["s1"], &["s2"]),
+        (NOW_MS - 1, &["s1"], &["s2"]),
+        (NOW_MS, &[], &["s1", "s2"]),
+        (NOW_MS + 1, &[], &["s1", "s2"]),
+        (300_000, &[], &["s1", "s2"]),
+    ];
+    for (ms, active, expired_ids) in cases {
+        for (status, expected) in [
+            (ACTIVE, active),
+            (EXPIRED, expired_ids),
+            (REVOKED, &["s3"][..]),
+        ] {
+            let f = filter(None, None, None, Some(status));
+            let items = list_all(s, ZONE, &f, SortOrder::Ascending, at(ms)).await;
+            assert_eq!(ids(&items), expected, "{status} grants at {ms} ms");
+            assert_eq!(
+                count(s, ZONE, &f, at(ms)).await,
+                expected.len() as u64,
+                "count of {status} grants at {ms} ms"
+            );
+        }
+        let everything = list_all(
+            s,
+            ZONE,
+            &GrantFilter::default(),
+            SortOrder::Ascending,
+            at(ms),
+        )
+        .await;
+        assert_eq!(
+            ids(&everything),
+            ["s1", "s2", "s3"],
+            "unfiltered listing at {ms} ms"
+        );
+    }
+    assert_eq!(
+        get_grant(s, ZONE, "s1").await,
+        Some(v1(s1)),
+        "reading a due grant as expired must not write it"
+    );
+}
+
+/// Rule 5, order: ascending and descending by `(created_at, id)`, ties on
+/// `created_at` broken by id, times compared to the millisecond, whatever order the
+/// grants were written in.
+pub async fn list_orders_by_created_at_then_id<S: Storage>(store: S) {
+    let s = &store;
+    seed_listing(s).await;
+    let f = GrantFilter::default();
+    assert_eq!(
+        ids(&list_all(s, ZONE, &f, SortOrder::Ascending, now()).await),
+        ASCENDING
+    );
+    assert_eq!(
+        ids(&list_all(s, ZONE, &f, SortOrder::Descending, now()).await),
+        reversed(&ASCENDING)
+    );
+    // One by one, through After, gives the same order.
+    for order in [SortOrder::Ascending, SortOrder::Descending] {
+        let mut position = Position::First;
+        let mut walked = Vec::new();
+        for _ in 0..=ASCENDING.len() {
+            let page = list(s, &query(ZONE, f.clone(), order, position.clone(), 1)).await;
+            walked.extend(ids(&page.items));
+            match page.items.last() {
+                Some(last) if page.more_after => {
+                    position = Position::After(Keyset::of(&last.record))
+                }
+                _ => break,
+            }
+        }
+        let expected = match order {
+            SortOrder::Ascending => ASCENDING.map(String::from).to_vec(),
+            SortOrder::Descending => reversed(&ASCENDING),
+        };
+        assert_eq!(walked, expected, "{order:?} listing one grant a page");
+    }
+}
+
+/// A listing query and the page it must give: order, filter, position, limit, ids,
+/// `more_before`, `more_after`.
+type PositionCase = (
+    SortOrder,
+    GrantFilter,
+    Position,
+    usize,
+    &'static [&'static str],
+    bool,
+    bool,
+);
+
+/// A listing query and the shape of its page: order, filter, position, limit, number
+/// of items, `more_before`, `more_after`.
+type LimitCase = (SortOrder, GrantFilter, Position, usize, usize, bool, bool);
+
+/// Rule 5, positions: `After(k)` and `Before(k)` pages and their `more_before` and
+/// `more_after` flags, exactly as documented on [`GrantPage`], for keys of listed
+/// grants, of grants the filter leaves out, of no grant, and of another zone's grant.
+pub async fn list_positions_and_flags<S: Storage>(store: S) {
+    use Position::{After, Before, First};
+    use SortOrder::{Ascending as Asc, Descending as Desc};
+    let s = &store;
+    seed_listing(s).await;
+    let none = GrantFilter::default;
+    let status = |st| filter(None, None, None, Some(st));
+    let nobody = || filter(Some("nobody"), None, None, None);
+    let cases: Vec<PositionCase> = vec![
+        (Asc, none(), First, 3, &["g07", "g02", "g01"], false, true),
+        (
+            Asc,
+            none(),
+            After(ks("g01")),
+            3,
+            &["g05", "g09", "g10"],
+            true,
+            true,
+        ),
+        (Asc, none(), After(ks("g08")), 3, &["g06"], true, false),
+        (Asc, none(), After(ks("g06")), 3, &[], true, false),
+        (
+            Asc,
+            none(),
+            Before(ks("g05")),
+            3,
+            &["g07", "g02", "g01"],
+            false,
+            true,
+        ),
+        (
+            Asc,
+            none(),
+            Before(ks("g10")),
+            3,
+            &["g01", "g05", "g09"],
+            true,
+            true,
+        ),
+        (Asc, none(), Before(ks("g07")), 3, &[], false, true),
+        (Desc, none(), First, 2, &["g06", "g08"], false, true),
+        (
+            Desc,
+            none(),
+            After(ks("g05")),
+            2,
+            &["g01", "g02"],
+            true,
+            true,
+        ),
+        (
+            Desc,
+            none(),
+            Before(ks("g09")),
+            10,
+            &["g06", "g08", "g04", "g03", "g10"],
+            false,
+            true,
+        ),
+        (Desc, none(), Before(ks("g06")), 2, &[], false, true),
+        (Desc, none(), After(ks("g07")), 5, &[], true, false),
+        // Keys of grants the filter leaves out.
+        (
+            Asc,
+            status(ACTIVE),
+            After(ks("g05")),
+            2,
+            &["g10", "g08"],
+            true,
+            true,
+        ),
+        (
+            Asc,
+            status(ACTIVE),
+            Before(ks("g05")),
+            2,
+            &["g07"],
+            false,
+            true,
+        ),
+        (
+            Desc,
+            status(EXPIRED),
+            After(ks("g10")),
+            10,
+            &["g09", "g05", "g02"],
+            true,
+            false,
+        ),
+        (
+            Desc,
+            status(EXPIRED),
+            Before(ks("g10")),
+            10,
+            &["g04"],
+            false,
+            true,
+        ),
+        (
+            Asc,
+            status(REVOKED),
+            After(ks("g01")),
+            1,
+            &["g03"],
+            true,
+            false,
+        ),
+        (
+            Asc,
+            status(REVOKED),
+            Before(ks("g03")),
+            1,
+            &["g01"],
+            false,
+            true,
+        ),
+        // Keys of no grant: between tied grants, before and after everything.
+        (
+            Asc,
+            none(),
+            After(key(3_000, "g04")),
+            2,
+            &["g05", "g09"],
+            true,
+            true,
+        ),
+        (
+            Asc,
+            none(),
+            Before(key(3_000, "g04")),
+            2,
+            &["g02", "g01"],
+            true,
+            true,
+        ),
+        (
+            Asc,
+            none(),
+            After(key(-1, "a")),
+            2,
+            &["g07", "g02"],
+            false,
+            true,
+        ),
+        (
+            Asc,
+            none(),
+            Before(key(999_999, "z")),
+            2,
+            &["g08", "g06"],
+            true,
+            false,
+        ),
+        (
+            Desc,
+            none(),
+            After(key(999_999, "z")),
+            2,
+            &["g06", "g08"],
+            false,
+            true,
+        ),
+        (
+            Desc,
+            none(),
+            Before(key(-1, "a")),
+            2,
+            &["g02", "g07"],
+            true,
+            false,
+        ),
+        // The key of another zone's grant is only a position.
+        (
+            Asc,
+            none(),
+            After(key(500, "g11")),
+            1,
+            &["g07"],
+            false,
+            true,
+        ),
+        // Nothing matches.
+        (Asc, nobody(), First, 5, &[], false, false),
+        (Asc, nobody(), After(ks("g01")), 5, &[], false, false),
+        (Desc, nobody(), Before(ks("g01")), 5, &[], false, false),
+    ];
+    for (order, f, position, limit, expected, more_before, more_after) in cases {
+        let q = query(ZONE, f, order, position, limit);
+        let page = list(s, &q).await;
+        assert_eq!(
+            (ids(&page.items), page.more_before, page.more_after),
+            (
+                expected.iter().map(|s| (*s).to_owned()).collect(),
+                more_before,
+                more_after
+            ),
+            "(items, more_before, more_after) of {q:?}"
+        );
+    }
+}
+
+/// Rule 5, limits: a limit of 1, one less than the matches, exactly the matches and
+/// more than the matches, from the start and from positions on both sides.
+pub async fn list_limit_edges<S: Storage>(store: S) {
+    use Position::{After, Before, First};
+    use SortOrder::{Ascending as Asc, Descending as Desc};
+    let s = &store;
+    seed_listing(s).await;
+    let none = GrantFilter::default;
+    let r2 = || filter(None, Some("r2"), None, None);
+    let cases: Vec<LimitCase> = vec![
+        (Asc, none(), First, 1, 1, false, true),
+        (Asc, none(), First, 9, 9, false, true),
+        (Asc, none(), First, 10, 10, false, false),
+        (Asc, none(), First, 11, 10, false, false),
+        (Desc, none(), First, 10, 10, false, false),
+        (Asc, r2(), First, 2, 2, false, true),
+        (Asc, r2(), First, 3, 3, false, false),
+        (Asc, r2(), First, 4, 3, false, false),
+        (Asc, r2(), After(ks("g02")), 2, 2, true, false),
+        (Asc, r2(), After(ks("g02")), 1, 1, true, true),
+        (Asc, r2(), Before(ks("g06")), 2, 2, false, true),
+        (Asc, r2(), Before(ks("g06")), 1, 1, true, true),
+        (Desc, r2(), Before(ks("g02")), 2, 2, false, true),
+        (Desc, r2(), Before(ks("g02")), 3, 2, false, true),
+        (Desc, r2(), After(ks("g06")), 2, 2, true, false),
+        (Desc, r2(), After(ks("g06")), 100, 2, true, false),
+    ];
+    for (order, f, position, limit, len, more_before, more_after) in cases {
+        let q = query(ZONE, f, order, position, limit);
+        let page = list(s, &q).await;
+        assert_eq!(
+            (page.items.len(), page.more_before, page.more_after),
+            (len, more_before, more_after),
+            "(items, more_before, more_after) of {q:?}"
+        );
+        assert_eq!(page, expected_page(&seed_rows(), &q), "page of {q:?}");
+    }
+}
+
+/// The listing fixture as [`seed_listing`] stores it.
+fn seed_rows() -> Vec<Versioned<Grant>> {
+    LISTING
+        .iter()
+        .map(|r| row_grant(ZONE, *r))
+        .chain(DECOYS.iter().map(|r| row_grant(OTHER_ZONE, *r)))
+        .map(v1)
+        .collect()
+}
+
+/// Rule 5, exhaustively: for many filters, both orders, every position (first, after
+/// and before the key of every grant of both zones and of keys of no grant) and
+/// limits of 1, 2, the number of matches and one more, the page equals the slice
+/// [`expected_page`] computes from the documentation of [`GrantPage`].
+pub async fn list_pages_slice_the_listing<S: Storage>(store: S) {
+    let s = &store;
+    let all = seed_listing(s).await;
+    let mut positions = vec![Position::First];
+    let mut keys: Vec<Keyset> = all.iter().map(|g| Keyset::of(&g.record)).collect();
+    keys.extend([
+        key(-1, "a"),
+        key(3_000, "g0"),
+        key(3_000, "g04"),
+        key(3_000, "g10"),
+        key(6_000, "g05"),
+        key(999_999, "z"),
+    ]);
+    for k in keys {
+        positions.push(Position::After(k.clone()));
+        positions.push(Position::Before(k));
+    }
+    let cases = listing_cases();
+    // A subset keeps the query count bounded for slow backends; every filter kind is in it.
+    for i in [0, 1, 4, 6, 8, 9, 10, 11, 14, 18] {
+        let (f, expected) = &cases[i];
+        let n = expected.len();
+        let mut limits = vec![1, 2, n, n + 1];
+        limits.retain(|l| *l > 0);
+        limits.sort_unstable();
+        limits.dedup();
+        for order in [SortOrder::Ascending, SortOrder::Descending] {
+            for position in &positions {
+                for limit in &limits {
+                    let q = query(ZONE, f.clone(), order, position.clone(), *limit);
+                    assert_eq!(list(s, &q).await, expected_page(&all, &q), "page of {q:?}");
+                }
+            }
+        }
+    }
+}
+
+// ----- walks under concurrent changes -----
+
+const STABLE: usize = 16;
+const DOOMED: usize = 8;
+const WALKER: &str = "walker";
+
+fn stable_id(i: usize) -> String {
+    format!("stable-{i:02}")
+}
+
+/// Seeds a walk's zone: grants that stay throughout (ties in pairs), grants the walk
+/// deletes, grants a concurrent writer deletes, and other users' grants.
+async fn seed_walk<S: Storage + ?Sized>(store: &S, zone: &str) {
+    let mut writes = Vec::new();
+    let mut add = |id: String, created: i64, user: &str| {
+        let g = Grant {
+            user_id: user.into(),
+            ..grant(zone, &id, at(created), far_future())
+        };
+        writes.push(put_grant(&g, Expect::Absent));
+    };
+    for i in 0..STABLE {
+        add(stable_id(i), (i as i64 / 2) * 1_000, WALKER);
+    }
+    for i in 0..DOOMED {
+        add(format!("doomed-{i}"), i as i64 * 2_000 + 500, WALKER);
+        add(format!("doomed-bg-{i}"), i as i64 * 2_000 + 700, WALKER);
+        add(format!("other-seed-{i}"), i as i64 * 1_000, "someone-else");
+    }
+    commit(store, writes).await;
+}
+
+/// Between two pages: inserts grants before, after and tied with the walk's
+/// position (one of another user), deletes a doomed grant and updates a stable one.
+/// Insertions stop after a few pages, since grants inserted ahead of the position
+/// on every page could outrun the walk.
+async fn disturb<S: Storage + ?Sized>(store: &S, zone: &str, step: usize, near: &Keyset) {
+    const INSERTING_STEPS: usize = 6;
+    let step_ms = step as i64;
+    let mut writes = Vec::new();
+    let inserts = if step < INSERTING_STEPS { 4 } else { 0 };
+    for (id, created, user) in [
+        (format!("new-{step}-early"), at(-1_000 - step_ms), WALKER),
+        (format!("new-{step}-late"), at(100_000 + step_ms), WALKER),
+        (format!("new-{step}-tie"), near.created_at, WALKER),
+        (format!("other-{step}"), near.created_at, "someone-else"),
+    ]
+    .into_iter()
+    .take(inserts)
+    {
+        let g = Grant {
+            user_id: user.into(),
+            ..grant(zone, &id, created, far_future())
+        };
+        writes.push(put_grant(&g, Expect::Absent));
+    }
+    let doomed = format!("doomed-{step}");
+    if let Some(d) = get_grant(store, zone, &doomed).await {
+        writes.push(delete_grant(zone, &doomed, d.version));
+    }
+    let stable = get_grant(store, zone, &stable_id(step % STABLE))
+        .await
+        .expect("stable grants are never deleted");
+    let changed = Grant {
+        scopes: vec![format!("step-{step}")],
+        ..stable.record
+    };
+    writes.push(put_grant(&changed, Expect::Version(stable.version)));
+    commit(store, writes).await;
+}
+
+/// Checks a walk: in strict listing order (so no grant twice), every stable grant
+/// exactly once, and only grants the filter allows.
+fn check_walk(what: &str, order: SortOrder, seen: &[Keyset], filtered: bool) {
+    for pair in seen.windows(2) {
+        let in_order = match order {
+            SortOrder::Ascending => pair[0] < pair[1],
+            SortOrder::Descending => pair[0] > pair[1],
+        };
+        assert!(
+            in_order,
+            "{what}: {:?} then {:?} is out of order or repeated",
+            pair[0], pair[1]
+        );
+    }
+    let ids: Vec<&str> = seen.iter().map(|k| k.id.as_str()).collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "{what}: a grant was visited twice: {ids:?}"
+    );
+    for i in 0..STABLE {
+        let id = stable_id(i);
+        assert!(
+            unique.contains(id.as_str()),
+            "{what}: {id}, present throughout, was never visited: {ids:?}"
+        );
+    }
+    if filtered {
+        for id in &ids {
+            assert!(
+                !id.starts_with("other"),
+                "{what}: {id} belongs to another user: {ids:?}"
+            );
+        }
+    }
+}
+
+/// Walks a listing through the store, forward with `After` or backward with
+/// `Before` from the last page, disturbing the zone between pages.
+async fn walk_store<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    f: &GrantFilter,
+    order: SortOrder,
+    backward: bool,
+) -> Vec<Keyset> {
+    const LIMIT: usize = 3;
+    const MAX_PAGES: usize = 100;
+    let page_at = |position| query(zone, f.clone(), order, position, LIMIT);
+    let keys = |page: &GrantPage| -> Vec<Keyset> {
+        page.items.iter().map(|g| Keyset::of(&g.record)).collect()
+    };
+    let mut page = list(store, &page_at(Position::First)).await;
+    let mut seen = keys(&page);
+    let mut step = 0;
+    if backward {
+        // Find the last page undisturbed, then walk back from it.
+        while page.more_after {
+            let last = page.items.last().expect("a page with more after has items");
+            page = list(store, &page_at(Position::After(Keyset::of(&last.record)))).await;
+            step += 1;
+            assert!(
+                step < MAX_PAGES,
+                "{zone}: the walk to the last page does not end"
+            );
+        }
+        seen = keys(&page);
+        while page.more_before {
+            let first = Keyset::of(
+                &page
+                    .items
+                    .first()
+                    .expect("a page with more before has items")
+                    .record,
+            );
+            disturb(store, zone, step, &first).await;
+            page = list(store, &page_at(Position::Before(first))).await;
+            seen.splice(0..0, keys(&page));
+            step += 1;
+            assert!(
+                step < 2 * MAX_PAGES,
+                "{zone}: the backward walk does not end"
+            );
+        }
+    } else {
+        while page.more_after {
+            let last = Keyset::of(
+                &page
+                    .items
+                    .last()
+                    .expect("a page with more after has items")
+                    .record,
+            );
+            disturb(store, zone, step, &last).await;
+            page = list(store, &page_at(Position::After(last))).await;
+            seen.extend(keys(&page));
+            step += 1;
+            assert!(step < MAX_PAGES, "{zone}: the forward walk does not end");
+        }
+    }
+    seen
+}
+
+/// Rule 5 under change, at the store: a full walk, forward with `After` and backward
+/// with `Before` from the last page, in both orders, with and without a filter,
+/// visits every grant present throughout exactly once, in order, while grants are
+/// inserted on both sides of and tied with the position, deleted and updated between
+/// pages.
+pub async fn list_walk_survives_concurrent_changes<S: Storage>(store: S) {
+    let s = &store;
+    for order in [SortOrder::Ascending, SortOrder::Descending] {
+        for backward in [false, true] {
+            for filtered in [false, true] {
+                let zone = format!(
+                    "walk-{order:?}-{}-{}",
+                    if backward { "back" } else { "forth" },
+                    if filtered { "walker" } else { "all" }
+                );
+                seed_walk(s, &zone).await;
+                let f = filter(filtered.then_some(WALKER), None, None, None);
+                let seen = walk_store(s, &zone, &f, order, backward).await;
+                check_walk(&zone, order, &seen, filtered);
+            }
+        }
+    }
+}
+
+async fn engine_page(engine: &Engine, zone: &str, request: &ListGrants) -> Page {
+    engine
+        .list_grants(zone, request)
+        .await
+        .unwrap_or_else(|e| panic!("Engine::list_grants({zone}, {request:?}) failed: {e:?}"))
+}
+
+fn engine_over<S: Storage>(store: S) -> Engine {
+    Engine::builder(Arc::new(store))
+        .clock(Arc::new(ManualClock::new(now())))
+        .build()
+}
+
+/// Walks a listing through the engine's cursors, disturbing the zone between pages.
+async fn walk_engine(engine: &Engine, zone: &str, order: SortOrder, backward: bool) -> Vec<Keyset> {
+    const MAX_PAGES: usize = 100;
+    let store = engine.storage();
+    let mut request = ListGrants {
+        user_id: Some(WALKER.into()),
+        order,
+        limit: Some(3),
+        ..ListGrants::default()
+    };
+    let keys = |page: &Page| -> Vec<Keyset> { page.items.iter().map(Keyset::of).collect() };
+    let mut page = engine_page(engine, zone, &request).await;
+    let mut seen = keys(&page);
+    let mut step = 0;
+    if backward {
+        while let Some(cursor) = page.after_cursor.take() {
+            request.after = Some(cursor);
+            page = engine_page(engine, zone, &request).await;
+            step += 1;
+            assert!(
+                step < MAX_PAGES,
+                "{zone}: the walk to the last page does not end"
+            );
+        }
+        request.after = None;
+        seen = keys(&page);
+        while let Some(cursor) = page.before_cursor.take() {
+            let first = Keyset::of(
+                page.items
+                    .first()
+                    .expect("a page with a before cursor has items"),
+            );
+            disturb(&**store, zone, step, &first).await;
+            request.before = Some(cursor);
+            page = engine_page(engine, zone, &request).await;
+            seen.splice(0..0, keys(&page));
+            step += 1;
+            assert!(
+                step < 2 * MAX_PAGES,
+                "{zone}: the backward walk does not end"
+            );
+        }
+    } else {
+        while let Some(cursor) = page.after_cursor.take() {
+            let last = Keyset::of(
+                page.items
+                    .last()
+                    .expect("a page with an after cursor has items"),
+            );
+            disturb(&**store, zone, step, &last).await;
+            request.after = Some(cursor);
+            page = engine_page(engine, zone, &request).await;
+            seen.extend(keys(&page));
+            step += 1;
+            assert!(step < MAX_PAGES, "{zone}: the forward walk does not end");
+        }
+    }
+    seen
+}
+
+/// Rule 5 under change, through the engine's cursors: a full walk of a user's grants,
+/// forward with `after` cursors and backward with `before` cursors from the last page,
+/// in both orders, visits every grant present throughout exactly once and no other
+/// user's, while a concurrent task inserts and deletes grants and the walk itself
+/// inserts, deletes and updates grants between pages.
+pub async fn engine_walk_survives_concurrent_changes<S: Storage>(store: S) {
+    const BACKGROUND: usize = 40;
+    let engine = engine_over(store);
+    for order in [SortOrder::Ascending, SortOrder::Descending] {
+        for backward in [false, true] {
+            let zone = format!(
+                "engine-walk-{order:?}-{}",
+                if backward { "back" } else { "forth" }
+            );
+            seed_walk(&**engine.storage(), &zone).await;
+            let writer = tokio::spawn({
+                let store = engine.storage().clone();
+                let zone = zone.clone();
+                async move {
+                    for i in 0..BACKGROUND {
+                        let created = at((i as i64 * 997) % 20_000 - 5_000);
+                        let mut writes = Vec::new();
+                        for (id, user) in [
+                            (format!("bg-{i}"), WALKER),
+                            (format!("other-bg-{i}"), "someone-else"),
+                        ] {
+                            let g = Grant {
+                                user_id: user.into(),
+                                ..grant(&zone, &id, created, far_future())
+                            };
+                            writes.push(put_grant(&g, Expect::Absent));
+                        }
+                        if i < DOOMED {
+                            writes.push(delete_grant(&zone, &format!("doomed-bg-{i}"), 1));
+                        }
+                        commit(&*store, writes).await;
+                        tokio::task::yield_now().await;
+                    }
+                }
+            });
+            let seen = walk_engine(&engine, &zone, order, backward).await;
+            join(writer).await;
+            check_walk(&zone, order, &seen, true);
+        }
+    }
+}
+
+async fn assert_invalid_cursor(engine: &Engine, zone: &str, request: &ListGrants, what: &str) {
+    let result = engine.list_grants(zone, request).await;
+    assert!(
+        matches!(result, Err(Error::InvalidCursor { .. })),
+        "{what}: expected Error::InvalidCursor, got {result:?}"
+    );
+}
+
+/// Cursors, at the engine: garbage, a cut or lengthened cursor, a cursor with any one
+/// character changed, and a cursor from another zone, filter, order, key or listing
+/// (grants or personal grants) are [`Error::InvalidCursor`], as `after` and as
+/// `before`; a cursor forged with the default key only moves within the caller's zone.
+pub async fn engine_rejects_forged_and_foreign_cursors<S: Storage>(store: S) {
+    let engine = engine_over(store);
+    seed_listing(&**engine.storage()).await;
+    let base = ListGrants {
+        order: SortOrder::Ascending,
+        limit: Some(2),
+        ..ListGrants::default()
+    };
+    let first = engine_page(&engine, ZONE, &base).await;
+    assert_eq!(grant_ids(&first.items), ["g07", "g02"]);
+    let cursor = first
+        .after_cursor
+        .clone()
+        .expect("a first page of 2 out of 10 has an after cursor");
+    let next = engine_page(
+        &engine,
+        ZONE,
+        &ListGrants {
+            after: Some(cursor.clone()),
+            ..base.clone()
+        },
+    )
+    .await;
+    assert_eq!(
+        grant_ids(&next.items),
+        ["g01", "g05"],
+        "the cursor works where it was made"
+    );
+    let back = next
+        .before_cursor
+        .clone()
+        .expect("a second page has a before cursor");
+    let again = engine_page(
+        &engine,
+        ZONE,
+        &ListGrants {
+            before: Some(back),
+            ..base.clone()
+        },
+    )
+    .await;
+    assert_eq!(
+        grant_ids(&again.items),
+        ["g07", "g02"],
+        "the before cursor leads back"
+    );
+
+    let mut bad: Vec<(String, String)> = vec![
+        ("garbage".into(), "not a cursor!".into()),
+        ("an empty cursor".into(), String::new()),
+        ("a run of A".into(), "A".repeat(40)),
+        ("an over-long cursor".into(), "A".repeat(300)),
+        (
+            "a cursor with a character appended".into(),
+            format!("{cursor}A"),
+        ),
+    ];
+    for cut in [1, cursor.len() / 2, cursor.len() - 1] {
+        bad.push((
+            format!("a cursor cut to {cut} characters"),
+            cursor[..cut].to_owned(),
+        ));
+    }
+    for (i, c) in cursor.char_indices() {
+        let mut altered = cursor.clone();
+        let other = if c == 'A' { "B" } else { "A" };
+        altered.replace_range(i..i + c.len_utf8(), other);
+        bad.push((format!("a cursor with character {i} changed"), altered));
+    }
+    for (what, c) in &bad {
+        let after = ListGrants {
+            after: Some(c.clone()),
+            ..base.clone()
+        };
+        assert_invalid_cursor(&engine, ZONE, &after, &format!("{what}, as after")).await;
+        let before = ListGrants {
+            before: Some(c.clone()),
+            ..base.clone()
+        };
+        assert_invalid_cursor(&engine, ZONE, &before, &format!("{what}, as before")).await;
+    }
+
+    let with = |request: ListGrants| ListGrants {
+        after: Some(cursor.clone()),
+        ..request
+    };
+    assert_invalid_cursor(
+        &engine,
+        OTHER_ZONE,
+        &with(base.clone()),
+        "a cursor of another zone",
+    )
+    .await;
+    assert_invalid_cursor(
+        &engine,
+        OTHER_ZONE,
+        &ListGrants {
+            before: Some(cursor.clone()),
+            ..base.clone()
+        },
+        "a cursor of another zone, as before",
+    )
+    .await;
+    let foreign: [(&str, ListGrants); 6] = [
+        (
+            "a cursor of the other order",
+            ListGrants {
+                order: SortOrder::Descending,
+                ..base.clone()
+            },
+        ),
+        (
+            "a cursor without a user filter, with one",
+            ListGrants {
+                user_id: Some("u1".into()),
+                ..base.clone()
+            },
+        ),
+        (
+            "a cursor without a resource filter, with one",
+            ListGrants {
+                resource_id: Some("r1".into()),
+                ..base.clone()
+            },
+        ),
+        (
+            "a cursor without a client filter, with one",
+            ListGrants {
+                client_id: Some("c1".into()),
+                ..base.clone()
+            },
+        ),
+        (
+            "a cursor without a status filter, with one",
+            ListGrants {
+                status: Some(ACTIVE),
+                ..base.clone()
+            },
+        ),
+        (
+            "a cursor without active=true, with it",
+            ListGrants {
+                active: true,
+                ..base.clone()
+            },
+        ),
+    ];
+    for (what, request) in foreign {
+        assert_invalid_cursor(&engine, ZONE, &with(request), what).await;
+    }
+    // The page size is not part of the query a cursor is bound to.
+    let larger = engine_page(
+        &engine,
+        ZONE,
+        &with(ListGrants {
+            limit: Some(5),
+            ..base.clone()
+        }),
+    )
+    .await;
+    assert_eq!(
+        grant_ids(&larger.items),
+        ["g01", "g05", "g09", "g10", "g03"],
+        "a cursor of a page of 2, for a page of 5"
+    );
+
+    let u1 = ListGrants {
+        user_id: Some("u1".into()),
+        ..base.clone()
+    };
+    let u1_cursor = engine_page(&engine, ZONE, &u1)
+        .await
+        .after_cursor
+        .expect("u1 has more than two grants");
+    for (what, user) in [
+        ("a cursor of user u1, for user u2", Some("u2")),
+        ("a cursor of user u1, for every user", None),
+    ] {
+        let request = ListGrants {
+            user_id: user.map(Into::into),
+            after: Some(u1_cursor.clone()),
+            ..base.clone()
+        };
+        assert_invalid_cursor(&engine, ZONE, &request, what).await;
+    }
+
+    let keyed = Engine::builder(engine.storage().clone())
+        .clock(Arc::new(ManualClock::new(now())))
+        .cursor_key(CursorKey::new([7; 32]))
+        .build();
+    let keyed_cursor = engine_page(&keyed, ZONE, &base)
+        .await
+        .after_cursor
+        .expect("a first page of 2 out of 10 has an after cursor");
+    assert_invalid_cursor(
+        &engine,
+        ZONE,
+        &ListGrants {
+            after: Some(keyed_cursor),
+            ..base.clone()
+        },
+        "a cursor made with another key",
+    )
+    .await;
+    assert_invalid_cursor(
+        &keyed,
+        ZONE,
+        &with(base.clone()),
+        "a default-key cursor, at an engine with another key",
+    )
+    .await;
+
+    // A cursor of one listing is refused by the other, even for the same zone, user
+    // and order: grants of u1 newest first, personal grants of u1 (newest first).
+    for (id, created) in [("p1", 1_000), ("p2", 2_000), ("p3", 3_000)] {
+        let mine = personal_grant(ZONE, id, "u1", at(created));
+        commit(
+            &**engine.storage(),
+            [put_personal_grant(&mine, Expect::Absent)],
+        )
+        .await;
+    }
+    let personal = engine
+        .list_personal_grants(ZONE, "u1", None, Some(2))
+        .await
+        .expect("list_personal_grants");
+    let personal_cursor = personal
+        .next_cursor
+        .expect("a first page of 2 out of 3 personal grants has a cursor");
+    let newest_u1 = ListGrants {
+        user_id: Some("u1".into()),
+        order: SortOrder::Descending,
+        ..base.clone()
+    };
+    let grants_cursor = engine_page(&engine, ZONE, &newest_u1)
+        .await
+        .after_cursor
+        .expect("u1 has more than two grants");
+    let result = engine
+        .list_personal_grants(ZONE, "u1", Some(&grants_cursor), Some(2))
+        .await;
+    assert!(
+        matches!(result, Err(Error::InvalidCursor { .. })),
+        "a grants cursor, for personal grants: expected Error::InvalidCursor, got {result:?}"
+    );
+    let as_grants = ListGrants {
+        after: Some(personal_cursor),
+        ..newest_u1
+    };
+    assert_invalid_cursor(
+        &engine,
+        ZONE,
+        &as_grants,
+        "a personal-grants cursor, for grants",
+    )
+    .await;
+
+    // Anyone can make a cursor for the default key; it still only picks a position in
+    // the caller's zone, even the position of another zone's grant.
+    let forged = tenure::cursor::encode(
+        &CursorKey::default(),
+        Listing::Grants,
+        OTHER_ZONE,
+        &GrantFilter::default(),
+        SortOrder::Ascending,
+        &ks("g10"),
+    )
+    .expect("encode");
+    let page = engine_page(
+        &engine,
+        OTHER_ZONE,
+        &ListGrants {
+            after: Some(forged),
+            ..base.clone()
+        },
+    )
+    .await;
+    assert_eq!(
+        grant_ids(&page.items),
+        ["g12"],
+        "a forged cursor for {OTHER_ZONE}"
+    );
+    assert!(
+        page.items.iter().all(|g| g.zone_id == OTHER_ZONE),
+        "a forged cursor reached another zone: {page:?}"
+    );
+    let forged = tenure::cursor::encode(
+        &CursorKey::default(),
+        Listing::Grants,
+        ZONE,
+        &GrantFilter::default(),
+        SortOrder::Ascending,
+        &key(500, "g11"),
+    )
+    .expect("encode");
+    let page = engine_page(
+        &engine,
+        ZONE,
+        &ListGrants {
+            after: Some(forged),
+            ..base.clone()
+        },
+    )
+    .await;
+    assert_eq!(
+        grant_ids(&page.items),
+        ["g07", "g02"],
+        "a forged cursor at another zone's grant"
+    );
+    assert!(
+        page.items.iter().all(|g| g.zone_id == ZONE),
+        "a forged cursor reached another zone: {page:?}"
+    );
+}
+
+// ----- rule 6: the expiry index -----
+
+/// Grants for the expiry index: (id, created ms, stored status, expiry ms). Created,
+/// id and expiry orders all differ.
+const EXPIRY: [(&str, i64, GrantStatus, i64); 8] = [
+    ("x-b", 1_000, ACTIVE, 50_000),
+    ("x-h", 2_000, ACTIVE, 900_000),
+    ("x-a", 3_000, ACTIVE, 50_000),
+    ("x-f", 4_000, REVOKED, 1_000),
+    ("x-d", 5_000, ACTIVE, NOW_MS),
+    ("x-g", 6_000, EXPIRED, 2_000),
+    ("x-e", 7_000, ACTIVE, NOW_MS + 1),
+    ("x-c", 8_000, ACTIVE, 10_000),
+];
+
+async fn seed_expiry<S: Storage + ?Sized>(store: &S) -> Vec<Grant> {
+    let mut grants = Vec::new();
+    for (id, created, status, expires) in EXPIRY {
+        let g = Grant {
+            status,
+            ..grant(ZONE, id, at(created), at(expires))
+        };
+        commit(store, [put_grant(&g, Expect::Absent)]).await;
+        grants.push(g);
+    }
+    // Due grants of another zone, one with an id of this zone's.
+    for (id, expires) in [("x-a", 5_000), ("x-z", 1)] {
+        commit(
+            store,
+            [put_grant(
+                &grant(OTHER_ZONE, id, at(0), at(expires)),
+                Expect::Absent,
+            )],
+        )
+        .await;
+    }
+    grants
+}
+
+/// Rule 6: `expired_grants` yields exactly the grants stored active whose expiry is at
+/// or before the given time (not revoked, not stored expired, not yet due, not of
+/// another zone), ordered by `(expires_at, id)`, at most `limit`, and writes nothing.
+pub async fn expired_grants_in_expiry_order<S: Storage>(store: S) {
+    let s = &store;
+    let grants = seed_expiry(s).await;
+    let stored = |id: &str| {
+        v1(grants
+            .iter()
+            .find(|g| g.id == id)
+            .expect("an expiry fixture id")
+            .clone())
+    };
+    assert_eq!(
+        expired(s, ZONE, now(), 100).await,
+        ["x-c", "x-a", "x-b", "x-d"].map(stored),
+        "due grants at now, whole records, in (expires_at, id) order"
+    );
+    let cases: [(i64, usize, &[&str]); 9] = [
+        (NOW_MS, 0, &[]),
+        (NOW_MS, 1, &["x-c"]),
+        (NOW_MS, 3, &["x-c", "x-a", "x-b"]),
+        (NOW_MS, 4, &["x-c", "x-a", "x-b", "x-d"]),
+        (NOW_MS - 1, 100, &["x-c", "x-a", "x-b"]),
+        (50_000, 100, &["x-c", "x-a", "x-b"]),
+        (49_999, 100, &["x-c"]),
+        (9_999, 100, &[]),
+        (1_000_000, 100, &["x-c", "x-a", "x-b", "x-d", "x-e", "x-h"]),
+    ];
+    for (ms, limit, expected) in cases {
+        assert_eq!(
+            ids(&expired(s, ZONE, at(ms), limit).await),
+            expected,
+            "expired_grants at {ms} ms, limit {limit}"
+        );
+    }
+    assert_eq!(
+        ids(&expired(s, OTHER_ZONE, now(), 100).await),
+        ["x-z", "x-a"]
+    );
+    assert!(
+        expired(s, OTHER_ZONE, now(), 100)
+            .await
+            .iter()
+            .all(|g| g.record.zone_id == OTHER_ZONE)
+    );
+    assert_eq!(expired(s, EMPTY_ZONE, far_future(), 100).await, Vec::new());
+    assert_eq!(
+        get_grant(s, ZONE, "x-c").await,
+        Some(stored("x-c")),
+        "expired_grants must not write"
+    );
+}
+
+/// Rule 6, upkeep: a grant leaves the expiry index when its stored status becomes
+/// expired or revoked, when its expiry moves later, or when it is deleted; it joins
+/// when its expiry moves earlier; updates never list it twice.
+pub async fn expiry_index_follows_status_and_deletion<S: Storage>(store: S) {
+    let s = &store;
+    let grants = seed_expiry(s).await;
+    let by_id = |id: &str| {
+        grants
+            .iter()
+            .find(|g| g.id == id)
+            .expect("an expiry fixture id")
+            .clone()
+    };
+    commit(
+        s,
+        [
+            put_grant(
+                &Grant {
+                    status: EXPIRED,
+                    refresh_token_set: false,
+                    ..by_id("x-c")
+                },
+                Expect::Version(1),
+            ),
+            put_grant(
+                &Grant {
+                    status: REVOKED,
+                    ..by_id("x-a")
+                },
+                Expect::Version(1),
+            ),
+            put_grant(
+                &Grant {
+                    expires_at: at(500_000),
+                    ..by_id("x-b")
+                },
+                Expect::Version(1),
+            ),
+            delete_grant(ZONE, "x-d", 1),
+            put_grant(
+                &Grant {
+                    expires_at: at(20_000),
+                    ..by_id("x-e")
+                },
+                Expect::Version(1),
+            ),
+            put_grant(
+                &Grant {
+                    scopes: vec!["once".into()],
+                    ..by_id("x-h")
+                },
+                Expect::Version(1),
+            ),
+        ],
+    )
+    .await;
+    commit(
+        s,
+        [put_grant(
+            &Grant {
+                scopes: vec!["twice".into()],
+                ..by_id("x-h")
+            },
+            Expect::Version(2),
+        )],
+    )
+    .await;
+    assert_eq!(
+        ids(&expired(s, ZONE, now(), 100).await),
+        ["x-e"],
+        "due grants at now after the changes"
+    );
+    assert_eq!(
+        ids(&expired(s, ZONE, far_future(), 100).await),
+        ["x-e", "x-b", "x-h"],
+        "every grant stored active, after the changes"
+    );
+    let h = expired(s, ZONE, far_future(), 100)
+        .await
+        .pop()
+        .expect("x-h is indexed");
+    assert_eq!(
+        (h.record.scopes, h.version),
+        (vec!["twice".to_owned()], 3),
+        "the index yields the grant as stored now"
+    );
+}
+
+// ----- rule 7: tokens -----
+
+/// Rule 7: `get_token` finds a token by digest in its zone only; `grant_tokens`
+/// lists exactly a grant's tokens, once each however often they are updated; a
+/// deleted token is gone from both.
+pub async fn tokens_by_digest_and_by_grant<S: Storage>(store: S) {
+    let s = &store;
+    let g1 = grant(ZONE, "grant-1", at(1_000), at(200_000));
+    let g2 = grant(ZONE, "grant-2", at(2_000), at(200_000));
+    let t1 = token(&g1, "secret-1", TokenKind::Access);
+    let t2 = token(&g1, "secret-2", TokenKind::Refresh);
+    let t3 = token(&g1, "secret-3", TokenKind::Access);
+    let t4 = token(&g2, "secret-4", TokenKind::Refresh);
+    commit(
+        s,
+        [
+            put_grant(&g1, Expect::Absent),
+            put_token(&t1, Expect::Absent),
+            put_token(&t2, Expect::Absent),
+        ],
+    )
+    .await;
+    commit(
+        s,
+        [
+            put_grant(&g2, Expect::Absent),
+            put_token(&t4, Expect::Absent),
+        ],
+    )
+    .await;
+    commit(s, [put_token(&t3, Expect::Absent)]).await;
+
+    for (secret, t) in [
+        ("secret-1", &t1),
+        ("secret-2", &t2),
+        ("secret-3", &t3),
+        ("secret-4", &t4),
+    ] {
+        assert_eq!(
+            get_token(s, ZONE, secret).await,
+            Some(v1(t.clone())),
+            "get_token of {secret}"
+        );
+        assert_eq!(
+            get_token(s, OTHER_ZONE, secret).await,
+            None,
+            "get_token of {secret} through another zone"
+        );
+    }
+    assert_eq!(get_token(s, ZONE, "secret-unknown").await, None);
+    let sorted = |mut v: Vec<Versioned<Token>>| {
+        v.sort_by_key(|t| t.record.digest);
+        v
+    };
+    assert_eq!(
+        tokens_of(s, ZONE, "grant-1").await,
+        sorted(vec![v1(t1.clone()), v1(t2.clone()), v1(t3.clone())])
+    );
+    assert_eq!(tokens_of(s, ZONE, "grant-2").await, vec![v1(t4.clone())]);
+    assert_eq!(tokens_of(s, ZONE, "grant-unknown").await, Vec::new());
+
+    let spent = Token {
+        spent_at: Some(at(3_000)),
+        ..t2.clone()
+    };
+    commit(s, [put_token(&spent, Expect::Version(1))]).await;
+    let revoked = Token {
+        revoked_at: Some(at(4_000)),
+        ..spent
+    };
+    commit(s, [put_token(&revoked, Expect::Version(2))]).await;
+    let revoked = Versioned {
+        record: revoked,
+        version: 3,
+    };
+    assert_eq!(
+        tokens_of(s, ZONE, "grant-1").await,
+        sorted(vec![v1(t1.clone()), revoked.clone(), v1(t3.clone())]),
+        "an updated token is listed once, as stored now"
+    );
+
+    commit(s, [delete_token(ZONE, t1.digest, 1)]).await;
+    assert_eq!(
+        get_token(s, ZONE, "secret-1").await,
+        None,
+        "a deleted token is not found by digest"
+    );
+    assert_eq!(
+        tokens_of(s, ZONE, "grant-1").await,
+        sorted(vec![revoked, v1(t3.clone())]),
+        "a deleted token leaves grant_tokens"
+    );
+    commit(
+        s,
+        [
+            delete_token(ZONE, t2.digest, 3),
+            delete_token(ZONE, t3.digest, 1),
+        ],
+    )
+    .await;
+    assert_eq!(tokens_of(s, ZONE, "grant-1").await, Vec::new());
+    assert_eq!(
+        tokens_of(s, ZONE, "grant-2").await,
+        vec![v1(t4)],
+        "other grants keep their tokens"
+    );
+}
+
+// ----- rule 1: zones -----
+
+/// Rule 1: the same client, grant, token digest and history in two zones are two
+/// records with their own versions; nothing of one zone is reachable through another
+/// by any read method; a zone nothing was written to is empty; write sets in one zone
+/// leave the other as it was.
+pub async fn zones_are_walls<S: Storage>(store: S) {
+    let s = &store;
+    let mut per_zone = Vec::new();
+    for zone in [ZONE, OTHER_ZONE] {
+        let c = client(zone, "client-1", &format!("client of {zone}"));
+        let g = Grant {
+            scopes: vec![format!("scope-of-{zone}")],
+            ..grant(zone, "grant-1", at(1_000), at(50_000))
+        };
+        let t = token(&g, "shared-secret", TokenKind::Refresh);
+        let created = transition(&g, None, ACTIVE, TransitionReason::Created, at(1_000));
+        // Expect::Absent holds in the second zone although the first holds the same ids.
+        commit(
+            s,
+            [
+                put_client(&c, Expect::Absent),
+                put_grant(&g, Expect::Absent),
+                put_token(&t, Expect::Absent),
+                append(created.clone()),
+            ],
+        )
+        .await;
+        per_zone.push((c, g, t, created));
+    }
+    let only_a = grant(ZONE, "grant-2", at(2_000), at(60_000));
+    let only_a_token = token(&only_a, "secret-2", TokenKind::Access);
+    commit(
+        s,
+        [
+            put_client(&client(ZONE, "client-2", "only in a"), Expect::Absent),
+            put_grant(&only_a, Expect::Absent),
+            put_token(&only_a_token, Expect::Absent),
+            append(transition(
+                &only_a,
+                None,
+                ACTIVE,
+                TransitionReason::Created,
+                at(2_000),
+            )),
+        ],
+    )
+    .await;
+
+    for (c, g, t, created) in &per_zone {
+        let zone = c.zone_id.as_str();
+        assert_eq!(
+            get_client(s, zone, "client-1").await,
+            Some(v1(c.clone())),
+            "get_client in {zone}"
+        );
+        assert_eq!(
+            get_grant(s, zone, "grant-1").await,
+            Some(v1(g.clone())),
+            "get_grant in {zone}"
+        );
+        assert_eq!(
+            get_token(s, zone, "shared-secret").await,
+            Some(v1(t.clone())),
+            "get_token in {zone}"
+        );
+        assert_eq!(
+            tokens_of(s, zone, "grant-1").await,
+            vec![v1(t.clone())],
+            "grant_tokens in {zone}"
+        );
+        assert_eq!(
+            history(s, zone, "grant-1").await,
+            vec![created.clone()],
+            "grant_history in {zone}"
+        );
+    }
+    let (b_client, b_grant, _, _) = &per_zone[1];
+    let b = OTHER_ZONE;
+    assert_eq!(get_client(s, b, "client-2").await, None);
+    assert_eq!(clients(s, b, None, 100).await, vec![v1(b_client.clone())]);
+    assert_eq!(get_grant(s, b, "grant-2").await, None);
+    assert_eq!(get_token(s, b, "secret-2").await, None);
+    assert_eq!(tokens_of(s, b, "grant-2").await, Vec::new());
+    assert_eq!(history(s, b, "grant-2").await, Vec::new());
+    for f in [
+        filter(None, None, None, None),
+        filter(Some("user-1"), Some("resource-1"), Some("client-1"), None),
+    ] {
+        assert_eq!(
+            list_all(s, b, &f, SortOrder::Ascending, now()).await,
+            vec![v1(b_grant.clone())],
+            "listing of {f:?} in {b}"
+        );
+        assert_eq!(count(s, b, &f, now()).await, 1, "count of {f:?} in {b}");
+        assert_eq!(
+            count(s, ZONE, &f, now()).await,
+            2,
+            "count of {f:?} in {ZONE}"
+        );
+    }
+    assert_eq!(
+        expired(s, b, far_future(), 100).await,
+        vec![v1(b_grant.clone())]
+    );
+    assert_eq!(
+        ids(&expired(s, ZONE, far_future(), 100).await),
+        ["grant-1", "grant-2"]
+    );
+
+    let e = EMPTY_ZONE;
+    assert_eq!(get_client(s, e, "client-1").await, None);
+    assert_eq!(clients(s, e, None, 100).await, Vec::new());
+    assert_eq!(get_grant(s, e, "grant-1").await, None);
+    assert_eq!(
+        list_all(s, e, &GrantFilter::default(), SortOrder::Descending, now()).await,
+        Vec::new()
+    );
+    assert_eq!(count(s, e, &GrantFilter::default(), now()).await, 0);
+    assert_eq!(expired(s, e, far_future(), 100).await, Vec::new());
+    assert_eq!(history(s, e, "grant-1").await, Vec::new());
+    assert_eq!(get_token(s, e, "shared-secret").await, None);
+    assert_eq!(tokens_of(s, e, "grant-1").await, Vec::new());
+
+    // Writes addressed to the other zone do not reach this one's records.
+    assert_conflict(
+        s,
+        [delete_grant(b, "grant-2", 1)],
+        "deleting a grant of another zone",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [delete_token(b, only_a_token.digest, 1)],
+        "deleting a token of another zone",
+    )
+    .await;
+    assert_eq!(
+        get_grant(s, ZONE, "grant-2").await,
+        Some(v1(only_a.clone()))
+    );
+
+    let ids_b = ["grant-1", "grant-2"];
+    let secrets = ["shared-secret", "secret-2"];
+    let before = snapshot(s, b, &ids_b, &secrets).await;
+    let (a_client, a_grant, a_token, _) = &per_zone[0];
+    commit(
+        s,
+        [
+            put_client(
+                &Client {
+                    name: "renamed".into(),
+                    ..a_client.clone()
+                },
+                Expect::Version(1),
+            ),
+            put_grant(
+                &Grant {
+                    status: REVOKED,
+                    ..a_grant.clone()
+                },
+                Expect::Version(1),
+            ),
+            delete_token(ZONE, a_token.digest, 1),
+            append(transition(
+                a_grant,
+                Some(ACTIVE),
+                REVOKED,
+                TransitionReason::Revoked,
+                at(3_000),
+            )),
+        ],
+    )
+    .await;
+    commit(
+        s,
+        [
+            delete_token(ZONE, only_a_token.digest, 1),
+            delete_grant(ZONE, "grant-2", 1),
+        ],
+    )
+    .await;
+    commit(
+        s,
+        [put_grant(
+            &grant(ZONE, "grant-3", at(3_000), at(4_000)),
+            Expect::Absent,
+        )],
+    )
+    .await;
+    assert_eq!(
+        snapshot(s, b, &ids_b, &secrets).await,
+        before,
+        "writes in {ZONE} changed {b}"
+    );
+
+    // Versions are per zone: the client is at 2 in one zone, still 1 in the other.
+    assert_conflict(
+        s,
+        [put_client(b_client, Expect::Version(2))],
+        "another zone's version",
+    )
+    .await;
+    commit(s, [put_client(b_client, Expect::Version(1))]).await;
+    assert_eq!(
+        get_client(s, b, "client-1").await.map(|c| c.version),
+        Some(2)
+    );
+    assert_eq!(
+        get_client(s, ZONE, "client-1")
+            .await
+            .map(|c| (c.record.name, c.version)),
+        Some(("renamed".to_owned(), 2))
+    );
+}
+
+// ----- rule 4: deletion -----
+
+/// Rule 4: after a grant is deleted (with its tokens, as the engine does), no read
+/// method shows it: not `get_grant`, no listing under any filter or order, no count,
+/// not the expiry index, no history, no tokens; positions at its key still work; a
+/// grant of another zone with its id stays; re-created, it starts afresh.
+pub async fn delete_grant_removes_every_trace<S: Storage>(store: S) {
+    let s = &store;
+    let all = seed_listing(s).await;
+    let doomed = ["g10", "g02", "g01"];
+    for id in doomed {
+        let g = &all
+            .iter()
+            .find(|g| g.record.zone_id == ZONE && g.record.id == id)
+            .expect("a listing id")
+            .record;
+        commit(
+            s,
+            [
+                put_token(
+                    &token(g, &format!("{id}-access"), TokenKind::Access),
+                    Expect::Absent,
+                ),
+                put_token(
+                    &token(g, &format!("{id}-refresh"), TokenKind::Refresh),
+                    Expect::Absent,
+                ),
+                append(transition(
+                    g,
+                    None,
+                    ACTIVE,
+                    TransitionReason::Created,
+                    g.created_at,
+                )),
+            ],
+        )
+        .await;
+        assert_eq!(tokens_of(s, ZONE, id).await.len(), 2);
+        assert_eq!(history(s, ZONE, id).await.len(), 1);
+    }
+    assert_eq!(
+        ids(&expired(s, ZONE, now(), 100).await),
+        ["g05", "g04", "g02"]
+    );
+
+    for id in doomed {
+        commit(
+            s,
+            [
+                delete_token(ZONE, Digest::of(&format!("{id}-access")), 1),
+                delete_token(ZONE, Digest::of(&format!("{id}-refresh")), 1),
+                delete_grant(ZONE, id, 1),
+            ],
+        )
+        .await;
+    }
+    for id in doomed {
+        assert_eq!(
+            get_grant(s, ZONE, id).await,
+            None,
+            "get_grant of deleted {id}"
+        );
+        assert_eq!(
+            history(s, ZONE, id).await,
+            Vec::new(),
+            "history of deleted {id}"
+        );
+        assert_eq!(
+            tokens_of(s, ZONE, id).await,
+            Vec::new(),
+            "tokens of deleted {id}"
+        );
+        assert_eq!(get_token(s, ZONE, &format!("{id}-access")).await, None);
+        assert_eq!(get_token(s, ZONE, &format!("{id}-refresh")).await, None);
+    }
+    for (f, expected) in listing_cases() {
+        let remaining: Vec<&str> = expected
+            .iter()
+            .copied()
+            .filter(|id| !doomed.contains(id))
+            .collect();
+        let asc = list_all(s, ZONE, &f, SortOrder::Ascending, now()).await;
+        assert_eq!(
+            ids(&asc),
+            remaining,
+            "ascending listing of {f:?} after deletion"
+        );
+        let desc = list_all(s, ZONE, &f, SortOrder::Descending, now()).await;
+        assert_eq!(
+            ids(&desc),
+            reversed(&remaining),
+            "descending listing of {f:?} after deletion"
+        );
+        assert_eq!(
+            count(s, ZONE, &f, now()).await,
+            remaining.len() as u64,
+            "count of {f:?} after deletion"
+        );
+    }
+    assert_eq!(ids(&expired(s, ZONE, now(), 100).await), ["g05", "g04"]);
+    assert_eq!(
+        ids(&expired(s, ZONE, far_future(), 100).await),
+        ["g05", "g04", "g07", "g08", "g06"]
+    );
+
+    let around = |position| {
+        query(
+            ZONE,
+            GrantFilter::default(),
+            SortOrder::Ascending,
+            position,
+            100,
+        )
+    };
+    let page = list(s, &around(Position::After(ks("g10")))).await;
+    assert_eq!(
+        (ids(&page.items), page.more_before, page.more_after),
+        (
+            vec!["g03".into(), "g04".into(), "g08".into(), "g06".into()],
+            true,
+            false
+        )
+    );
+    let page = list(s, &around(Position::Before(ks("g10")))).await;
+    assert_eq!(
+        (ids(&page.items), page.more_before, page.more_after),
+        (vec!["g07".into(), "g05".into(), "g09".into()], false, true)
+    );
+
+    assert!(
+        get_grant(s, OTHER_ZONE, "g01").await.is_some(),
+        "deleting g01 of {ZONE} deleted {OTHER_ZONE}'s"
+    );
+
+    let again = grant(ZONE, "g10", at(4_999), at(100_001));
+    commit(s, [put_grant(&again, Expect::Absent)]).await;
+    assert_eq!(get_grant(s, ZONE, "g10").await, Some(v1(again)));
+    assert_eq!(
+        history(s, ZONE, "g10").await,
+        Vec::new(),
+        "a re-created grant has no history"
+    );
+    assert_eq!(
+        tokens_of(s, ZONE, "g10").await,
+        Vec::new(),
+        "a re-created grant has no tokens"
+    );
+    let everything = list_all(
+        s,
+        ZONE,
+        &GrantFilter::default(),
+        SortOrder::Ascending,
+        now(),
+    )
+    .await;
+    assert_eq!(ids(&everything).iter().filter(|id| *id == "g10").count(), 1);
+}
+
+// ----- history -----
+
+/// History: `grant_history` returns a grant's transitions in the order they were
+/// appended, across sets and within one set (equal times included), apart from other
+/// grants' histories; a refused set appends nothing; an unknown grant's is empty.
+pub async fn history_in_append_order<S: Storage>(store: S) {
+    let s = &store;
+    let h1 = grant(ZONE, "h1", at(1_000), at(200_000));
+    let h2 = grant(ZONE, "h2", at(1_000), at(200_000));
+    let created1 = transition(&h1, None, ACTIVE, TransitionReason::Created, at(1_000));
+    let created2 = transition(&h2, None, ACTIVE, TransitionReason::Created, at(1_000));
+    commit(
+        s,
+        [put_grant(&h1, Expect::Absent), append(created1.clone())],
+    )
+    .await;
+    commit(
+        s,
+        [put_grant(&h2, Expect::Absent), append(created2.clone())],
+    )
+    .await;
+    let by_client = Transition {
+        actor: Actor::Client {
+            id: "client-1".into(),
+        },
+        ..transition(
+            &h1,
+            Some(ACTIVE),
+            ACTIVE,
+            TransitionReason::Refreshed,
+            at(5_000),
+        )
+    };
+    let by_user = Transition {
+        actor: Actor::User {
+            id: "user-1".into(),
+        },
+        ..by_client.clone()
+    };
+    let revoked = Transition {
+        actor: Actor::Admin,
+        ..transition(
+            &h1,
+            Some(ACTIVE),
+            REVOKED,
+            TransitionReason::Revoked,
+            at(5_000),
+        )
+    };
+    commit(
+        s,
+        [
+            put_grant(
+                &Grant {
+                    status: REVOKED,
+                    ..h1.clone()
+                },
+                Expect::Version(1),
+            ),
+            append(by_client.clone()),
+            append(by_user.clone()),
+            append(revoked.clone()),
+        ],
+    )
+    .await;
+    let expired2 = transition(
+        &h2,
+        Some(ACTIVE),
+        EXPIRED,
+        TransitionReason::Expired,
+        at(6_000),
+    );
+    commit(
+        s,
+        [
+            put_grant(
+                &Grant {
+                    status: EXPIRED,
+                    ..h2.clone()
+                },
+                Expect::Version(1),
+            ),
+            append(expired2.clone()),
+        ],
+    )
+    .await;
+    assert_conflict(
+        s,
+        [
+            put_grant(&h2, Expect::Version(1)),
+            append(transition(
+                &h2,
+                Some(EXPIRED),
+                ACTIVE,
+                TransitionReason::Created,
+                at(7_000),
+            )),
+        ],
+        "a stale set with an append",
+    )
+    .await;
+
+    assert_eq!(
+        history(s, ZONE, "h1").await,
+        vec![created1, by_client, by_user, revoked]
+    );
+    assert_eq!(history(s, ZONE, "h2").await, vec![created2, expired2]);
+    assert_eq!(history(s, ZONE, "unknown").await, Vec::new());
+    assert_eq!(history(s, OTHER_ZONE, "h1").await, Vec::new());
+}
+
+// ----- clients -----
+
+/// Clients: `list_clients` returns a zone's clients ordered by id, starting after
+/// `after` (exclusive, whether or not a client has that id), at most `limit`.
+pub async fn list_clients_by_id<S: Storage>(store: S) {
+    let s = &store;
+    for id in ["c-05", "c-01", "c-10", "c-03", "c-07"] {
+        commit(s, [put_client(&client(ZONE, id, id), Expect::Absent)]).await;
+    }
+    for id in ["c-02", "c-04"] {
+        commit(s, [put_client(&client(OTHER_ZONE, id, id), Expect::Absent)]).await;
+    }
+    commit(
+        s,
+        [put_client(
+            &client(ZONE, "c-05", "renamed"),
+            Expect::Version(1),
+        )],
+    )
+    .await;
+    let listed = |v: Vec<Versioned<Client>>| v.into_iter().map(|c| c.record.id).collect::<Vec<_>>();
+    let cases: [(Option<&str>, usize, &[&str]); 10] = [
+        (None, 100, &["c-01", "c-03", "c-05", "c-07", "c-10"]),
+        (None, 5, &["c-01", "c-03", "c-05", "c-07", "c-10"]),
+        (None, 4, &["c-01", "c-03", "c-05", "c-07"]),
+        (None, 1, &["c-01"]),
+        (None, 0, &[]),
+        (Some("c-03"), 2, &["c-05", "c-07"]),
+        (Some("c-02"), 100, &["c-03", "c-05", "c-07", "c-10"]),
+        (Some("c-00"), 100, &["c-01", "c-03", "c-05", "c-07", "c-10"]),
+        (Some("c-07"), 100, &["c-10"]),
+        (Some("c-10"), 100, &[]),
+    ];
+    for (after, limit, expected) in cases {
+        assert_eq!(
+            listed(clients(s, ZONE, after, limit).await),
+            expected,
+            "list_clients after {after:?}, limit {limit}"
+        );
+    }
+    let all = clients(s, ZONE, None, 100).await;
+    assert_eq!(
+        all[2],
+        Versioned {
+            record: client(ZONE, "c-05", "renamed"),
+            version: 2
+        }
+    );
+    assert!(
+        all.iter()
+            .filter(|c| c.record.id != "c-05")
+            .all(|c| c.version == 1)
+    );
+
+    let mut walked = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..10 {
+        let page = clients(s, ZONE, after.as_deref(), 2).await;
+        let Some(last) = page.last() else { break };
+        after = Some(last.record.id.clone());
+        walked.extend(listed(page));
+    }
+    assert_eq!(
+        walked,
+        ["c-01", "c-03", "c-05", "c-07", "c-10"],
+        "walking clients two at a time"
+    );
+    assert_eq!(
+        listed(clients(s, OTHER_ZONE, None, 100).await),
+        ["c-02", "c-04"]
+    );
+    assert_eq!(clients(s, EMPTY_ZONE, None, 100).await, Vec::new());
+}
+
+// ----- counts -----
+
+/// Counts: `count_grants` agrees with a full listing for every filter at several
+/// times, and with the expected number at [`now`].
+pub async fn count_grants_agrees_with_listing<S: Storage>(store: S) {
+    let s = &store;
+    seed_listing(s).await;
+    for (f, expected) in listing_cases() {
+        assert_eq!(
+            count(s, ZONE, &f, now()).await,
+            expected.len() as u64,
+            "count of {f:?} at now"
+        );
+        for ms in [0, 55_000, NOW_MS, 1_000_000] {
+            let listed = list_all(s, ZONE, &f, SortOrder::Descending, at(ms))
+                .await
+                .len() as u64;
+            assert_eq!(
+                count(s, ZONE, &f, at(ms)).await,
+                listed,
+                "count and listing of {f:?} at {ms} ms"
+            );
+        }
+    }
+    assert_eq!(
+        count(s, OTHER_ZONE, &GrantFilter::default(), now()).await,
+        3
+    );
+    assert_eq!(
+        count(s, EMPTY_ZONE, &GrantFilter::default(), now()).await,
+        0
+    );
+}
+
+// ----- rule 9: personal grants -----
+
+/// An active personal grant of `user` that never expires.
+pub fn personal_grant(zone: &str, id: &str, user: &str, created_at: Timestamp) -> PersonalGrant {
+    PersonalGrant {
+        id: id.into(),
+        zone_id: zone.into(),
+        user_id: user.into(),
+        name: "Personal grant".into(),
+        description: None,
+        scopes: vec!["read".into()],
+        challenge: format!("auth-grant:{id}"),
+        status: GrantStatus::Active,
+        created_at,
+        updated_at: created_at,
+        expires_at: None,
+    }
+}
+
+/// [`Write::PutPersonalGrant`].
+pub fn put_personal_grant(grant: &PersonalGrant, expect: Expect) -> Write {
+    Write::PutPersonalGrant {
+        grant: grant.clone(),
+        expect,
+    }
+}
+
+/// [`Write::DeletePersonalGrant`].
+pub fn delete_personal_grant(zone: &str, id: &str, expect: Version) -> Write {
+    Write::DeletePersonalGrant {
+        zone_id: zone.into(),
+        id: id.into(),
+        expect,
+    }
+}
+
+async fn personal_ids<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    user: &str,
+    after: Option<&Keyset>,
+    limit: usize,
+) -> Vec<String> {
+    store
+        .list_personal_grants(zone, user, after, limit)
+        .await
+        .expect("list_personal_grants")
+        .into_iter()
+        .map(|g| g.record.id)
+        .collect()
+}
+
+/// Rules 2 and 9 for personal grants: they are versioned like every record; a
+/// user's are listed newest first by `(created_at, id)`, strictly after `after`, at
+/// most `limit`, never another user's or another zone's; a revoked one stays listed
+/// once; a deleted one is gone.
+pub async fn personal_grants_by_user_newest_first<S: Storage>(store: S) {
+    let s = &store;
+    let p = personal_grant(ZONE, "p-versioned", "u9", at(1_000));
+    let revisions = [
+        p.clone(),
+        PersonalGrant {
+            name: "renamed".into(),
+            ..p.clone()
+        },
+        PersonalGrant {
+            status: REVOKED,
+            ..p
+        },
+    ];
+    check_versions(
+        "personal grant",
+        s,
+        revisions,
+        put_personal_grant,
+        move || async move {
+            s.get_personal_grant(ZONE, "p-versioned")
+                .await
+                .expect("get_personal_grant")
+        },
+    )
+    .await;
+
+    // (id, user, created ms): ties on created_at, ids out of creation order.
+    let rows = [
+        ("p3", "u1", 3_000),
+        ("p1", "u1", 5_000),
+        ("p5", "u1", 3_000),
+        ("p2", "u1", 1_000),
+        ("p4", "u1", 5_000),
+        ("q1", "u2", 4_000),
+        ("q2", "u2", 2_000),
+    ];
+    for (id, user, created) in rows {
+        commit(
+            s,
+            [put_personal_grant(
+                &personal_grant(ZONE, id, user, at(created)),
+                Expect::Absent,
+            )],
+        )
+        .await;
+    }
+    commit(
+        s,
+        [put_personal_grant(
+            &personal_grant(OTHER_ZONE, "p1", "u1", at(9_000)),
+            Expect::Absent,
+        )],
+    )
+    .await;
+    commit(
+        s,
+        [put_personal_grant(
+            &personal_grant(OTHER_ZONE, "p9", "u1", at(6_000)),
+            Expect::Absent,
+        )],
+    )
+    .await;
+
+    let newest_first = ["p4", "p1", "p5", "p3", "p2"];
+    let k = |ms, id| key(ms, id);
+    let cases: [(Option<Keyset>, usize, &[&str]); 10] = [
+        (None, 100, &newest_first),
+        (None, 5, &newest_first),
+        (None, 2, &["p4", "p1"]),
+        (None, 0, &[]),
+        (Some(k(5_000, "p1")), 2, &["p5", "p3"]),
+        (Some(k(5_000, "p4")), 100, &["p1", "p5", "p3", "p2"]),
+        (Some(k(3_000, "p4")), 100, &["p3", "p2"]),
+        (Some(k(1_000, "p2")), 100, &[]),
+        (Some(k(999_999, "z")), 100, &newest_first),
+        (Some(k(6_000, "p9")), 1, &["p4"]),
+    ];
+    for (after, limit, expected) in cases {
+        assert_eq!(
+            personal_ids(s, ZONE, "u1", after.as_ref(), limit).await,
+            expected,
+            "personal grants of u1 after {after:?}, limit {limit}"
+        );
+    }
+    assert_eq!(personal_ids(s, ZONE, "u2", None, 100).await, ["q1", "q2"]);
+    assert_eq!(
+        personal_ids(s, ZONE, "nobody", None, 100).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        personal_ids(s, OTHER_ZONE, "u1", None, 100).await,
+        ["p1", "p9"]
+    );
+    assert_eq!(
+        personal_ids(s, EMPTY_ZONE, "u1", None, 100).await,
+        Vec::<String>::new()
+    );
+    let theirs = s
+        .get_personal_grant(OTHER_ZONE, "p1")
+        .await
+        .expect("get_personal_grant");
+    assert_eq!(
+        theirs.map(|g| g.record.created_at),
+        Some(at(9_000)),
+        "the same id in two zones is two records"
+    );
+    assert_eq!(
+        s.get_personal_grant(OTHER_ZONE, "p2")
+            .await
+            .expect("get_personal_grant"),
+        None
+    );
+
+    let revoked = PersonalGrant {
+        status: REVOKED,
+        updated_at: at(7_000),
+        ..personal_grant(ZONE, "p5", "u1", at(3_000))
+    };
+    commit(s, [put_personal_grant(&revoked, Expect::Version(1))]).await;
+    assert_eq!(
+        personal_ids(s, ZONE, "u1", None, 100).await,
+        newest_first,
+        "a revoked personal grant stays listed, once"
+    );
+
+    assert_conflict(
+        s,
+        [delete_personal_grant(ZONE, "p5", 1)],
+        "DeletePersonalGrant with a stale version",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [delete_personal_grant(ZONE, "p-missing", 1)],
+        "DeletePersonalGrant of a missing record",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [delete_personal_grant(OTHER_ZONE, "p4", 1)],
+        "DeletePersonalGrant through another zone",
+    )
+    .await;
+    commit(
+        s,
+        [
+            delete_personal_grant(ZONE, "p5", 2),
+            delete_personal_grant(ZONE, "p4", 1),
+        ],
+    )
+    .await;
+    assert_eq!(
+        personal_ids(s, ZONE, "u1", None, 100).await,
+        ["p1", "p3", "p2"]
+    );
+    assert_eq!(
+        personal_ids(s, ZONE, "u1", Some(&k(5_000, "p4")), 100).await,
+        ["p1", "p3", "p2"],
+        "after a deleted one's key"
+    );
+    assert_eq!(
+        s.get_personal_grant(ZONE, "p4")
+            .await
+            .expect("get_personal_grant"),
+        None
+    );
+    assert_eq!(
+        personal_ids(s, OTHER_ZONE, "u1", None, 100).await,
+        ["p1", "p9"]
+    );
+}
+
+// ----- rule 8: device authorizations -----
+
+/// A pending device authorization of `client-1`, keyed by the digest of
+/// `device_code`, with `user_code` (canonical: eight letters of
+/// [`tenure::device::USER_CODE_ALPHABET`]).
+pub fn device_authorization(
+    zone: &str,
+    device_code: &str,
+    user_code: &str,
+    expires_at: Timestamp,
+) -> DeviceAuthorization {
+    DeviceAuthorization {
+        device_code: Digest::of(device_code),
+        zone_id: zone.into(),
+        user_code: user_code.into(),
+        client_id: "client-1".into(),
+        scopes: vec!["read".into()],
+        resource_id: "resource-1".into(),
+        state: DeviceState::Pending,
+        user_id: None,
+        grant_id: None,
+        created_at: epoch(),
+        expires_at,
+        interval_seconds: 5,
+        last_polled_at: None,
+    }
+}
+
+/// [`Write::PutDeviceAuthorization`].
+pub fn put_device(device: &DeviceAuthorization, expect: Expect) -> Write {
+    Write::PutDeviceAuthorization {
+        device: device.clone(),
+        expect,
+    }
+}
+
+/// [`Write::DeleteDeviceAuthorization`].
+pub fn delete_device(zone: &str, device_code: &str, expect: Version) -> Write {
+    Write::DeleteDeviceAuthorization {
+        zone_id: zone.into(),
+        device_code: Digest::of(device_code),
+        expect,
+    }
+}
+
+async fn device_by_code<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    device_code: &str,
+) -> Option<Versioned<DeviceAuthorization>> {
+    store
+        .get_device_authorization(zone, &Digest::of(device_code))
+        .await
+        .expect("get_device_authorization")
+}
+
+async fn device_by_user_code<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    user_code: &str,
+) -> Option<Digest> {
+    store
+        .find_device_authorization(zone, user_code)
+        .await
+        .expect("find_device_authorization")
+        .map(|d| d.record.device_code)
+}
+
+/// Rule 8: a device authorization whose user code belongs to another stored device
+/// authorization of the zone is [`Error::Conflict`] and stores nothing; the owner may
+/// rewrite its own code or change it, which frees the old one; deletion frees it too;
+/// another zone may hold the same code.
+pub async fn user_codes_are_unique_in_a_zone<S: Storage>(store: S) {
+    let s = &store;
+    let d1 = device_authorization(ZONE, "device-1", "BCDFGHJK", at(600_000));
+    commit(s, [put_device(&d1, Expect::Absent)]).await;
+    let d2 = device_authorization(ZONE, "device-2", "BCDFGHJK", at(600_000));
+    assert_conflict(
+        s,
+        [put_device(&d2, Expect::Absent)],
+        "a second device authorization with a taken user code",
+    )
+    .await;
+    assert_eq!(
+        device_by_code(s, ZONE, "device-2").await,
+        None,
+        "a refused device authorization was stored"
+    );
+    assert_eq!(
+        device_by_user_code(s, ZONE, "BCDFGHJK").await,
+        Some(d1.device_code),
+        "the user code still finds its owner"
+    );
+
+    let elsewhere = device_authorization(OTHER_ZONE, "device-2", "BCDFGHJK", at(600_000));
+    commit(s, [put_device(&elsewhere, Expect::Absent)]).await;
+    assert_eq!(
+        device_by_user_code(s, OTHER_ZONE, "BCDFGHJK").await,
+        Some(elsewhere.device_code)
+    );
+    assert_eq!(
+        device_by_user_code(s, ZONE, "BCDFGHJK").await,
+        Some(d1.device_code),
+        "another zone's code does not shadow this one's"
+    );
+
+    let claimed = DeviceAuthorization {
+        state: DeviceState::Claimed,
+        user_id: Some("user-1".into()),
+        ..d1.clone()
+    };
+    commit(s, [put_device(&claimed, Expect::Version(1))]).await;
+    assert_eq!(
+        device_by_user_code(s, ZONE, "BCDFGHJK").await,
+        Some(d1.device_code),
+        "rewriting one's own user code keeps it"
+    );
+
+    let recoded = DeviceAuthorization {
+        user_code: "CDFGHJKL".into(),
+        ..claimed
+    };
+    commit(s, [put_device(&recoded, Expect::Version(2))]).await;
+    assert_eq!(
+        device_by_user_code(s, ZONE, "BCDFGHJK").await,
+        None,
+        "a changed user code frees the old one"
+    );
+    assert_eq!(
+        device_by_user_code(s, ZONE, "CDFGHJKL").await,
+        Some(d1.device_code)
+    );
+    commit(s, [put_device(&d2, Expect::Absent)]).await;
+    assert_eq!(
+        device_by_user_code(s, ZONE, "BCDFGHJK").await,
+        Some(d2.device_code)
+    );
+
+    commit(s, [delete_device(ZONE, "device-2", 1)]).await;
+    assert_eq!(
+        device_by_user_code(s, ZONE, "BCDFGHJK").await,
+        None,
+        "a deleted device authorization frees its user code"
+    );
+}
+
+/// Rule 8 within one set: a set creating two device authorizations with one user
+/// code is [`Error::Conflict`] and stores neither; otherwise the zone would hold two
+/// device authorizations with the same code, one of them unreachable by it.
+pub async fn user_codes_are_unique_within_a_write_set<S: Storage>(store: S) {
+    let s = &store;
+    let twin_a = device_authorization(ZONE, "device-3", "DFGHJKLM", at(600_000));
+    let twin_b = device_authorization(ZONE, "device-4", "DFGHJKLM", at(600_000));
+    assert_conflict(
+        s,
+        [
+            put_device(&twin_a, Expect::Absent),
+            put_device(&twin_b, Expect::Absent),
+        ],
+        "one set creating two device authorizations with one user code",
+    )
+    .await;
+    assert_eq!(
+        device_by_code(s, ZONE, "device-3").await,
+        None,
+        "a refused set stored a device authorization"
+    );
+    assert_eq!(
+        device_by_code(s, ZONE, "device-4").await,
+        None,
+        "a refused set stored a device authorization"
+    );
+    assert_eq!(device_by_user_code(s, ZONE, "DFGHJKLM").await, None);
+}
+
+/// Rules 2 and 8 for device authorizations: versioned like every record, found by
+/// device-code digest and by user code in their zone only; the expiry index yields
+/// those whose expiry is at or before the given time, in `(expires_at, device code)`
+/// order, at most `limit`, and follows updates and deletions.
+pub async fn device_authorizations_by_code_and_expiry<S: Storage>(store: S) {
+    let s = &store;
+    let d = device_authorization(ZONE, "device-v", "GHJKLMNP", at(600_000));
+    let revisions = [
+        d.clone(),
+        DeviceAuthorization {
+            state: DeviceState::Claimed,
+            user_id: Some("user-1".into()),
+            ..d.clone()
+        },
+        DeviceAuthorization {
+            state: DeviceState::Approved,
+            user_id: Some("user-1".into()),
+            grant_id: Some("grant-1".into()),
+            ..d
+        },
+    ];
+    check_versions(
+        "device authorization",
+        s,
+        revisions,
+        put_device,
+        move || async move { device_by_code(s, ZONE, "device-v").await },
+    )
+    .await;
+    assert_conflict(
+        s,
+        [delete_device(ZONE, "device-v", 2)],
+        "DeleteDeviceAuthorization with a stale version",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [delete_device(ZONE, "device-missing", 1)],
+        "DeleteDeviceAuthorization of a missing record",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [delete_device(OTHER_ZONE, "device-v", 3)],
+        "DeleteDeviceAuthorization through another zone",
+    )
+    .await;
+    commit(s, [delete_device(ZONE, "device-v", 3)]).await;
+    assert_eq!(device_by_code(s, ZONE, "device-v").await, None);
+    assert_eq!(device_by_user_code(s, ZONE, "GHJKLMNP").await, None);
+
+    // (device code, user code, state, expiry ms): every state, ties on expiry.
+    let rows = [
+        ("dev-a", "BBBBBBBB", DeviceState::Pending, 50_000),
+        ("dev-b", "CCCCCCCC", DeviceState::Claimed, 50_000),
+        ("dev-c", "DDDDDDDD", DeviceState::Approved, 10_000),
+        ("dev-d", "FFFFFFFF", DeviceState::Denied, NOW_MS),
+        ("dev-e", "GGGGGGGG", DeviceState::Redeemed, NOW_MS + 1),
+        ("dev-f", "HHHHHHHH", DeviceState::Pending, 900_000),
+        ("dev-g", "JJJJJJJJ", DeviceState::Pending, 50_000),
+    ];
+    let mut devices = Vec::new();
+    for (code, user_code, state, expires) in rows {
+        let device = DeviceAuthorization {
+            state,
+            ..device_authorization(ZONE, code, user_code, at(expires))
+        };
+        commit(s, [put_device(&device, Expect::Absent)]).await;
+        devices.push(device);
+    }
+    commit(
+        s,
+        [put_device(
+            &device_authorization(OTHER_ZONE, "dev-a", "BBBBBBBB", at(1)),
+            Expect::Absent,
+        )],
+    )
+    .await;
+    for device in &devices {
+        assert_eq!(
+            s.get_device_authorization(ZONE, &device.device_code)
+                .await
+                .expect("get_device_authorization"),
+            Some(v1(device.clone()))
+        );
+        assert_eq!(
+            device_by_user_code(s, ZONE, &device.user_code).await,
+            Some(device.device_code)
+        );
+    }
+    assert_eq!(device_by_user_code(s, ZONE, "KKKKKKKK").await, None);
+    assert_eq!(
+        device_by_code(s, OTHER_ZONE, "dev-a")
+            .await
+            .map(|d| d.record.expires_at),
+        Some(at(1)),
+        "the same device code in two zones is two records"
+    );
+    assert_eq!(device_by_code(s, OTHER_ZONE, "dev-b").await, None);
+    assert_eq!(device_by_user_code(s, OTHER_ZONE, "CCCCCCCC").await, None);
+
+    let due = |ms: i64| {
+        let mut due: Vec<&DeviceAuthorization> =
+            devices.iter().filter(|d| d.expires_at <= at(ms)).collect();
+        due.sort_by_key(|d| (d.expires_at, d.device_code));
+        due.into_iter().map(|d| v1(d.clone())).collect::<Vec<_>>()
+    };
+    let expired_devices = |zone: &'static str, ms: i64, limit: usize| async move {
+        s.expired_device_authorizations(zone, at(ms), limit)
+            .await
+            .expect("expired_device_authorizations")
+    };
+    assert_eq!(
+        due(NOW_MS).len(),
+        5,
+        "the fixture has five due device authorizations at now"
+    );
+    for ms in [9_999, 10_000, 50_000, NOW_MS, 1_000_000] {
+        assert_eq!(
+            expired_devices(ZONE, ms, 100).await,
+            due(ms),
+            "expired device authorizations at {ms} ms"
+        );
+    }
+    for limit in [0, 1, 3] {
+        let expected: Vec<_> = due(NOW_MS).into_iter().take(limit).collect();
+        assert_eq!(
+            expired_devices(ZONE, NOW_MS, limit).await,
+            expected,
+            "expired device authorizations, limit {limit}"
+        );
+    }
+    assert_eq!(expired_devices(OTHER_ZONE, NOW_MS, 100).await.len(), 1);
+
+    let later = DeviceAuthorization {
+        expires_at: at(700_000),
+        ..devices[2].clone()
+    };
+    commit(
+        s,
+        [
+            put_device(&later, Expect::Version(1)),
+            delete_device(ZONE, "dev-a", 1),
+        ],
+    )
+    .await;
+    let codes: Vec<Digest> = expired_devices(ZONE, NOW_MS, 100)
+        .await
+        .into_iter()
+        .map(|d| d.record.device_code)
+        .collect();
+    let mut expected: Vec<(Timestamp, Digest)> = [&devices[1], &devices[3], &devices[6]]
+        .into_iter()
+        .map(|d| (d.expires_at, d.device_code))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        codes,
+        expected.into_iter().map(|(_, c)| c).collect::<Vec<_>>(),
+        "the index follows a moved expiry and a deletion"
+    );
+}
