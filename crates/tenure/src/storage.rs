@@ -28,10 +28,13 @@
 //!    of `(expires_at, id)`, and only those.
 //! 7. **Tokens are found by digest.** [`Storage::get_token`] is a keyed lookup.
 //! 8. **User codes are unique in a zone.** A [`Write::PutDeviceAuthorization`] whose
-//!    user code belongs to another stored device authorization of the zone is a
-//!    [`Error::Conflict`]. [`Storage::find_device_authorization`] finds one by user code.
+//!    user code belongs to another device authorization of the zone, stored before
+//!    the set or put earlier in the same set, is a [`Error::Conflict`].
+//!    [`Storage::find_device_authorization`] finds one by user code.
 //! 9. **Personal grants are listed per user**, newest first by `(created_at, id)`,
 //!    from an index of that user's records.
+//! 10. **Times are kept to the millisecond**, as the engine writes them; a token's
+//!     `grant_id` and a record's zone and id never change once it is created.
 
 use std::fmt;
 use std::sync::Arc;

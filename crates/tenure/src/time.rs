@@ -7,14 +7,16 @@
 use std::fmt;
 use std::sync::Mutex;
 
-use chrono::{DateTime, Duration, DurationRound, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Timelike, Utc};
 
 /// A point in time, UTC.
 pub type Timestamp = DateTime<Utc>;
 
-/// Truncates a time to whole milliseconds, the precision tenure keeps.
+/// Truncates a time to whole milliseconds, the precision tenure keeps. Works for
+/// every representable time (rounding by duration fails past the year 2262).
 pub fn to_millis(t: Timestamp) -> Timestamp {
-    t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
+    let nanos = t.nanosecond();
+    t.with_nanosecond(nanos - nanos % 1_000_000).unwrap_or(t)
 }
 
 /// Formats a time the way the seed documents do: `2019-12-27T18:11:19.117Z`.

@@ -1,0 +1,564 @@
+//! PostgreSQL storage backend for the tenure grant-lifecycle engine.
+//!
+//! When one auth-server process is not enough, several share a PostgreSQL database
+//! through this backend, with the same behaviour as every other backend: it passes
+//! the `tenure-testkit` conformance suite and model-based property test, and two
+//! engines on separate pools racing over one refresh token give exactly one winner.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use tenure::Engine;
+//! use tenure_postgres::{PostgresOptions, PostgresStorage};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tenure_postgres::PostgresError> {
+//! let storage = PostgresStorage::connect_with(
+//!     "postgres://tenure:secret@db.internal:5432/auth",
+//!     PostgresOptions::new().schema("tenure").max_connections(16),
+//! )
+//! .await?;
+//! let engine = Engine::builder(Arc::new(storage)).build();
+//! # let _ = engine;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Client and pool
+//!
+//! The backend speaks to PostgreSQL through [`tokio_postgres`] with a
+//! [`deadpool_postgres`] pool, not through `sqlx`. tokio-postgres is the plain
+//! asynchronous driver: it needs no database at compile time (no macros checking
+//! queries against a live server, no offline query cache to keep in step), it
+//! pipelines statements sent together, which is what makes a write set cost one
+//! round trip, and it builds quickly. deadpool adds a small, runtime-agnostic pool
+//! with a per-connection prepared-statement cache. Hosts that need TLS or their own
+//! pool settings build a [`deadpool_postgres::Pool`] (both crates are re-exported,
+//! so the versions match) and hand it to [`PostgresStorage::open`].
+//!
+//! # Schema
+//!
+//! Opening a store creates or migrates its schema idempotently, in one transaction
+//! that holds an advisory lock keyed on the schema name, so processes starting
+//! together never race. Everything lives in its own schema (default `tenure`,
+//! [`PostgresOptions::schema`] to change it), with a `schema_version` table of its
+//! own; a schema written by a newer version of this crate is refused with
+//! [`PostgresError::SchemaTooNew`]. At the current version opening only reads, so
+//! the role serving requests needs no right to create anything once the schema
+//! exists.
+//!
+//! Each record is stored whole, as the JSON the core's records serialize to (a
+//! `jsonb` column, readable with any SQL client), next to typed columns for what is
+//! looked up, filtered or sorted on: zone, id, user, resource, client, status,
+//! `created_at` and `expires_at` (milliseconds since the Unix epoch, exactly the
+//! precision the core keeps, with no range limit a forged cursor could hit), token
+//! and device-code digests (`bytea`) and a `version` column. The JSON is the record's
+//! truth and the columns are its index keys, written together by the same statement.
+//! Ids are compared bytewise (`COLLATE "C"`), as Rust compares strings, whatever the
+//! database's locale.
+//!
+//! Every query names its zone, and each one is answered from an index:
+//!
+//! | read | index |
+//! | --- | --- |
+//! | listing, no filter | `grants_by_created (zone_id, created_at, id)` |
+//! | listing by user, resource, client | `grants_by_user`, `grants_by_resource`, `grants_by_client`: `(zone_id, <column>, created_at, id)` |
+//! | listing by status | `grants_by_status (zone_id, status, created_at, id)`, or any of the above |
+//! | expiry sweep | `grants_by_expiry (zone_id, expires_at, id) WHERE status = 'active'` |
+//! | token by digest | primary key `(zone_id, digest)` |
+//! | a grant's tokens, history | `tokens_by_grant`, `transitions_by_grant` |
+//! | personal grants of a user | `personal_grants_by_user (zone_id, user_id, created_at, id)` |
+//! | device authorizations | primary key, `UNIQUE (zone_id, user_code)`, `device_authorizations_by_expiry` |
+//!
+//! A page of a listing is one statement: a keyset scan from the cursor in
+//! `(created_at, id)` order with a row-value comparison, one row past the limit, and
+//! a one-row probe the other way for the other flag. A status filter compares the
+//! stored status and expiry with the query's time (`active`: stored active and
+//! `expires_at > now`; `expired`: stored expired, or stored active and
+//! `expires_at <= now`; `revoked`: stored revoked), never with the database's clock.
+//! [`PostgresStorage::explain`] shows the plan of any read on the data at hand; the
+//! crate's tests assert that every listing shape is an ordered index scan.
+//!
+//! # Write sets
+//!
+//! A write set is one transaction at `READ COMMITTED` whose statements are
+//! conditional on versions: `INSERT … ON CONFLICT DO NOTHING` for
+//! [`Expect::Absent`](tenure::Expect::Absent), `UPDATE`/`DELETE … WHERE version = $v`
+//! for [`Expect::Version`](tenure::Expect::Version). A statement that touches no row
+//! means its expectation failed: the transaction rolls back and the set is
+//! [`tenure::Error::Conflict`], which the engine retries with fresh reads. Rows a
+//! set wrote stay locked until it ends, so all of its expectations hold together at
+//! commit; a stronger isolation level would only add serialization failures. A user
+//! code is checked against the store as it was before the set (as the contract
+//! says), and a unique index catches one taken by a set committing meanwhile (also a
+//! conflict). Serialization failures and deadlocks (SQLSTATE 40001, 40P01) are
+//! retried [`PostgresOptions::retries`] times, then reported as a conflict.
+//!
+//! Reads are single statements, so each sees one snapshot and never part of a set.
+//!
+//! # Operating it
+//!
+//! PostgreSQL 11 or later (tested with 15). Key lookups use statements prepared once
+//! per connection: behind PgBouncer, use session pooling (or a version that supports
+//! prepared statements in transaction mode). Listings and counts are planned afresh
+//! with their parameters each time (one round trip, no prepared statement), so the
+//! plan always fits the filter at hand. The connection string's own settings apply:
+//! `connect_timeout=5`, say, bounds how long an unreachable server can hold a
+//! request, and `application_name=auth-1` names the process in `pg_stat_activity`.
+//!
+//! # Tests
+//!
+//! The crate's tests need a database: `scripts/with-postgres.sh cargo test -p
+//! tenure-postgres` starts a throwaway cluster for them, or set
+//! `TENURE_TEST_POSTGRES_URL` to use an existing database (each test works in a
+//! schema of its own, dropped afterwards).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod read;
+mod schema;
+mod write;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde::de::DeserializeOwned;
+use tenure::{
+    Client, DeviceAuthorization, Digest, Grant, GrantFilter, GrantPage, GrantQuery, Keyset,
+    PersonalGrant, Position, SortOrder, Storage, Timestamp, Token, Transition, Versioned, WriteSet,
+};
+use tokio_postgres::Row;
+use tokio_postgres::types::Json;
+
+pub use deadpool_postgres;
+pub use error::PostgresError;
+pub use read::Read;
+pub use schema::{DEFAULT_SCHEMA, SCHEMA_VERSION};
+pub use tokio_postgres;
+
+use read::{PART_PAGE, PART_PROBE};
+use schema::SchemaName;
+use write::WriteSql;
+
+/// The backend's name in [`tenure::Error::Backend`].
+pub const BACKEND: &str = "postgres";
+
+/// How many times a write set is retried after a serialization failure or a
+/// deadlock when nothing else is said.
+pub const DEFAULT_RETRIES: u32 = 5;
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    schema: String,
+    max_connections: Option<usize>,
+    retries: u32,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            schema: DEFAULT_SCHEMA.to_owned(),
+            max_connections: None,
+            retries: DEFAULT_RETRIES,
+        }
+    }
+}
+
+impl PostgresOptions {
+    /// The defaults: schema [`DEFAULT_SCHEMA`], deadpool's default pool size, and
+    /// [`DEFAULT_RETRIES`].
+    pub fn new() -> Self {
+        PostgresOptions::default()
+    }
+
+    /// The schema that holds the store's tables: a lower-case SQL identifier
+    /// (`a-z`, `0-9`, `_`, not starting with a digit or `pg_`). Every process that
+    /// shares the store must name the same one.
+    pub fn schema(mut self, name: impl Into<String>) -> Self {
+        self.schema = name.into();
+        self
+    }
+
+    /// The most connections the pool opens ([`PostgresStorage::connect_with`] only;
+    /// a pool handed to [`PostgresStorage::open`] keeps its own size).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = Some(n);
+        self
+    }
+
+    /// How many times a write set is retried after a serialization failure or a
+    /// deadlock before it is reported as [`tenure::Error::Conflict`].
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
+    }
+}
+
+/// A tenure store in a PostgreSQL database. Cheap to clone; clones share the pool.
+#[derive(Clone)]
+pub struct PostgresStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    schema: SchemaName,
+    writes: WriteSql,
+    retries: u32,
+}
+
+impl fmt::Debug for PostgresStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStorage")
+            .field("schema", &self.inner.schema.name())
+            .field("pool", &self.inner.pool.status())
+            .finish()
+    }
+}
+
+impl PostgresStorage {
+    /// Connects to the database at `url` (a `postgres://` URL or a `key=value`
+    /// connection string, without TLS) with the default options, and creates or
+    /// migrates the schema.
+    pub async fn connect(url: &str) -> Result<Self, PostgresError> {
+        PostgresStorage::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// [`connect`](Self::connect) with options.
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, PostgresError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|source| PostgresError::InvalidUrl { source })?;
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let mut builder = Pool::builder(manager);
+        if let Some(n) = options.max_connections {
+            builder = builder.max_size(n);
+        }
+        let pool = builder
+            .build()
+            .map_err(|source| PostgresError::Pool { source })?;
+        PostgresStorage::open(pool, options).await
+    }
+
+    /// Opens a store over a pool the host built (for TLS, say), creating or
+    /// migrating the schema.
+    pub async fn open(pool: Pool, options: PostgresOptions) -> Result<Self, PostgresError> {
+        let schema = SchemaName::new(&options.schema)?;
+        schema::ensure(&pool, &schema).await?;
+        Ok(PostgresStorage {
+            inner: Arc::new(Inner {
+                writes: WriteSql::new(&schema),
+                pool,
+                schema,
+                retries: options.retries,
+            }),
+        })
+    }
+
+    /// The schema that holds the store.
+    pub fn schema(&self) -> &str {
+        self.inner.schema.name()
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// The plan PostgreSQL picks for a read, as `EXPLAIN (FORMAT JSON)` gives it:
+    /// a JSON array holding one object whose `Plan` is the root node. The read is
+    /// planned, not run.
+    pub async fn explain(&self, read: &Read<'_>) -> Result<serde_json::Value, PostgresError> {
+        let statement = read.statement(&self.inner.schema);
+        let client = self.inner.pool.get().await?;
+        let row = client
+            .query_typed_one(
+                &format!("EXPLAIN (FORMAT JSON) {}", statement.sql),
+                &statement.typed_params(),
+            )
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Runs a read's statement: a one-shot statement planned with its parameters in
+    /// one round trip, or a statement prepared once per connection.
+    async fn query(&self, read: Read<'_>) -> Result<Vec<Row>, PostgresError> {
+        let statement = read.statement(&self.inner.schema);
+        let client = self.inner.pool.get().await?;
+        if statement.one_shot {
+            return Ok(client
+                .query_typed(&statement.sql, &statement.typed_params())
+                .await?);
+        }
+        let prepared = client.prepare_cached(&statement.sql).await?;
+        Ok(client.query(&prepared, &statement.params()).await?)
+    }
+
+    /// Runs a read that yields versioned records.
+    async fn records<T: DeserializeOwned>(
+        &self,
+        kind: &'static str,
+        read: Read<'_>,
+    ) -> Result<Vec<Versioned<T>>, PostgresError> {
+        self.query(read)
+            .await?
+            .iter()
+            .map(|row| versioned(kind, row))
+            .collect()
+    }
+
+    /// Runs a read that yields at most one versioned record.
+    async fn record<T: DeserializeOwned>(
+        &self,
+        kind: &'static str,
+        read: Read<'_>,
+    ) -> Result<Option<Versioned<T>>, PostgresError> {
+        Ok(self.records(kind, read).await?.into_iter().next())
+    }
+
+    async fn page(&self, query: &GrantQuery) -> Result<GrantPage, PostgresError> {
+        let rows = self.query(Read::Grants(query)).await?;
+        let mut scanned: Vec<((i64, String), Versioned<Grant>)> = Vec::with_capacity(rows.len());
+        let mut probe = false;
+        for row in &rows {
+            let part: i32 = row.try_get("part")?;
+            if part == PART_PROBE {
+                probe = true;
+            } else if part == PART_PAGE {
+                let key = (row.try_get("created_at")?, row.try_get("id")?);
+                scanned.push((key, versioned("grant", row)?));
+            }
+        }
+        // The page's scan runs in the listing's order, or against it for `Before`.
+        let backward = matches!(query.position, Position::Before(_));
+        let ascending_scan = (query.order == SortOrder::Ascending) != backward;
+        scanned.sort_by(|a, b| a.0.cmp(&b.0));
+        if !ascending_scan {
+            scanned.reverse();
+        }
+        let more_in_scan = scanned.len() > query.limit;
+        scanned.truncate(query.limit);
+        let mut items: Vec<Versioned<Grant>> = scanned.into_iter().map(|(_, g)| g).collect();
+        Ok(if backward {
+            items.reverse();
+            GrantPage {
+                items,
+                more_before: more_in_scan,
+                more_after: probe,
+            }
+        } else {
+            GrantPage {
+                items,
+                more_before: probe,
+                more_after: more_in_scan,
+            }
+        })
+    }
+}
+
+/// Reads a row's `version` and `record` columns.
+fn versioned<T: DeserializeOwned>(
+    kind: &'static str,
+    row: &Row,
+) -> Result<Versioned<T>, PostgresError> {
+    let version: i64 = row.try_get("version")?;
+    let version = u64::try_from(version)
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| PostgresError::Corrupt {
+            kind,
+            reason: format!("version {version}"),
+        })?;
+    let Json(record) = row
+        .try_get::<_, Json<T>>("record")
+        .map_err(|e| PostgresError::Corrupt {
+            kind,
+            reason: e.to_string(),
+        })?;
+    Ok(Versioned { record, version })
+}
+
+#[async_trait]
+impl Storage for PostgresStorage {
+    async fn get_client(
+        &self,
+        zone_id: &str,
+        id: &str,
+    ) -> tenure::Result<Option<Versioned<Client>>> {
+        Ok(self.record("client", Read::Client { zone_id, id }).await?)
+    }
+
+    async fn list_clients(
+        &self,
+        zone_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> tenure::Result<Vec<Versioned<Client>>> {
+        let read = Read::Clients {
+            zone_id,
+            after,
+            limit,
+        };
+        Ok(self.records("client", read).await?)
+    }
+
+    async fn get_grant(&self, zone_id: &str, id: &str) -> tenure::Result<Option<Versioned<Grant>>> {
+        Ok(self.record("grant", Read::Grant { zone_id, id }).await?)
+    }
+
+    async fn list_grants(&self, query: &GrantQuery) -> tenure::Result<GrantPage> {
+        Ok(self.page(query).await?)
+    }
+
+    async fn count_grants(
+        &self,
+        zone_id: &str,
+        filter: &GrantFilter,
+        now: Timestamp,
+    ) -> tenure::Result<u64> {
+        let read = Read::CountGrants {
+            zone_id,
+            filter,
+            now,
+        };
+        let rows = self.query(read).await?;
+        let count: i64 = match rows.first() {
+            Some(row) => row.try_get(0).map_err(PostgresError::from)?,
+            None => 0,
+        };
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn expired_grants(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> tenure::Result<Vec<Versioned<Grant>>> {
+        let read = Read::ExpiredGrants {
+            zone_id,
+            now,
+            limit,
+        };
+        Ok(self.records("grant", read).await?)
+    }
+
+    async fn grant_history(
+        &self,
+        zone_id: &str,
+        grant_id: &str,
+    ) -> tenure::Result<Vec<Transition>> {
+        let rows = self.query(Read::History { zone_id, grant_id }).await?;
+        let mut history = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let Json(transition) = row.try_get::<_, Json<Transition>>("record").map_err(|e| {
+                PostgresError::Corrupt {
+                    kind: "transition",
+                    reason: e.to_string(),
+                }
+            })?;
+            history.push(transition);
+        }
+        Ok(history)
+    }
+
+    async fn get_token(
+        &self,
+        zone_id: &str,
+        digest: &Digest,
+    ) -> tenure::Result<Option<Versioned<Token>>> {
+        Ok(self
+            .record("token", Read::Token { zone_id, digest })
+            .await?)
+    }
+
+    async fn grant_tokens(
+        &self,
+        zone_id: &str,
+        grant_id: &str,
+    ) -> tenure::Result<Vec<Versioned<Token>>> {
+        Ok(self
+            .records("token", Read::GrantTokens { zone_id, grant_id })
+            .await?)
+    }
+
+    async fn get_personal_grant(
+        &self,
+        zone_id: &str,
+        id: &str,
+    ) -> tenure::Result<Option<Versioned<PersonalGrant>>> {
+        Ok(self
+            .record("personal grant", Read::PersonalGrant { zone_id, id })
+            .await?)
+    }
+
+    async fn list_personal_grants(
+        &self,
+        zone_id: &str,
+        user_id: &str,
+        after: Option<&Keyset>,
+        limit: usize,
+    ) -> tenure::Result<Vec<Versioned<PersonalGrant>>> {
+        let read = Read::PersonalGrants {
+            zone_id,
+            user_id,
+            after,
+            limit,
+        };
+        Ok(self.records("personal grant", read).await?)
+    }
+
+    async fn get_device_authorization(
+        &self,
+        zone_id: &str,
+        device_code: &Digest,
+    ) -> tenure::Result<Option<Versioned<DeviceAuthorization>>> {
+        let read = Read::DeviceAuthorization {
+            zone_id,
+            device_code,
+        };
+        Ok(self.record("device authorization", read).await?)
+    }
+
+    async fn find_device_authorization(
+        &self,
+        zone_id: &str,
+        user_code: &str,
+    ) -> tenure::Result<Option<Versioned<DeviceAuthorization>>> {
+        let read = Read::DeviceByUserCode { zone_id, user_code };
+        Ok(self.record("device authorization", read).await?)
+    }
+
+    async fn expired_device_authorizations(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> tenure::Result<Vec<Versioned<DeviceAuthorization>>> {
+        let read = Read::ExpiredDeviceAuthorizations {
+            zone_id,
+            now,
+            limit,
+        };
+        Ok(self.records("device authorization", read).await?)
+    }
+
+    async fn apply(&self, set: WriteSet) -> tenure::Result<()> {
+        write::apply(
+            &self.inner.pool,
+            &self.inner.writes,
+            &set,
+            self.inner.retries,
+        )
+        .await
+    }
+}

@@ -1,0 +1,781 @@
+//! What is particular to the PostgreSQL backend: creating and migrating its schema,
+//! refusing a newer one, typed errors, records stored whole, and write sets of two
+//! pools meeting on one unique user code.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+
+use tenure::{
+    AccessType, Actor, Client, ClientType, DeviceAuthorization, DeviceState, Digest, Error, Expect,
+    Grant, GrantStatus, GrantType, PersonalGrant, ScopePolicy, Storage, Token, TokenKind,
+    Transition, TransitionReason, Versioned, Write, WriteSet,
+};
+use tenure_postgres::deadpool_postgres::{Manager, Pool};
+use tenure_postgres::{PostgresError, PostgresOptions, PostgresStorage, SCHEMA_VERSION};
+use tenure_testkit::conformance::{at, client, device_authorization, grant, token};
+use tokio::sync::Barrier;
+
+const ZONE: &str = "zone-store";
+
+async fn schema_version(schema: &str) -> Vec<i32> {
+    support::connect()
+        .await
+        .query(
+            &format!("SELECT version FROM \"{schema}\".schema_version"),
+            &[],
+        )
+        .await
+        .expect("reading schema_version")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+fn v1<T>(record: T) -> Option<Versioned<T>> {
+    Some(Versioned { record, version: 1 })
+}
+
+async fn put(store: &PostgresStorage, write: Write) {
+    store
+        .apply(WriteSet {
+            writes: vec![write],
+        })
+        .await
+        .expect("a valid write");
+}
+
+#[test]
+fn processes_starting_together_create_the_schema_once() {
+    support::run(
+        4,
+        support::with_schema(|schema| async move {
+            let barrier = Arc::new(Barrier::new(6));
+            let openers: Vec<_> = (0..6)
+                .map(|_| {
+                    let (schema, barrier) = (schema.clone(), barrier.clone());
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        PostgresStorage::connect_with(
+                            &support::database_url(),
+                            support::options(&schema),
+                        )
+                        .await
+                    })
+                })
+                .collect();
+            let mut stores = Vec::new();
+            for opener in openers {
+                stores.push(
+                    opener
+                        .await
+                        .expect("an opener panicked")
+                        .expect("every process opens the store"),
+                );
+            }
+            assert_eq!(schema_version(&schema).await, [SCHEMA_VERSION]);
+            // They all see one store.
+            let g = grant(ZONE, "grant-1", at(0), at(1_000));
+            put(
+                &stores[0],
+                Write::PutGrant {
+                    grant: g.clone(),
+                    expect: Expect::Absent,
+                },
+            )
+            .await;
+            for store in &stores {
+                assert_eq!(
+                    store.get_grant(ZONE, "grant-1").await.unwrap(),
+                    Some(Versioned {
+                        record: g.clone(),
+                        version: 1
+                    })
+                );
+            }
+        }),
+    );
+}
+
+#[test]
+fn reopening_keeps_the_records_and_needs_no_write() {
+    support::run(
+        1,
+        support::with_schema(|schema| async move {
+            let g = grant(ZONE, "grant-1", at(0), at(1_000));
+            {
+                let store = support::open(&schema).await;
+                put(
+                    &store,
+                    Write::PutGrant {
+                        grant: g.clone(),
+                        expect: Expect::Absent,
+                    },
+                )
+                .await;
+            }
+            // Every transaction of this pool is read-only: opening at the current
+            // version must not try to create or change anything.
+            let mut config: tokio_postgres::Config = support::database_url().parse().unwrap();
+            config.options("-c default_transaction_read_only=on");
+            let pool = Pool::builder(Manager::new(config, tokio_postgres::NoTls))
+                .max_size(2)
+                .build()
+                .unwrap();
+            let store = PostgresStorage::open(pool, PostgresOptions::new().schema(&schema))
+                .await
+                .expect("opening an existing schema only reads");
+            assert_eq!(
+                store.get_grant(ZONE, "grant-1").await.unwrap(),
+                Some(Versioned {
+                    record: g,
+                    version: 1
+                })
+            );
+            assert_eq!(schema_version(&schema).await, [SCHEMA_VERSION]);
+        }),
+    );
+}
+
+#[test]
+fn a_schema_of_a_newer_version_is_refused_untouched() {
+    support::run(
+        1,
+        support::with_schema(|schema| async move {
+            drop(support::open(&schema).await);
+            let newer = SCHEMA_VERSION + 1;
+            support::connect()
+                .await
+                .execute(
+                    &format!("UPDATE \"{schema}\".schema_version SET version = $1"),
+                    &[&newer],
+                )
+                .await
+                .unwrap();
+            let refused =
+                PostgresStorage::connect_with(&support::database_url(), support::options(&schema))
+                    .await;
+            match refused {
+                Err(PostgresError::SchemaTooNew {
+                    schema: named,
+                    found,
+                    supported,
+                }) => {
+                    assert_eq!(
+                        (named.as_str(), found, supported),
+                        (schema.as_str(), newer, SCHEMA_VERSION)
+                    );
+                }
+                other => panic!("expected SchemaTooNew, got {other:?}"),
+            }
+            assert_eq!(schema_version(&schema).await, [newer]);
+        }),
+    );
+}
+
+#[test]
+fn a_failed_creation_leaves_nothing_behind() {
+    support::run(
+        1,
+        support::with_schema(|schema| async move {
+            // Someone else's table where the backend's would go.
+            support::connect()
+                .await
+                .batch_execute(&format!(
+                    "CREATE SCHEMA \"{schema}\"; CREATE TABLE \"{schema}\".grants (x int);"
+                ))
+                .await
+                .unwrap();
+            let refused =
+                PostgresStorage::connect_with(&support::database_url(), support::options(&schema))
+                    .await;
+            assert!(
+                matches!(refused, Err(PostgresError::Database { .. })),
+                "{refused:?}"
+            );
+            let tables: Vec<String> = support::connect()
+                .await
+                .query(
+                    "SELECT table_name::text FROM information_schema.tables \
+                     WHERE table_schema = $1 ORDER BY 1",
+                    &[&schema],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            assert_eq!(tables, ["grants"], "the creation was not rolled back whole");
+        }),
+    );
+}
+
+#[test]
+fn bad_names_and_unreachable_servers_are_typed_errors() {
+    support::run(1, async {
+        for bad in [
+            "Tenure",
+            "pg_tenure",
+            "a-b",
+            "x\"; DROP SCHEMA public; --",
+            "",
+        ] {
+            let result = PostgresStorage::connect_with(
+                "postgres://nobody@127.0.0.1:1/none",
+                PostgresOptions::new().schema(bad),
+            )
+            .await;
+            assert!(
+                matches!(result, Err(PostgresError::InvalidSchemaName { ref name }) if name == bad),
+                "{bad:?}: {result:?}"
+            );
+        }
+        let result = PostgresStorage::connect("not a connection string").await;
+        assert!(
+            matches!(result, Err(PostgresError::InvalidUrl { .. })),
+            "{result:?}"
+        );
+        // Nothing listens on port 1 of the loopback address.
+        let result = PostgresStorage::connect("postgres://nobody@127.0.0.1:1/none").await;
+        assert!(
+            matches!(result, Err(PostgresError::Connection { .. })),
+            "{result:?}"
+        );
+    });
+}
+
+#[test]
+fn an_unreadable_record_is_a_backend_error_naming_postgres() {
+    support::run(
+        1,
+        support::with_store(|store| async move {
+            put(
+                &store,
+                Write::PutGrant {
+                    grant: grant(ZONE, "grant-1", at(0), at(1_000)),
+                    expect: Expect::Absent,
+                },
+            )
+            .await;
+            store
+                .pool()
+                .get()
+                .await
+                .unwrap()
+                .batch_execute(&format!(
+                    "UPDATE \"{}\".grants SET record = '{{\"id\": 7}}'",
+                    store.schema()
+                ))
+                .await
+                .unwrap();
+            match store.get_grant(ZONE, "grant-1").await {
+                Err(Error::Backend { backend, source }) => {
+                    assert_eq!(backend, "postgres");
+                    assert!(
+                        matches!(
+                            source.downcast_ref::<PostgresError>(),
+                            Some(PostgresError::Corrupt { kind: "grant", .. })
+                        ),
+                        "{source:?}"
+                    );
+                }
+                other => panic!("expected a backend error, got {other:?}"),
+            }
+        }),
+    );
+}
+
+/// Records with every optional field set, and without: stored whole and read back
+/// the same.
+#[test]
+fn records_are_stored_whole() {
+    support::run(
+        1,
+        support::with_store(|store| async move {
+            let full_client = Client {
+                description: Some("with everything".into()),
+                client_type: ClientType::Confidential,
+                owner_account_id: Some("account-1".into()),
+                allowed_scopes: vec!["read".into(), "write".into()],
+                allowed_grants: vec![
+                    GrantType::AuthorizationCode,
+                    GrantType::RefreshToken,
+                    GrantType::ClientCredentials,
+                    GrantType::DeviceCode,
+                ],
+                scope_policy: ScopePolicy::Inherit,
+                access_type: AccessType::Online,
+                redirect_uris: vec!["https://app.example/cb".into()],
+                enabled: false,
+                secret_digest: Some(Digest::of("client secret")),
+                refresh_stopped_at: Some(at(3)),
+                last_used_at: Some(at(4)),
+                ..client(ZONE, "client-full", "Full ✓ \"quoted\"")
+            };
+            let bare_client = client(ZONE, "client-bare", "Bare");
+            let refreshed = Grant {
+                refreshed_at: Some(at(5)),
+                status: GrantStatus::Revoked,
+                refresh_token_set: false,
+                scopes: vec![],
+                ..grant(ZONE, "grant-refreshed", at(1), at(9_000))
+            };
+            let fresh = grant(ZONE, "grant-fresh", at(2), at(9_000));
+            let spent = Token {
+                spent_at: Some(at(6)),
+                revoked_at: Some(at(7)),
+                ..token(&refreshed, "spent", TokenKind::Refresh)
+            };
+            let live = token(&fresh, "live", TokenKind::Access);
+            let personal_forever = PersonalGrant {
+                id: "personal-1".into(),
+                zone_id: ZONE.into(),
+                user_id: "user-1".into(),
+                name: "Personal grant".into(),
+                description: None,
+                scopes: vec!["read".into()],
+                challenge: "auth-grant:abcdef".into(),
+                status: GrantStatus::Active,
+                created_at: at(1),
+                updated_at: at(1),
+                expires_at: None,
+            };
+            let personal_expiring = PersonalGrant {
+                id: "personal-2".into(),
+                description: Some("expiring".into()),
+                expires_at: Some(at(10)),
+                ..personal_forever.clone()
+            };
+            let claimed = DeviceAuthorization {
+                state: DeviceState::Approved,
+                user_id: Some("user-1".into()),
+                grant_id: Some("grant-fresh".into()),
+                last_polled_at: Some(at(8)),
+                ..device_authorization(ZONE, "device-1", "BCDFGHJK", at(600_000))
+            };
+            let pending = device_authorization(ZONE, "device-2", "CDFGHJKL", at(600_000));
+            let history: Vec<Transition> = [
+                (
+                    None,
+                    GrantStatus::Active,
+                    TransitionReason::Created,
+                    Actor::User {
+                        id: "user-1".into(),
+                    },
+                ),
+                (
+                    Some(GrantStatus::Active),
+                    GrantStatus::Active,
+                    TransitionReason::Refreshed,
+                    Actor::Client {
+                        id: "client-1".into(),
+                    },
+                ),
+                (
+                    Some(GrantStatus::Active),
+                    GrantStatus::Revoked,
+                    TransitionReason::ReuseDetected,
+                    Actor::System,
+                ),
+                (
+                    Some(GrantStatus::Revoked),
+                    GrantStatus::Revoked,
+                    TransitionReason::Revoked,
+                    Actor::Admin,
+                ),
+            ]
+            .into_iter()
+            .enumerate()
+            .map(|(i, (from, to, reason, actor))| Transition {
+                zone_id: ZONE.into(),
+                grant_id: "grant-refreshed".into(),
+                from,
+                to,
+                reason,
+                actor,
+                at: at(i as i64),
+            })
+            .collect();
+
+            let mut writes = vec![
+                Write::PutClient {
+                    client: full_client.clone(),
+                    expect: Expect::Absent,
+                },
+                Write::PutClient {
+                    client: bare_client.clone(),
+                    expect: Expect::Absent,
+                },
+                Write::PutGrant {
+                    grant: refreshed.clone(),
+                    expect: Expect::Absent,
+                },
+                Write::PutGrant {
+                    grant: fresh.clone(),
+                    expect: Expect::Absent,
+                },
+                Write::PutToken {
+                    token: spent.clone(),
+                    expect: Expect::Absent,
+                },
+                Write::PutToken {
+                    token: live.clone(),
+                    expect: Expect::Absent,
+                },
+                Write::PutPersonalGrant {
+                    grant: personal_forever.clone(),
+                    expect: Expect::Absent,
+                },
+                Write::PutPersonalGrant {
+                    grant: personal_expiring.clone(),
+                    expect: Expect::Absent,
+                },
+                Write::PutDeviceAuthorization {
+                    device: claimed.clone(),
+                    expect: Expect::Absent,
+                },
+                Write::PutDeviceAuthorization {
+                    device: pending.clone(),
+                    expect: Expect::Absent,
+                },
+            ];
+            writes.extend(history.iter().cloned().map(Write::AppendTransition));
+            store.apply(WriteSet { writes }).await.unwrap();
+
+            assert_eq!(
+                store.get_client(ZONE, "client-full").await.unwrap(),
+                v1(full_client)
+            );
+            assert_eq!(
+                store.get_client(ZONE, "client-bare").await.unwrap(),
+                v1(bare_client)
+            );
+            assert_eq!(
+                store.get_grant(ZONE, "grant-refreshed").await.unwrap(),
+                v1(refreshed)
+            );
+            assert_eq!(
+                store.get_grant(ZONE, "grant-fresh").await.unwrap(),
+                v1(fresh)
+            );
+            assert_eq!(
+                store.get_token(ZONE, &Digest::of("spent")).await.unwrap(),
+                v1(spent)
+            );
+            assert_eq!(
+                store.get_token(ZONE, &Digest::of("live")).await.unwrap(),
+                v1(live)
+            );
+            assert_eq!(
+                store.get_personal_grant(ZONE, "personal-1").await.unwrap(),
+                v1(personal_forever)
+            );
+            assert_eq!(
+                store.get_personal_grant(ZONE, "personal-2").await.unwrap(),
+                v1(personal_expiring)
+            );
+            assert_eq!(
+                store
+                    .get_device_authorization(ZONE, &Digest::of("device-1"))
+                    .await
+                    .unwrap(),
+                v1(claimed)
+            );
+            assert_eq!(
+                store
+                    .find_device_authorization(ZONE, "CDFGHJKL")
+                    .await
+                    .unwrap(),
+                v1(pending)
+            );
+            assert_eq!(
+                store.grant_history(ZONE, "grant-refreshed").await.unwrap(),
+                history
+            );
+        }),
+    );
+}
+
+/// Two processes create device authorizations with one user code at once: exactly
+/// one set commits, the other is a conflict, never both.
+#[test]
+fn one_user_code_raced_by_two_pools() {
+    const ROUNDS: usize = 24;
+    support::run(
+        4,
+        support::with_schema(|schema| async move {
+            let stores = [support::open(&schema).await, support::open(&schema).await];
+            for round in 0..ROUNDS {
+                let code = tenure::device::generate_user_code().unwrap();
+                let barrier = Arc::new(Barrier::new(2));
+                let racers: Vec<_> = stores
+                    .iter()
+                    .enumerate()
+                    .map(|(n, store)| {
+                        let device = device_authorization(
+                            ZONE,
+                            &format!("device-{round}-{n}"),
+                            &code,
+                            at(600_000),
+                        );
+                        let (store, barrier) = (store.clone(), barrier.clone());
+                        tokio::spawn(async move {
+                            barrier.wait().await;
+                            store
+                                .apply(WriteSet {
+                                    writes: vec![Write::PutDeviceAuthorization {
+                                        device,
+                                        expect: Expect::Absent,
+                                    }],
+                                })
+                                .await
+                        })
+                    })
+                    .collect();
+                let mut committed = 0;
+                for racer in racers {
+                    match racer.await.expect("a racer panicked") {
+                        Ok(()) => committed += 1,
+                        Err(Error::Conflict) => {}
+                        Err(e) => panic!("round {round}: {e:?}"),
+                    }
+                }
+                assert_eq!(
+                    committed, 1,
+                    "round {round}: {committed} sets took one user code"
+                );
+                assert!(
+                    stores[1]
+                        .find_device_authorization(ZONE, &code)
+                        .await
+                        .unwrap()
+                        .is_some(),
+                    "round {round}: the winner is not found by its code"
+                );
+            }
+        }),
+    );
+}
+
+/// Two schemas of one database are two stores.
+#[test]
+fn schemas_are_separate_stores() {
+    support::run(
+        1,
+        support::with_schema(|first| async move {
+            support::with_schema(|second| async move {
+                let a = support::open(&first).await;
+                let b = support::open(&second).await;
+                let g = grant(ZONE, "grant-1", at(0), at(1_000));
+                put(
+                    &a,
+                    Write::PutGrant {
+                        grant: g.clone(),
+                        expect: Expect::Absent,
+                    },
+                )
+                .await;
+                assert_eq!(b.get_grant(ZONE, "grant-1").await.unwrap(), None);
+                put(
+                    &b,
+                    Write::PutGrant {
+                        grant: g,
+                        expect: Expect::Absent,
+                    },
+                )
+                .await;
+                assert_eq!(
+                    a.get_grant(ZONE, "grant-1")
+                        .await
+                        .unwrap()
+                        .map(|g| g.version),
+                    Some(1)
+                );
+            })
+            .await;
+        }),
+    );
+}
+
+/// A set that changes a device authorization's user code to one another holds is a
+/// conflict, and nothing of the set stays, though the database refused the update
+/// itself in the middle of the set's pipeline.
+#[test]
+fn taking_a_held_user_code_by_update_changes_nothing() {
+    support::run(
+        1,
+        support::with_store(|store| async move {
+            let d1 = device_authorization(ZONE, "device-1", "BCDFGHJK", at(600_000));
+            let d2 = device_authorization(ZONE, "device-2", "CDFGHJKL", at(600_000));
+            for device in [&d1, &d2] {
+                put(
+                    &store,
+                    Write::PutDeviceAuthorization {
+                        device: device.clone(),
+                        expect: Expect::Absent,
+                    },
+                )
+                .await;
+            }
+            let set = WriteSet {
+                writes: vec![
+                    Write::PutClient {
+                        client: client(ZONE, "client-new", "new"),
+                        expect: Expect::Absent,
+                    },
+                    Write::PutDeviceAuthorization {
+                        device: DeviceAuthorization {
+                            user_code: d1.user_code.clone(),
+                            ..d2.clone()
+                        },
+                        expect: Expect::Version(1),
+                    },
+                    Write::AppendTransition(Transition {
+                        zone_id: ZONE.into(),
+                        grant_id: "grant-1".into(),
+                        from: None,
+                        to: GrantStatus::Active,
+                        reason: TransitionReason::Created,
+                        actor: Actor::System,
+                        at: at(0),
+                    }),
+                ],
+            };
+            let result = store.apply(set).await;
+            assert!(matches!(result, Err(Error::Conflict)), "{result:?}");
+            assert_eq!(store.get_client(ZONE, "client-new").await.unwrap(), None);
+            assert_eq!(store.grant_history(ZONE, "grant-1").await.unwrap(), []);
+            assert_eq!(
+                store
+                    .find_device_authorization(ZONE, &d1.user_code)
+                    .await
+                    .unwrap()
+                    .map(|d| d.record.device_code),
+                Some(d1.device_code)
+            );
+            assert_eq!(
+                store
+                    .get_device_authorization(ZONE, &d2.device_code)
+                    .await
+                    .unwrap(),
+                v1(d2)
+            );
+        }),
+    );
+}
+
+/// A write set chosen as the victim of a deadlock is retried, and commits once the
+/// other transaction is gone: the caller sees neither the deadlock nor a conflict.
+///
+/// Another session locks the second token; the set locks the first and waits for
+/// the second; the session then waits for the first. The set's backend has waited
+/// longest, so its deadlock check runs first and aborts it (SQLSTATE 40P01); the
+/// session, whose own check is set far off, gets its lock, changes nothing and
+/// commits; the retried set finds the versions it expects.
+#[test]
+fn a_deadlocked_set_is_retried() {
+    support::run(
+        2,
+        support::with_store(|store| async move {
+            let g = grant(ZONE, "grant-1", at(0), at(600_000));
+            let t1 = token(&g, "secret-1", TokenKind::Access);
+            let t2 = token(&g, "secret-2", TokenKind::Refresh);
+            store
+                .apply(WriteSet {
+                    writes: vec![
+                        Write::PutGrant {
+                            grant: g.clone(),
+                            expect: Expect::Absent,
+                        },
+                        Write::PutToken {
+                            token: t1.clone(),
+                            expect: Expect::Absent,
+                        },
+                        Write::PutToken {
+                            token: t2.clone(),
+                            expect: Expect::Absent,
+                        },
+                    ],
+                })
+                .await
+                .unwrap();
+            let lock_row = format!(
+                "SELECT 1 FROM \"{}\".tokens WHERE zone_id = $1 AND digest = $2 FOR UPDATE",
+                store.schema()
+            );
+            let mut other = support::connect().await;
+            let tx = other.transaction().await.unwrap();
+            tx.batch_execute("SET LOCAL deadlock_timeout = '60s'")
+                .await
+                .unwrap();
+            let xid: i64 = tx
+                .query_one("SELECT txid_current()", &[])
+                .await
+                .unwrap()
+                .get(0);
+            tx.execute(&lock_row, &[&ZONE, &t2.digest.as_bytes().as_slice()])
+                .await
+                .unwrap();
+
+            let revoked = |t: &Token| Token {
+                revoked_at: Some(at(1)),
+                ..t.clone()
+            };
+            let set = WriteSet {
+                writes: vec![
+                    Write::PutToken {
+                        token: revoked(&t1),
+                        expect: Expect::Version(1),
+                    },
+                    Write::PutToken {
+                        token: revoked(&t2),
+                        expect: Expect::Version(1),
+                    },
+                ],
+            };
+            let writer = tokio::spawn({
+                let store = store.clone();
+                async move { store.apply(set).await }
+            });
+            // Wait (boundedly) until the set waits for this session's transaction.
+            let watcher = support::connect().await;
+            let mut waiting = false;
+            for _ in 0..500 {
+                let n: i64 = watcher
+                    .query_one(
+                        "SELECT count(*) FROM pg_locks WHERE NOT granted \
+                         AND locktype = 'transactionid' AND transactionid::text = $1",
+                        &[&xid.to_string()],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                if n > 0 {
+                    waiting = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            assert!(waiting, "the set never waited for the other session's lock");
+            tx.execute(&lock_row, &[&ZONE, &t1.digest.as_bytes().as_slice()])
+                .await
+                .expect("the set, not this session, is the deadlock's victim");
+            tx.commit().await.unwrap();
+
+            writer
+                .await
+                .expect("the writer panicked")
+                .expect("the deadlocked set is retried and commits");
+            for t in [&t1, &t2] {
+                assert_eq!(
+                    store.get_token(ZONE, &t.digest).await.unwrap(),
+                    Some(Versioned {
+                        record: revoked(t),
+                        version: 2
+                    })
+                );
+            }
+        }),
+    );
+}
