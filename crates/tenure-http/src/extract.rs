@@ -138,16 +138,20 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or("");
-        Ok(QueryPairs(
-            url::form_urlencoded::parse(query.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        ))
+        Ok(QueryPairs::parse(parts.uri.query().unwrap_or("")))
     }
 }
 
 impl QueryPairs {
+    /// The pairs of a raw query string (without the `?`).
+    pub fn parse(query: &str) -> Self {
+        QueryPairs(
+            url::form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
     /// The single value of `key`: 400 if it is given twice.
     pub fn one(&self, key: &str) -> Result<Option<&str>, ApiError> {
         let mut values = self

@@ -133,6 +133,12 @@ pub struct ListQuery {
     sort: Option<String>,
 }
 
+/// Parses the query string of `GET /delegated-grants` (without the `?`) as the
+/// route does: a listing request, or the 4xx answer the route would give.
+pub fn parse_list_query(query: &str) -> Result<ListGrants, ApiError> {
+    parse_list(&QueryPairs::parse(query))
+}
+
 fn parse_list(q: &QueryPairs) -> Result<ListGrants, ApiError> {
     let mut request = ListGrants {
         user_id: q.one("user_id")?.map(str::to_owned),

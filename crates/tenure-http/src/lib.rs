@@ -49,6 +49,7 @@ use axum::routing::{get, post};
 use tenure::Engine;
 
 pub use auth::{Authenticator, StaticAdminToken};
+pub use grants::parse_list_query;
 pub use openapi::openapi;
 pub use personal::NEXT_CURSOR_HEADER;
 pub use problem::{ApiError, ErrorBody, OAuthError, OAuthErrorBody};
