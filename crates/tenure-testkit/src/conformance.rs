@@ -26,9 +26,12 @@
 //! test's tokio runtime, which the tests bring themselves: the backend's crate needs
 //! no tokio dependency for them.
 //!
-//! A backend whose stores can only be opened asynchronously calls the rules itself,
-//! one `#[tokio::test]` each:
-//! `tenure_testkit::conformance::zones_are_walls(PgStorage::connect(url).await?).await`.
+//! A backend whose stores open asynchronously, or need setting up and tearing down
+//! around each test, names a harness instead of a factory:
+//! `tenure_testkit::conformance!(postgres, harness = support::run_rule);`. The
+//! harness is a function `fn(worker_threads: usize, rule: F)` generic over
+//! `F: FnOnce(Store) -> Fut` that builds the runtime and the store, awaits
+//! `rule(store)`, and cleans up.
 //!
 //! The record builders ([`grant`], [`token`], [`client`], [`transition`]) and the
 //! write builders ([`put_grant`], [`delete_token`], ...) are public for other suites.
@@ -84,15 +87,22 @@ pub fn __fresh<S: Storage>(factory: impl FnOnce() -> S) -> S {
 /// See the [module documentation](mod@crate::conformance) for an example.
 #[macro_export]
 macro_rules! conformance {
+    ($module:ident, harness = $harness:path $(,)?) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__conformance_rules!(harness $harness);
+        }
+    };
     ($module:ident, $factory:expr $(,)?) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
-            $crate::__conformance_rules!($factory);
+            $crate::__conformance_rules!(factory $factory);
         }
     };
     ($factory:expr $(,)?) => {
-        $crate::__conformance_rules!($factory);
+        $crate::__conformance_rules!(factory $factory);
     };
 }
 
@@ -100,9 +110,9 @@ macro_rules! conformance {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_rules {
-    ($factory:expr) => {
+    ($kind:ident $how:expr) => {
         $crate::__conformance_rules! {
-            $factory;
+            $kind $how;
             1 versioned_compare_and_set,
             1 deletes_check_the_version,
             1 write_set_is_all_or_nothing,
@@ -130,13 +140,21 @@ macro_rules! __conformance_rules {
             1 device_authorizations_by_code_and_expiry,
         }
     };
-    ($factory:expr; $($threads:literal $rule:ident,)+) => {
+    (factory $factory:expr; $($threads:literal $rule:ident,)+) => {
         $(
             #[test]
             fn $rule() {
                 $crate::conformance::__run($threads, async {
                     $crate::conformance::$rule($crate::conformance::__fresh($factory)).await;
                 });
+            }
+        )+
+    };
+    (harness $harness:expr; $($threads:literal $rule:ident,)+) => {
+        $(
+            #[test]
+            fn $rule() {
+                ($harness)($threads, $crate::conformance::$rule);
             }
         )+
     };
