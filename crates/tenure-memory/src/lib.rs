@@ -129,6 +129,11 @@ impl Zone {
     }
 }
 
+/// A write set held a kind of write this backend does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unsupported write: {0}")]
+pub struct UnsupportedWrite(String);
+
 /// The in-memory store. Cheap to clone; clones share the same data.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStorage {
@@ -340,7 +345,14 @@ fn check(zones: &HashMap<String, Zone>, set: &WriteSet) -> Result<()> {
                     .and_then(|z| z.devices.get(device_code))
                     .map(|d| d.version),
             ),
-            _ => false,
+            // A write this backend does not know: refusing it as a conflict would
+            // only make the engine retry.
+            other => {
+                return Err(tenure::storage::backend_error(
+                    "memory",
+                    UnsupportedWrite(format!("{other:?}")),
+                ));
+            }
         };
         if !holds {
             return Err(Error::Conflict);

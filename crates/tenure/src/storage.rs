@@ -170,9 +170,14 @@ pub enum Write {
 }
 
 /// Writes applied together or not at all.
+///
+/// A set touches each record at most once, and a set that deletes a grant deletes
+/// its tokens too; the engine never builds any other. What a backend does with a set
+/// that breaks either is not part of the contract. A backend that meets a kind of
+/// [`Write`] it does not know fails the set with [`Error::Backend`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WriteSet {
-    /// The writes, in order. A set touches each record at most once.
+    /// The writes, in order.
     pub writes: Vec<Write>,
 }
 
