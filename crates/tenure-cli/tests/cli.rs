@@ -1,0 +1,601 @@
+//! The `tenure` binary, run as a process: every subcommand, its exit codes, its
+//! `--json` output, export and import, and `serve` until SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+fn tenure(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("TENURE_DATA")
+        .output()
+        .unwrap()
+}
+
+fn ok(data: &Path, args: &[&str]) -> String {
+    let out = tenure(data, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json_of(data: &Path, args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.push("--json");
+    serde_json::from_str(&ok(data, &args)).unwrap()
+}
+
+/// Fails with one line on stderr, no panic, no backtrace.
+fn fails(data: &Path, args: &[&str], fragment: &str) {
+    let out = tenure(data, args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    assert!(err.starts_with("tenure: "), "{err}");
+    assert!(
+        err.contains(fragment),
+        "{err:?} should mention {fragment:?}"
+    );
+    assert!(!err.contains("panicked") && !err.contains("backtrace"));
+}
+
+/// Runs the demo and answers the zone it used.
+fn demo(data: &Path) -> String {
+    let out = ok(data, &["demo"]);
+    assert!(out.contains("reuse detected"), "{out}");
+    assert!(out.contains("reads expired before any sweep"), "{out}");
+    let first = out.lines().next().unwrap();
+    first.rsplit("zone ").next().unwrap().trim().to_owned()
+}
+
+#[test]
+fn demo_walks_a_grant_through_its_life_on_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let zone = demo(&data);
+    let listing = json_of(&data, &["grants", "list", "--zone", &zone, "--total-count"]);
+    assert_eq!(listing["pagination"]["total_count"], 2);
+    let statuses: Vec<&str> = listing["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["expired", "revoked"]);
+    // A second demo run gets a zone of its own.
+    assert_ne!(demo(&data), zone);
+    // And on memory too.
+    let out = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["--memory", "demo"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn grants_list_show_history_revoke_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let zone = demo(&data);
+    let z = ["--zone", zone.as_str()];
+    let listing = json_of(
+        &data,
+        &[
+            "grants",
+            "list",
+            z[0],
+            z[1],
+            "--sort",
+            "created_at",
+            "--limit",
+            "1",
+        ],
+    );
+    let first = listing["items"][0].clone();
+    let id = first["id"].as_str().unwrap().to_owned();
+    assert_eq!(first["status"], "revoked");
+    let after = listing["pagination"]["after_cursor"].as_str().unwrap();
+    let next = json_of(
+        &data,
+        &[
+            "grants",
+            "list",
+            z[0],
+            z[1],
+            "--sort",
+            "created_at",
+            "--limit",
+            "1",
+            "--after",
+            after,
+        ],
+    );
+    assert_eq!(next["items"][0]["status"], "expired");
+    let filtered = json_of(&data, &["grants", "list", z[0], z[1], "--user-id", "bob"]);
+    assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
+    let revoked = json_of(
+        &data,
+        &["grants", "list", z[0], z[1], "--status", "revoked"],
+    );
+    assert_eq!(revoked["items"][0]["id"], json!(id));
+
+    let shown = json_of(&data, &["grants", "show", &id, z[0], z[1]]);
+    assert_eq!(shown, first);
+    assert!(ok(&data, &["grants", "show", &id, z[0], z[1]]).contains("revoked"));
+    let history = json_of(&data, &["grants", "history", &id, z[0], z[1]]);
+    let reasons: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["created", "refreshed", "refreshed", "reuse_detected"]
+    );
+    // Revoking a revoked grant succeeds unchanged; an expired one is refused.
+    assert_eq!(
+        json_of(&data, &["grants", "revoke", &id, z[0], z[1]]),
+        first
+    );
+    let expired_id = next["items"][0]["id"].as_str().unwrap().to_owned();
+    fails(
+        &data,
+        &["grants", "revoke", &expired_id, z[0], z[1]],
+        "expired",
+    );
+    assert_eq!(
+        json_of(&data, &["grants", "delete", &id, z[0], z[1]]),
+        json!({"deleted": id})
+    );
+    fails(&data, &["grants", "show", &id, z[0], z[1]], "not found");
+    fails(
+        &data,
+        &["grants", "list", z[0], z[1], "--limit", "0"],
+        "limit",
+    );
+    fails(
+        &data,
+        &["grants", "list", z[0], z[1], "--after", "forged"],
+        "cursor",
+    );
+    fails(
+        &data,
+        &["grants", "list", z[0], z[1], "--status", "paused"],
+        "status",
+    );
+    fails(
+        &data,
+        &["grants", "list", z[0], z[1], "--sort", "name"],
+        "sort",
+    );
+}
+
+#[test]
+fn clients_create_list_show_patch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let created = json_of(
+        &data,
+        &[
+            "clients",
+            "create",
+            "--id",
+            "web",
+            "--name",
+            "Web",
+            "--scope",
+            "read",
+            "--scope",
+            "write",
+            "--confidential",
+        ],
+    );
+    assert!(
+        created["client_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("tnr_cs_")
+    );
+    let shown = json_of(&data, &["clients", "show", "web"]);
+    assert!(shown.get("client_secret").is_none(), "shown once");
+    assert_eq!(shown["allowed_scopes"], json!(["read", "write"]));
+    ok(
+        &data,
+        &[
+            "clients",
+            "create",
+            "--id",
+            "tv",
+            "--name",
+            "TV",
+            "--grant-type",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ],
+    );
+    let list = json_of(&data, &["clients", "list"]);
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["tv", "web"]);
+    assert!(ok(&data, &["clients", "list"]).contains("Web"));
+    let impact = json_of(
+        &data,
+        &[
+            "clients",
+            "patch",
+            "web",
+            "--dry-run",
+            "--patch",
+            r#"{"enabled": false}"#,
+        ],
+    );
+    assert_eq!(impact["stops_authorization"], true);
+    assert_eq!(
+        json_of(&data, &["clients", "show", "web"])["enabled"],
+        true,
+        "a dry run changes nothing"
+    );
+    let patched = json_of(
+        &data,
+        &[
+            "clients",
+            "patch",
+            "web",
+            "--patch",
+            r#"[{"op":"replace","path":"/allowed_scopes","value":["read"]}]"#,
+        ],
+    );
+    assert_eq!(patched["allowed_scopes"], json!(["read"]));
+    let file = dir.path().join("merge.json");
+    std::fs::write(&file, r#"{"name": "Renamed"}"#).unwrap();
+    assert_eq!(
+        json_of(
+            &data,
+            &["clients", "patch", "web", "--file", file.to_str().unwrap()]
+        )["name"],
+        "Renamed"
+    );
+    fails(
+        &data,
+        &[
+            "clients",
+            "patch",
+            "web",
+            "--patch",
+            r#"[{"op":"test","path":"/name","value":"x"}]"#,
+        ],
+        "patch operation 0",
+    );
+    fails(
+        &data,
+        &[
+            "clients",
+            "patch",
+            "web",
+            "--patch",
+            r#"[{"op":"replace","path":"/id","value":"x"}]"#,
+        ],
+        "not a patchable field",
+    );
+    fails(
+        &data,
+        &["clients", "patch", "web", "--patch", "{"],
+        "not JSON",
+    );
+    fails(
+        &data,
+        &["clients", "create", "--id", "web", "--name", "dup"],
+        "already exists",
+    );
+    fails(
+        &data,
+        &[
+            "clients",
+            "create",
+            "--name",
+            "x",
+            "--grant-type",
+            "password",
+        ],
+        "--grant-type",
+    );
+    fails(&data, &["clients", "show", "nobody"], "not found");
+}
+
+#[test]
+fn bad_arguments_and_missing_stores_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere");
+    fails(&missing, &["grants", "list"], "no store at");
+    assert!(!missing.exists(), "reading does not create a store");
+    let out = tenure(&missing, &["grants", "frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .trim_end()
+            .lines()
+            .count(),
+        1
+    );
+    fails(&missing, &["sweep", "--batch", "many"], "many");
+    let not_a_store = dir.path().join("file");
+    std::fs::write(&not_a_store, "hello").unwrap();
+    fails(
+        &not_a_store,
+        &["grants", "list"],
+        &not_a_store.display().to_string(),
+    );
+}
+
+#[test]
+fn tokens_and_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let zone = demo(&data);
+    assert_eq!(
+        json_of(
+            &data,
+            &["tokens", "introspect", "tnr_at_unknown", "--zone", &zone]
+        ),
+        json!({"active": false})
+    );
+    assert_eq!(
+        json_of(
+            &data,
+            &["tokens", "revoke", "tnr_at_unknown", "--zone", &zone]
+        ),
+        json!({"revoked": false})
+    );
+    // The demo swept its own expiry already; nothing is left.
+    assert_eq!(
+        json_of(&data, &["sweep", "--zone", &zone]),
+        json!({"expired": 0, "devices_removed": 0})
+    );
+}
+
+#[test]
+fn export_then_import_into_another_store_gives_the_same_listing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    let zone = demo(&a);
+    let file = dir.path().join("zone.jsonl");
+    let out = tenure(
+        &a,
+        &["export", "--zone", &zone, "--out", file.to_str().unwrap()],
+    );
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&file).unwrap();
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k == "client")
+            && kinds.iter().any(|k| k == "grant")
+            && kinds.iter().any(|k| k == "token")
+    );
+    let first = tenure(&b, &["import", "--in", file.to_str().unwrap()]);
+    assert!(first.status.success());
+    assert!(String::from_utf8_lossy(&first.stderr).contains("0 unchanged"));
+    let second = tenure(&b, &["import", "--in", file.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&second.stderr)
+            .contains(&format!("0 created, 0 updated, {} unchanged", kinds.len()))
+    );
+    let list = |data: &Path| json_of(data, &["grants", "list", "--zone", &zone, "--total-count"]);
+    assert_eq!(list(&a), list(&b));
+    // Export to standard output gives the same bytes.
+    assert_eq!(ok(&b, &["export", "--zone", &zone]), text);
+    // A corrupt file is refused at its line, and the store keeps what came before.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        format!(
+            "{}\n{{\"kind\":\"grant\",\"record\":{{}}}}\n",
+            text.lines().next().unwrap()
+        ),
+    )
+    .unwrap();
+    fails(
+        &dir.path().join("c"),
+        &["import", "--in", bad.to_str().unwrap()],
+        "line 2",
+    );
+    fails(
+        &dir.path().join("c"),
+        &["import", "--in", "/no/such/file"],
+        "/no/such/file",
+    );
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+fn serve(data: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("TENURE_ADMIN_TOKEN", "admin")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the server printed its address")
+            .unwrap();
+        if let Some(a) = line.strip_prefix("listening on http://") {
+            break a.to_owned();
+        }
+    };
+    // Keep draining stdout so the server never blocks on it.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, addr }
+}
+
+fn http(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn serve_answers_and_stops_on_sigterm_with_the_store_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    ok(
+        &data,
+        &[
+            "clients", "create", "--id", "web", "--name", "Web", "--scope", "read",
+        ],
+    );
+    let mut server = serve(&data);
+    let body = r#"{"client_id":"web","user_id":"alice","resource_id":"api","scopes":["read"]}"#;
+    let response = http(
+        &server.addr,
+        &format!(
+            "POST /zones/default/delegated-grants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    let json: Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let grant_id = json["grant"]["id"].as_str().unwrap().to_owned();
+    let access_token = json["access_token"].as_str().unwrap().to_owned();
+    // A second process cannot open the same store: a clear error naming the path.
+    fails(&data, &["grants", "list"], &data.display().to_string());
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "graceful shutdown exits 0");
+    // The grant survived and its token still introspects.
+    assert_eq!(
+        json_of(&data, &["grants", "show", &grant_id])["status"],
+        "active"
+    );
+    assert_eq!(
+        json_of(&data, &["tokens", "introspect", &access_token])["active"],
+        true
+    );
+    assert_eq!(
+        json_of(&data, &["tokens", "revoke", &access_token])["revoked"],
+        true
+    );
+    assert_eq!(
+        json_of(&data, &["tokens", "introspect", &access_token])["active"],
+        false
+    );
+}
+
+fn postgres_url() -> String {
+    std::env::var("TENURE_TEST_POSTGRES_URL").expect(
+        "TENURE_TEST_POSTGRES_URL is not set: run the tests through scripts/test.sh, \
+         which starts a throwaway PostgreSQL, or point it at a database",
+    )
+}
+
+fn tenure_pg(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["--postgres", url])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn import_into_postgres_and_serve_from_it() {
+    let url = postgres_url();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let zone = demo(&data);
+    let file = dir.path().join("zone.jsonl");
+    assert!(
+        tenure(
+            &data,
+            &["export", "--zone", &zone, "--out", file.to_str().unwrap()]
+        )
+        .status
+        .success()
+    );
+    let imported = tenure_pg(&url, &["import", "--in", file.to_str().unwrap()]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let listed = tenure_pg(
+        &url,
+        &["grants", "list", "--zone", &zone, "--total-count", "--json"],
+    );
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let from_pg: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(
+        from_pg,
+        json_of(&data, &["grants", "list", "--zone", &zone, "--total-count"])
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["--postgres", &url, "serve", "--addr", "127.0.0.1:0"])
+        .env("TENURE_ADMIN_TOKEN", "admin")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the server printed its address")
+            .unwrap();
+        if let Some(a) = line.strip_prefix("listening on http://") {
+            break a.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let response = http(
+        &addr,
+        &format!(
+            "GET /zones/{zone}/delegated-grants?expand[]=total_count HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"total_count\":2"), "{response}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
