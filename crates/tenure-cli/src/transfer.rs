@@ -1,8 +1,9 @@
 //! `tenure export` and `tenure import`: JSON Lines, one record a line, streamed.
 //!
 //! Each line is `{"kind": K, "record": R}` with `K` one of `client`, `grant` (in the
-//! seed's Grant shape), `transition` and `token` (only digests: secrets are never
-//! stored, so never exported). A grant's transitions and tokens follow it. Import
+//! seed's Grant shape), `transition`, `token` (only digests: secrets are never
+//! stored, so never exported) and `personal_grant`. A grant's transitions and tokens
+//! follow it. Device authorizations live minutes and are not exported. Import
 //! applies each line as one write set, whole or not at all, and is idempotent: a
 //! record already stored as it is in the file is left alone.
 
@@ -15,8 +16,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tenure::client::validate_client;
 use tenure::{
-    Client, Expect, Grant, GrantFilter, GrantQuery, Keyset, Position, SortOrder, Storage, Token,
-    Transition, Write, WriteSet, validate,
+    Client, Expect, Grant, GrantFilter, GrantQuery, Keyset, PersonalGrant, Position, SortOrder,
+    Storage, Token, Transition, Write, WriteSet, validate,
 };
 
 use crate::commands::ZoneArg;
@@ -34,6 +35,7 @@ enum Line {
     Grant(Grant),
     Transition(Transition),
     Token(Token),
+    PersonalGrant(PersonalGrant),
 }
 
 fn progress(message: &'static str) -> ProgressBar {
@@ -147,6 +149,19 @@ pub async fn export_zone(
             _ => break,
         }
     }
+    let mut after: Option<String> = None;
+    loop {
+        let personal = storage
+            .list_zone_personal_grants(zone, after.as_deref(), BATCH)
+            .await?;
+        for p in &personal {
+            emit(&Line::PersonalGrant(p.record.clone()))?;
+        }
+        match personal.last() {
+            Some(last) if personal.len() == BATCH => after = Some(last.record.id.clone()),
+            _ => break,
+        }
+    }
     Ok(count)
 }
 
@@ -182,6 +197,22 @@ fn check_grant(g: &Grant) -> tenure::Result<()> {
         validate::reference(field, value)?;
     }
     validate::scopes("scopes", &g.scopes)?;
+    Ok(())
+}
+
+fn check_personal_grant(p: &PersonalGrant) -> tenure::Result<()> {
+    validate::reference("zone_id", &p.zone_id)?;
+    validate::record_id("id", &p.id)?;
+    validate::reference("user_id", &p.user_id)?;
+    validate::scopes("scopes", &p.scopes)?;
+    let challenge_ok = p.challenge.starts_with(tenure::personal::CHALLENGE_PREFIX)
+        && (10..=100).contains(&p.challenge.len());
+    if !challenge_ok {
+        return Err(tenure::Error::invalid_input(
+            "challenge",
+            "must be auth-grant:… of 10 to 100 characters",
+        ));
+    }
     Ok(())
 }
 
@@ -264,6 +295,19 @@ async fn apply_line(storage: &dyn Storage, line: Line, tally: &mut Tally) -> ten
                 stored.map(|s| s.version),
                 same,
                 |expect| Write::PutToken { token: t, expect },
+                tally,
+            )
+            .await
+        }
+        Line::PersonalGrant(p) => {
+            check_personal_grant(&p)?;
+            let stored = storage.get_personal_grant(&p.zone_id, &p.id).await?;
+            let same = stored.as_ref().is_some_and(|s| s.record == p);
+            upsert(
+                storage,
+                stored.map(|s| s.version),
+                same,
+                |expect| Write::PutPersonalGrant { grant: p, expect },
                 tally,
             )
             .await
@@ -403,6 +447,17 @@ mod tests {
             )
             .await
             .unwrap();
+        engine
+            .create_personal_grant(
+                "z",
+                "a",
+                tenure::NewPersonalGrant {
+                    scope: Some("read".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         for user in ["a", "b", "c"] {
             let issued = engine
                 .authorize("z", AuthorizeRequest::new("c", user, "r", ["read"]))
@@ -420,8 +475,8 @@ mod tests {
         let exported = export_zone(&memory, "z", &mut file, std::path::Path::new("mem"), || {})
             .await
             .unwrap();
-        // 1 client; per grant: 1 grant, 2 transitions, 4 tokens.
-        assert_eq!(exported, 1 + 3 * 7);
+        // 1 client; per grant: 1 grant, 2 transitions, 4 tokens; 1 personal grant.
+        assert_eq!(exported, 1 + 3 * 7 + 1);
 
         let dir = tempfile::tempdir().unwrap();
         let sled = SledStorage::open(dir.path()).unwrap();

@@ -49,7 +49,7 @@ struct Zone {
     tokens: HashMap<Digest, Versioned<Token>>,
     tokens_by_grant: HashMap<Arc<str>, Vec<Digest>>,
     history: HashMap<Arc<str>, Vec<Transition>>,
-    personal: HashMap<Arc<str>, Versioned<PersonalGrant>>,
+    personal: std::collections::BTreeMap<Arc<str>, Versioned<PersonalGrant>>,
     personal_by_user: HashMap<String, BTreeSet<Key>>,
     devices: HashMap<Digest, Versioned<DeviceAuthorization>>,
     devices_by_user_code: HashMap<String, Digest>,
@@ -680,6 +680,25 @@ impl Storage for MemoryStorage {
             .filter_map(|(_, id)| zone.personal.get(id).cloned())
             .take(limit)
             .collect())
+    }
+
+    async fn list_zone_personal_grants(
+        &self,
+        zone_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<PersonalGrant>>> {
+        let zones = self.read();
+        let Some(zone) = zones.get(zone_id) else {
+            return Ok(Vec::new());
+        };
+        let range = match after {
+            Some(a) => zone
+                .personal
+                .range::<str, _>((Bound::Excluded(a), Bound::Unbounded)),
+            None => zone.personal.range::<str, _>(..),
+        };
+        Ok(range.take(limit).map(|(_, g)| g.clone()).collect())
     }
 
     async fn get_device_authorization(

@@ -236,6 +236,14 @@ impl tenure::Storage for Instrumented {
     ) -> Result<Vec<tenure::Versioned<tenure::PersonalGrant>>> {
         self.inner.list_personal_grants(z, user, after, limit).await
     }
+    async fn list_zone_personal_grants(
+        &self,
+        z: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<tenure::Versioned<tenure::PersonalGrant>>> {
+        self.inner.list_zone_personal_grants(z, after, limit).await
+    }
     async fn get_device_authorization(
         &self,
         z: &str,

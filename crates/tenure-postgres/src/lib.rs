@@ -517,6 +517,20 @@ impl Storage for PostgresStorage {
         Ok(self.records("personal grant", read).await?)
     }
 
+    async fn list_zone_personal_grants(
+        &self,
+        zone_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> tenure::Result<Vec<Versioned<PersonalGrant>>> {
+        let read = Read::ZonePersonalGrants {
+            zone_id,
+            after,
+            limit,
+        };
+        Ok(self.records("personal grant", read).await?)
+    }
+
     async fn get_device_authorization(
         &self,
         zone_id: &str,

@@ -122,6 +122,15 @@ pub enum Read<'a> {
         /// At most this many.
         limit: usize,
     },
+    /// [`Storage::list_zone_personal_grants`](tenure::Storage::list_zone_personal_grants).
+    ZonePersonalGrants {
+        /// The zone.
+        zone_id: &'a str,
+        /// Exclusive start.
+        after: Option<&'a str>,
+        /// At most this many.
+        limit: usize,
+    },
     /// [`Storage::get_grant`](tenure::Storage::get_grant).
     Grant {
         /// The zone.
@@ -237,6 +246,22 @@ impl Read<'_> {
                 };
                 format!(
                     "SELECT version, record FROM {s}.clients WHERE zone_id = {zone}{after} \
+                     ORDER BY id LIMIT {}",
+                    b.bind(sql_limit(limit))
+                )
+            }
+            Read::ZonePersonalGrants {
+                zone_id,
+                after,
+                limit,
+            } => {
+                let zone = b.bind(zone_id.to_owned());
+                let after = match after {
+                    Some(a) => format!(" AND id > {}", b.bind(a.to_owned())),
+                    None => String::new(),
+                };
+                format!(
+                    "SELECT version, record FROM {s}.personal_grants WHERE zone_id = {zone}{after} \
                      ORDER BY id LIMIT {}",
                     b.bind(sql_limit(limit))
                 )

@@ -366,6 +366,16 @@ fn sweeps_lookups_and_other_listings_use_their_indexes() {
                     NO_SCAN_OR_SORT,
                 ),
                 (
+                    Read::ZonePersonalGrants {
+                        zone_id: ZONE,
+                        after: Some("personal-0100"),
+                        limit: 20,
+                    },
+                    "personal_grants",
+                    &["personal_grants_pkey"],
+                    NO_SCAN_OR_SORT,
+                ),
+                (
                     Read::PersonalGrant {
                         zone_id: ZONE,
                         id: "personal-0042",

@@ -530,6 +530,17 @@ impl Storage for SledStorage {
             .await
     }
 
+    async fn list_zone_personal_grants(
+        &self,
+        zone_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<PersonalGrant>>> {
+        let (zone, after) = (zone_id.to_owned(), after.map(str::to_owned));
+        self.blocking(move |t| read::personal_in_zone(t, &zone, after.as_deref(), limit))
+            .await
+    }
+
     async fn get_device_authorization(
         &self,
         zone_id: &str,

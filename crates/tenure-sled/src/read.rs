@@ -44,18 +44,44 @@ pub(crate) fn clients(
     after: Option<&str>,
     limit: usize,
 ) -> Result<Vec<Versioned<Client>>> {
+    by_id(trees, T::Clients, zone, after, limit, |value| {
+        decode::<ClientV1>("client", value).and_then(ClientV1::into_record)
+    })
+}
+
+/// Every personal grant of a zone, by id.
+pub(crate) fn personal_in_zone(
+    trees: &Trees,
+    zone: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Versioned<PersonalGrant>>> {
+    by_id(trees, T::Personal, zone, after, limit, |value| {
+        decode::<PersonalGrantV1>("personal grant", value).and_then(PersonalGrantV1::into_record)
+    })
+}
+
+/// Records of a tree keyed by (zone, id), in id order, after `after`.
+fn by_id<R>(
+    trees: &Trees,
+    tree: T,
+    zone: &str,
+    after: Option<&str>,
+    limit: usize,
+    decode_value: impl Fn(&[u8]) -> Result<R>,
+) -> Result<Vec<R>> {
     let prefix = Key::new().str(zone).into_vec();
     let start = match after {
         Some(a) => Bound::Excluded(record_key(zone, a)),
         None => Bound::Included(prefix.clone()),
     };
     let mut out = Vec::new();
-    for item in trees.get(T::Clients).range((start, end_of(&prefix))) {
+    for item in trees.get(tree).range((start, end_of(&prefix))) {
         if out.len() == limit {
             break;
         }
         let (_, value) = item?;
-        out.push(decode::<ClientV1>("client", &value).and_then(ClientV1::into_record)?);
+        out.push(decode_value(&value)?);
     }
     Ok(out)
 }

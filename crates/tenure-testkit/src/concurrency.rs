@@ -635,6 +635,17 @@ impl Storage for Interleaved {
             .await
     }
 
+    async fn list_zone_personal_grants(
+        &self,
+        zone_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> tenure::Result<Vec<Versioned<PersonalGrant>>> {
+        self.inner
+            .list_zone_personal_grants(zone_id, after, limit)
+            .await
+    }
+
     async fn get_device_authorization(
         &self,
         zone_id: &str,

@@ -135,6 +135,7 @@ macro_rules! __conformance_rules {
             1 list_clients_by_id,
             1 count_grants_agrees_with_listing,
             1 personal_grants_by_user_newest_first,
+            1 personal_grants_of_a_zone_by_id,
             1 user_codes_are_unique_in_a_zone,
             1 user_codes_are_unique_within_a_write_set,
             1 device_authorizations_by_code_and_expiry,
@@ -3495,6 +3496,89 @@ async fn personal_ids<S: Storage + ?Sized>(
         .into_iter()
         .map(|g| g.record.id)
         .collect()
+}
+
+/// Rule: [`Storage::list_zone_personal_grants`] yields every personal grant of the
+/// zone, whoever owns it, in id order, strictly after `after`, at most `limit`;
+/// nothing of another zone, nothing deleted.
+pub async fn personal_grants_of_a_zone_by_id<S: Storage>(store: S) {
+    let s = &store;
+    let rows = [
+        ("p3", "u1"),
+        ("p1", "u2"),
+        ("p5", "u1"),
+        ("p2", "u3"),
+        ("p4", "u2"),
+    ];
+    for (i, (id, user)) in rows.into_iter().enumerate() {
+        commit(
+            s,
+            [put_personal_grant(
+                &personal_grant(ZONE, id, user, at(1_000 * i as i64)),
+                Expect::Absent,
+            )],
+        )
+        .await;
+        commit(
+            s,
+            [put_personal_grant(
+                &personal_grant(OTHER_ZONE, &format!("{id}-other"), user, at(1_000)),
+                Expect::Absent,
+            )],
+        )
+        .await;
+    }
+    let ids = |page: Vec<Versioned<PersonalGrant>>| -> Vec<String> {
+        page.into_iter().map(|g| g.record.id).collect()
+    };
+    let all = s
+        .list_zone_personal_grants(ZONE, None, 100)
+        .await
+        .expect("list_zone_personal_grants");
+    assert!(
+        all.iter().all(|g| g.record.zone_id == ZONE),
+        "another zone's personal grant listed"
+    );
+    assert_eq!(
+        ids(all),
+        ["p1", "p2", "p3", "p4", "p5"],
+        "every personal grant, by id"
+    );
+    let page = s
+        .list_zone_personal_grants(ZONE, Some("p2"), 2)
+        .await
+        .expect("list_zone_personal_grants");
+    assert_eq!(
+        ids(page),
+        ["p3", "p4"],
+        "after is exclusive and limit holds"
+    );
+    let page = s
+        .list_zone_personal_grants(ZONE, Some("p0-missing"), 1)
+        .await
+        .expect("list_zone_personal_grants");
+    assert_eq!(ids(page), ["p1"], "after need not exist");
+    let stored = s
+        .get_personal_grant(ZONE, "p3")
+        .await
+        .expect("get_personal_grant")
+        .expect("p3 is stored");
+    commit(s, [delete_personal_grant(ZONE, "p3", stored.version)]).await;
+    let all = s
+        .list_zone_personal_grants(ZONE, None, 100)
+        .await
+        .expect("list_zone_personal_grants");
+    assert_eq!(
+        ids(all),
+        ["p1", "p2", "p4", "p5"],
+        "a deleted personal grant is gone"
+    );
+    assert!(
+        s.list_zone_personal_grants(EMPTY_ZONE, None, 100)
+            .await
+            .expect("list_zone_personal_grants")
+            .is_empty()
+    );
 }
 
 /// Rules 2 and 9 for personal grants: they are versioned like every record; a

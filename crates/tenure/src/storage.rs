@@ -368,6 +368,16 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Versioned<PersonalGrant>>>;
 
+    /// Every personal grant of a zone, whoever owns it, ordered by id: those after
+    /// `after` (exclusive), at most `limit`. For export and maintenance, never for a
+    /// user's own view.
+    async fn list_zone_personal_grants(
+        &self,
+        zone_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<PersonalGrant>>>;
+
     /// A device authorization by the digest of its device code.
     async fn get_device_authorization(
         &self,
@@ -476,6 +486,16 @@ macro_rules! forward_storage {
             ) -> Result<Vec<Versioned<PersonalGrant>>> {
                 (**self)
                     .list_personal_grants(zone_id, user_id, after, limit)
+                    .await
+            }
+            async fn list_zone_personal_grants(
+                &self,
+                zone_id: &str,
+                after: Option<&str>,
+                limit: usize,
+            ) -> Result<Vec<Versioned<PersonalGrant>>> {
+                (**self)
+                    .list_zone_personal_grants(zone_id, after, limit)
                     .await
             }
             async fn get_device_authorization(
