@@ -259,6 +259,23 @@ fn page(zone: &Zone, index: &BTreeSet<Key>, query: &GrantQuery) -> GrantPage {
     }
 }
 
+/// Up to `limit` records of a map keyed by id, in id order, after `after`.
+fn after_by_id<K, V>(
+    map: &std::collections::BTreeMap<K, V>,
+    after: Option<&str>,
+    limit: usize,
+) -> Vec<V>
+where
+    K: std::borrow::Borrow<str> + Ord,
+    V: Clone,
+{
+    let range = match after {
+        Some(a) => map.range::<str, _>((Bound::Excluded(a), Bound::Unbounded)),
+        None => map.range::<str, _>(..),
+    };
+    range.take(limit).map(|(_, v)| v.clone()).collect()
+}
+
 fn check(zones: &HashMap<String, Zone>, set: &WriteSet) -> Result<()> {
     // User codes taken by earlier writes of this same set.
     let mut claimed: HashMap<(&str, &str), Digest> = HashMap::new();
@@ -532,16 +549,10 @@ impl Storage for MemoryStorage {
         limit: usize,
     ) -> Result<Vec<Versioned<Client>>> {
         let zones = self.read();
-        let Some(zone) = zones.get(zone_id) else {
-            return Ok(Vec::new());
-        };
-        let range = match after {
-            Some(a) => zone
-                .clients
-                .range::<str, _>((Bound::Excluded(a), Bound::Unbounded)),
-            None => zone.clients.range::<str, _>(..),
-        };
-        Ok(range.take(limit).map(|(_, c)| c.clone()).collect())
+        Ok(zones
+            .get(zone_id)
+            .map(|z| after_by_id(&z.clients, after, limit))
+            .unwrap_or_default())
     }
 
     async fn get_grant(&self, zone_id: &str, id: &str) -> Result<Option<Versioned<Grant>>> {
@@ -689,16 +700,10 @@ impl Storage for MemoryStorage {
         limit: usize,
     ) -> Result<Vec<Versioned<PersonalGrant>>> {
         let zones = self.read();
-        let Some(zone) = zones.get(zone_id) else {
-            return Ok(Vec::new());
-        };
-        let range = match after {
-            Some(a) => zone
-                .personal
-                .range::<str, _>((Bound::Excluded(a), Bound::Unbounded)),
-            None => zone.personal.range::<str, _>(..),
-        };
-        Ok(range.take(limit).map(|(_, g)| g.clone()).collect())
+        Ok(zones
+            .get(zone_id)
+            .map(|z| after_by_id(&z.personal, after, limit))
+            .unwrap_or_default())
     }
 
     async fn get_device_authorization(
