@@ -19,7 +19,7 @@ use crate::error::{Error, InvalidGrantReason, RecordKind, Result};
 use crate::event::{Event, EventSubscriber};
 use crate::lifecycle::{self, Changes, Fresh, Introspection, NewGrant, RefreshOutcome};
 use crate::model::{
-    Actor, Grant, GrantStatus, GrantType, Token, TokenKind, Transition, TransitionReason,
+    Actor, Client, Grant, GrantStatus, GrantType, Token, TokenKind, Transition, TransitionReason,
 };
 use crate::secret::{Digest, Secret, SecretKind};
 use crate::storage::{
@@ -544,6 +544,25 @@ impl Engine {
         Ok(history)
     }
 
+    /// The client a refresh token's standing depends on (a withdrawn refresh grant
+    /// stops it); `None` for an access token, whose hot path needs no third read, or
+    /// for a client that is gone.
+    async fn client_of_refresh_token(
+        &self,
+        zone_id: &str,
+        token: &Token,
+    ) -> Result<Option<Client>> {
+        match token.kind {
+            TokenKind::Refresh => Ok(self
+                .inner
+                .storage
+                .get_client(zone_id, &token.client_id)
+                .await?
+                .map(|c| c.record)),
+            TokenKind::Access => Ok(None),
+        }
+    }
+
     /// What a token is worth now (RFC 7662). Unknown, expired, spent or revoked
     /// tokens, and tokens of grants that are no longer active, are all just inactive.
     pub async fn introspect(&self, zone_id: &str, token: &str) -> Result<Introspection> {
@@ -555,15 +574,7 @@ impl Engine {
         let Some(grant) = storage.get_grant(zone_id, &token.record.grant_id).await? else {
             return Ok(Introspection::Inactive);
         };
-        // Only a refresh token's standing depends on its client (a withdrawn refresh
-        // grant); access tokens, the hot path, need no third read.
-        let client = match token.record.kind {
-            TokenKind::Refresh => storage
-                .get_client(zone_id, &token.record.client_id)
-                .await?
-                .map(|c| c.record),
-            TokenKind::Access => None,
-        };
+        let client = self.client_of_refresh_token(zone_id, &token.record).await?;
         Ok(lifecycle::introspect(
             &token.record,
             &grant.record,
@@ -755,13 +766,7 @@ impl Engine {
             let actor = Actor::Client {
                 id: token.record.client_id.clone(),
             };
-            let client = match token.record.kind {
-                TokenKind::Refresh => storage
-                    .get_client(zone_id, &token.record.client_id)
-                    .await?
-                    .map(|c| c.record),
-                TokenKind::Access => None,
-            };
+            let client = self.client_of_refresh_token(zone_id, &token.record).await?;
             let changes = lifecycle::revoke_token(
                 &token.record,
                 &grant.record,
