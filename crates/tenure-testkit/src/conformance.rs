@@ -129,6 +129,7 @@ macro_rules! __conformance_rules {
             1 expired_grants_in_expiry_order,
             1 expiry_index_follows_status_and_deletion,
             1 tokens_by_digest_and_by_grant,
+            1 token_and_grant_read_together,
             1 zones_are_walls,
             1 delete_grant_removes_every_trace,
             1 history_in_append_order,
@@ -2851,6 +2852,62 @@ pub async fn tokens_by_digest_and_by_grant<S: Storage>(store: S) {
         vec![v1(t4)],
         "other grants keep their tokens"
     );
+}
+
+/// Rule 7, introspection's read: `get_token_and_grant` answers exactly what
+/// `get_token` and then `get_grant` of its grant answer, versions included, in the
+/// token's zone only.
+pub async fn token_and_grant_read_together<S: Storage>(store: S) {
+    let s = &store;
+    let g = grant(ZONE, "grant-1", at(1_000), at(200_000));
+    let t = token(&g, "secret-1", TokenKind::Access);
+    let other = grant(OTHER_ZONE, "grant-9", at(1_000), at(300_000));
+    let other_t = token(&other, "secret-1", TokenKind::Refresh);
+    commit(
+        s,
+        [put_grant(&g, Expect::Absent), put_token(&t, Expect::Absent)],
+    )
+    .await;
+    commit(
+        s,
+        [
+            put_grant(&other, Expect::Absent),
+            put_token(&other_t, Expect::Absent),
+        ],
+    )
+    .await;
+    let refreshed = Grant {
+        refreshed_at: Some(at(2_000)),
+        ..g.clone()
+    };
+    commit(s, [put_grant(&refreshed, Expect::Version(1))]).await;
+
+    let read = |zone: &'static str, secret: &'static str| async move {
+        s.get_token_and_grant(zone, &Digest::of(secret))
+            .await
+            .expect("get_token_and_grant")
+    };
+    assert_eq!(
+        read(ZONE, "secret-1").await,
+        Some((
+            v1(t.clone()),
+            Some(Versioned {
+                record: refreshed,
+                version: 2
+            })
+        )),
+        "the token with its grant as stored now"
+    );
+    assert_eq!(
+        read(OTHER_ZONE, "secret-1").await,
+        Some((v1(other_t), Some(v1(other)))),
+        "the same digest in another zone is that zone's token and grant"
+    );
+    assert_eq!(read(ZONE, "secret-unknown").await, None, "unknown token");
+    assert_eq!(read(EMPTY_ZONE, "secret-1").await, None, "empty zone");
+
+    commit(s, [delete_token(ZONE, t.digest, 1)]).await;
+    assert_eq!(read(ZONE, "secret-1").await, None, "a deleted token");
 }
 
 // ----- rule 1: zones -----

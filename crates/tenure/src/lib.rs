@@ -85,6 +85,6 @@ pub use personal::{NewPersonalGrant, PersonalGrant, PersonalGrantUpdate};
 pub use secret::{Digest, Secret, SecretKind};
 pub use storage::{
     DynStorage, Expect, GrantFilter, GrantPage, GrantQuery, Keyset, Position, SortOrder, Storage,
-    Version, Versioned, Write, WriteSet,
+    TokenAndGrant, Version, Versioned, Write, WriteSet,
 };
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

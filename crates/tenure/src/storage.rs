@@ -303,6 +303,9 @@ pub struct GrantPage {
     pub more_after: bool,
 }
 
+/// A token and its grant, as [`Storage::get_token_and_grant`] reads them.
+pub type TokenAndGrant = (Versioned<Token>, Option<Versioned<Grant>>);
+
 /// The domain-level store behind an [`Engine`](crate::Engine). See the module
 /// documentation for the contract every implementation must keep; the
 /// `tenure-testkit` crate checks it.
@@ -347,6 +350,22 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
 
     /// A token by the digest of its secret.
     async fn get_token(&self, zone_id: &str, digest: &Digest) -> Result<Option<Versioned<Token>>>;
+
+    /// A token by digest together with its grant (`None` if the grant is gone):
+    /// introspection's read, on the path of every request. Backends that can read
+    /// both at once (one lock, one round trip) should; the default reads the token
+    /// and then the grant.
+    async fn get_token_and_grant(
+        &self,
+        zone_id: &str,
+        digest: &Digest,
+    ) -> Result<Option<TokenAndGrant>> {
+        let Some(token) = self.get_token(zone_id, digest).await? else {
+            return Ok(None);
+        };
+        let grant = self.get_grant(zone_id, &token.record.grant_id).await?;
+        Ok(Some((token, grant)))
+    }
 
     /// Every token of a grant, in no particular order.
     async fn grant_tokens(&self, zone_id: &str, grant_id: &str) -> Result<Vec<Versioned<Token>>>;
@@ -462,6 +481,13 @@ macro_rules! forward_storage {
                 digest: &Digest,
             ) -> Result<Option<Versioned<Token>>> {
                 (**self).get_token(zone_id, digest).await
+            }
+            async fn get_token_and_grant(
+                &self,
+                zone_id: &str,
+                digest: &Digest,
+            ) -> Result<Option<TokenAndGrant>> {
+                (**self).get_token_and_grant(zone_id, digest).await
             }
             async fn grant_tokens(
                 &self,

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering, fence};
 
 use chrono::{DateTime, Duration, SecondsFormat, Timelike, Utc};
 
@@ -42,6 +43,9 @@ impl Clock for SystemClock {
 
 /// A clock that moves only when told to; for tests.
 ///
+/// Reading it takes no lock (a sequence lock: readers only load), so threads that
+/// read it at once do not slow each other down.
+///
 /// ```
 /// use chrono::Duration;
 /// use tenure::{Clock, ManualClock};
@@ -52,32 +56,71 @@ impl Clock for SystemClock {
 /// ```
 #[derive(Debug)]
 pub struct ManualClock {
-    now: Mutex<Timestamp>,
+    /// Even while the time below is whole; odd while a writer is storing it.
+    sequence: AtomicU64,
+    seconds: AtomicI64,
+    nanos: AtomicU32,
+    /// Serializes writers.
+    writer: Mutex<()>,
 }
 
 impl ManualClock {
     /// A clock standing still at `start`.
     pub fn new(start: Timestamp) -> Self {
         ManualClock {
-            now: Mutex::new(start),
+            sequence: AtomicU64::new(0),
+            seconds: AtomicI64::new(start.timestamp()),
+            nanos: AtomicU32::new(start.timestamp_subsec_nanos()),
+            writer: Mutex::new(()),
         }
     }
 
     /// Moves the clock forward (or, with a negative duration, back).
     pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
-        *now += by;
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        self.store(self.load() + by);
     }
 
     /// Sets the clock to `to`.
     pub fn set(&self, to: Timestamp) {
-        *self.now.lock().unwrap_or_else(|e| e.into_inner()) = to;
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        self.store(to);
+    }
+
+    /// Stores a time; the caller holds the writer lock.
+    fn store(&self, t: Timestamp) {
+        let sequence = self.sequence.load(Ordering::Relaxed);
+        self.sequence
+            .store(sequence.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.seconds.store(t.timestamp(), Ordering::Relaxed);
+        self.nanos
+            .store(t.timestamp_subsec_nanos(), Ordering::Relaxed);
+        self.sequence
+            .store(sequence.wrapping_add(2), Ordering::Release);
+    }
+
+    /// Loads the time, retrying while a writer is storing it.
+    fn load(&self) -> Timestamp {
+        loop {
+            let before = self.sequence.load(Ordering::Acquire);
+            if before % 2 == 0 {
+                let seconds = self.seconds.load(Ordering::Relaxed);
+                let nanos = self.nanos.load(Ordering::Relaxed);
+                fence(Ordering::Acquire);
+                if self.sequence.load(Ordering::Relaxed) == before {
+                    // Both halves came from one stored time, which was valid.
+                    return DateTime::from_timestamp(seconds, nanos).unwrap_or_default();
+                }
+            }
+            std::hint::spin_loop();
+        }
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+        self.load()
     }
 }
 

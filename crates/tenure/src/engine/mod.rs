@@ -568,10 +568,10 @@ impl Engine {
     pub async fn introspect(&self, zone_id: &str, token: &str) -> Result<Introspection> {
         validate::reference("zone_id", zone_id)?;
         let storage = &self.inner.storage;
-        let Some(token) = storage.get_token(zone_id, &Digest::of(token)).await? else {
-            return Ok(Introspection::Inactive);
-        };
-        let Some(grant) = storage.get_grant(zone_id, &token.record.grant_id).await? else {
+        let Some((token, Some(grant))) = storage
+            .get_token_and_grant(zone_id, &Digest::of(token))
+            .await?
+        else {
             return Ok(Introspection::Inactive);
         };
         let client = self.client_of_refresh_token(zone_id, &token.record).await?;
