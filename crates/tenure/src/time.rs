@@ -175,3 +175,43 @@ pub mod rfc3339 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_reads_are_never_torn() {
+        let a = DateTime::from_timestamp(100, 999_999_999).unwrap();
+        let b = DateTime::from_timestamp(200, 0).unwrap();
+        let clock = ManualClock::new(a);
+        std::thread::scope(|s| {
+            let writer = s.spawn(|| {
+                for i in 0..20_000 {
+                    clock.set(if i % 2 == 0 { b } else { a });
+                }
+            });
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for _ in 0..20_000 {
+                        let now = clock.now();
+                        assert!(now == a || now == b, "torn read: {now}");
+                    }
+                });
+            }
+            writer.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let start = DateTime::from_timestamp(1_893_456_000, 123_000_000).unwrap();
+        let clock = ManualClock::new(start);
+        assert_eq!(clock.now(), start);
+        clock.advance(Duration::milliseconds(-1_500));
+        assert_eq!(clock.now(), start - Duration::milliseconds(1_500));
+        let far = DateTime::from_timestamp(253_402_300_799, 999_000_000).unwrap();
+        clock.set(far);
+        assert_eq!(clock.now(), far, "the year 9999 round-trips");
+    }
+}
