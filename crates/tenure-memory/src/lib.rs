@@ -18,43 +18,44 @@
 //! # let _ = engine;
 //! ```
 
+mod grants;
 pub mod testing;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use tenure::{
     Client, DeviceAuthorization, Digest, Error, Expect, Grant, GrantFilter, GrantPage, GrantQuery,
-    GrantStatus, Keyset, PersonalGrant, Position, Result, SortOrder, Storage, Timestamp, Token,
-    Transition, Versioned, Write, WriteSet,
+    Keyset, PersonalGrant, Result, Storage, Timestamp, Token, TokenAndGrant, Transition, Versioned,
+    Write, WriteSet,
 };
 
-/// A grant's place in an ordered index: `(created_at in ms, id)`.
-type Key = (i64, Arc<str>);
+use crate::grants::{Grants, Key};
 
 /// One zone's records and indexes.
 #[derive(Debug, Default)]
 struct Zone {
-    clients: std::collections::BTreeMap<String, Versioned<Client>>,
-    grants: HashMap<Arc<str>, Versioned<Grant>>,
-    by_created: BTreeSet<Key>,
-    by_user: HashMap<String, BTreeSet<Key>>,
-    by_resource: HashMap<String, BTreeSet<Key>>,
-    by_client: HashMap<String, BTreeSet<Key>>,
-    by_status: HashMap<GrantStatus, BTreeSet<Key>>,
-    /// Grants stored active, by `(expires_at in ms, id)`.
-    expiry: BTreeSet<Key>,
+    clients: BTreeMap<String, Versioned<Client>>,
+    grants: Grants,
     tokens: HashMap<Digest, Versioned<Token>>,
     tokens_by_grant: HashMap<Arc<str>, Vec<Digest>>,
     history: HashMap<Arc<str>, Vec<Transition>>,
-    personal: std::collections::BTreeMap<Arc<str>, Versioned<PersonalGrant>>,
+    personal: BTreeMap<Arc<str>, Versioned<PersonalGrant>>,
     personal_by_user: HashMap<String, BTreeSet<Key>>,
     devices: HashMap<Digest, Versioned<DeviceAuthorization>>,
     devices_by_user_code: HashMap<String, Digest>,
     /// Device authorizations by `(expires_at in ms, device code)`.
     device_expiry: BTreeSet<(i64, Digest)>,
+}
+
+impl Zone {
+    /// The shared id of a grant for maps keyed by grant: the stored grant's own if
+    /// there is one.
+    fn grant_key(&self, id: &str) -> Arc<str> {
+        self.grants.shared_id(id).unwrap_or_else(|| Arc::from(id))
+    }
 }
 
 fn remove_from(index: &mut HashMap<String, BTreeSet<Key>>, value: &str, key: &Key) {
@@ -63,69 +64,6 @@ fn remove_from(index: &mut HashMap<String, BTreeSet<Key>>, value: &str, key: &Ke
         if set.is_empty() {
             index.remove(value);
         }
-    }
-}
-
-impl Zone {
-    fn unindex(&mut self, grant: &Grant, id: &Arc<str>) {
-        let key = (grant.created_at.timestamp_millis(), id.clone());
-        self.by_created.remove(&key);
-        remove_from(&mut self.by_user, &grant.user_id, &key);
-        remove_from(&mut self.by_resource, &grant.resource_id, &key);
-        remove_from(&mut self.by_client, &grant.client_id, &key);
-        if let Some(set) = self.by_status.get_mut(&grant.status) {
-            set.remove(&key);
-        }
-        self.expiry
-            .remove(&(grant.expires_at.timestamp_millis(), id.clone()));
-    }
-
-    fn index(&mut self, grant: &Grant, id: &Arc<str>) {
-        let key = (grant.created_at.timestamp_millis(), id.clone());
-        self.by_created.insert(key.clone());
-        self.by_user
-            .entry(grant.user_id.clone())
-            .or_default()
-            .insert(key.clone());
-        self.by_resource
-            .entry(grant.resource_id.clone())
-            .or_default()
-            .insert(key.clone());
-        self.by_client
-            .entry(grant.client_id.clone())
-            .or_default()
-            .insert(key.clone());
-        self.by_status
-            .entry(grant.status)
-            .or_default()
-            .insert(key.clone());
-        if grant.status == GrantStatus::Active {
-            self.expiry
-                .insert((grant.expires_at.timestamp_millis(), id.clone()));
-        }
-    }
-
-    /// The narrowest index that covers the filter; the rest of the filter is checked
-    /// per item.
-    fn index_for(&self, filter: &GrantFilter) -> &BTreeSet<Key> {
-        static EMPTY: BTreeSet<Key> = BTreeSet::new();
-        let candidates = [
-            filter.user_id.as_ref().map(|v| self.by_user.get(v)),
-            filter.resource_id.as_ref().map(|v| self.by_resource.get(v)),
-            filter.client_id.as_ref().map(|v| self.by_client.get(v)),
-            // Revoked is final and stored as such, so its index is exact; active and
-            // expired depend on the time and are checked per item.
-            (filter.status == Some(GrantStatus::Revoked))
-                .then(|| self.by_status.get(&GrantStatus::Revoked)),
-        ];
-        let mut best: Option<&BTreeSet<Key>> = None;
-        for candidate in candidates.into_iter().flatten() {
-            let set = candidate.unwrap_or(&EMPTY);
-            if best.is_none_or(|b| set.len() < b.len()) {
-                best = Some(set);
-            }
-        }
-        best.unwrap_or(&self.by_created)
     }
 }
 
@@ -157,114 +95,8 @@ impl MemoryStorage {
     }
 }
 
-fn keyset_key(k: &tenure::Keyset) -> (i64, &str) {
-    (k.created_at.timestamp_millis(), k.id.as_str())
-}
-
-/// Walks `index` in `order` from `position`, keeping matches, and fills a page.
-fn page(zone: &Zone, index: &BTreeSet<Key>, query: &GrantQuery) -> GrantPage {
-    let matches = |key: &Key| {
-        zone.grants
-            .get(&key.1)
-            .filter(|g| query.filter.matches(&g.record, query.now))
-    };
-    // Items strictly after / before a key in ascending key order.
-    let above = |k: Option<(i64, &str)>| -> Box<dyn Iterator<Item = &Key> + '_> {
-        match k {
-            None => Box::new(index.iter()),
-            Some(k) => Box::new(index.range((
-                Bound::Excluded((k.0, Arc::<str>::from(k.1))),
-                Bound::Unbounded,
-            ))),
-        }
-    };
-    let below = |k: Option<(i64, &str)>| -> Box<dyn Iterator<Item = &Key> + '_> {
-        match k {
-            None => Box::new(index.iter().rev()),
-            Some(k) => Box::new(
-                index
-                    .range((
-                        Bound::Unbounded,
-                        Bound::Excluded((k.0, Arc::<str>::from(k.1))),
-                    ))
-                    .rev(),
-            ),
-        }
-    };
-    // "Forward" is the listing's order; "backward" is its reverse.
-    let forward = |k: Option<(i64, &str)>| match query.order {
-        SortOrder::Ascending => above(k),
-        SortOrder::Descending => below(k),
-    };
-    let backward = |k: Option<(i64, &str)>| match query.order {
-        SortOrder::Ascending => below(k),
-        SortOrder::Descending => above(k),
-    };
-    let take = |iter: Box<dyn Iterator<Item = &Key> + '_>, n: usize| {
-        let mut items = Vec::with_capacity(n);
-        let mut more = false;
-        for key in iter {
-            if let Some(g) = matches(key) {
-                if items.len() == n {
-                    more = true;
-                    break;
-                }
-                items.push(g.clone());
-            }
-        }
-        (items, more)
-    };
-    let exists = |mut iter: Box<dyn Iterator<Item = &Key> + '_>| iter.any(|k| matches(k).is_some());
-    match &query.position {
-        Position::First => {
-            let (items, more_after) = take(forward(None), query.limit);
-            GrantPage {
-                items,
-                more_before: false,
-                more_after,
-            }
-        }
-        Position::After(k) => {
-            let k = keyset_key(k);
-            let (items, more_after) = take(forward(Some(k)), query.limit);
-            // Whatever is at or before k precedes the page.
-            let at_k = zone
-                .grants
-                .get(k.1)
-                .filter(|g| g.record.created_at.timestamp_millis() == k.0)
-                .is_some_and(|g| query.filter.matches(&g.record, query.now));
-            let more_before = at_k || exists(backward(Some(k)));
-            GrantPage {
-                items,
-                more_before,
-                more_after,
-            }
-        }
-        Position::Before(k) => {
-            let k = keyset_key(k);
-            let (mut items, more_before) = take(backward(Some(k)), query.limit);
-            items.reverse();
-            let at_k = zone
-                .grants
-                .get(k.1)
-                .filter(|g| g.record.created_at.timestamp_millis() == k.0)
-                .is_some_and(|g| query.filter.matches(&g.record, query.now));
-            let more_after = at_k || exists(forward(Some(k)));
-            GrantPage {
-                items,
-                more_before,
-                more_after,
-            }
-        }
-    }
-}
-
 /// Up to `limit` records of a map keyed by id, in id order, after `after`.
-fn after_by_id<K, V>(
-    map: &std::collections::BTreeMap<K, V>,
-    after: Option<&str>,
-    limit: usize,
-) -> Vec<V>
+fn after_by_id<K, V>(map: &BTreeMap<K, V>, after: Option<&str>, limit: usize) -> Vec<V>
 where
     K: std::borrow::Borrow<str> + Ord,
     V: Clone,
@@ -290,19 +122,14 @@ fn check(zones: &HashMap<String, Zone>, set: &WriteSet) -> Result<()> {
             Write::PutGrant { grant, expect } => expect.holds(
                 zones
                     .get(&grant.zone_id)
-                    .and_then(|z| z.grants.get(grant.id.as_str()))
-                    .map(|g| g.version),
+                    .and_then(|z| z.grants.version(&grant.id)),
             ),
             Write::DeleteGrant {
                 zone_id,
                 id,
                 expect,
-            } => Expect::Version(*expect).holds(
-                zones
-                    .get(zone_id)
-                    .and_then(|z| z.grants.get(id.as_str()))
-                    .map(|g| g.version),
-            ),
+            } => Expect::Version(*expect)
+                .holds(zones.get(zone_id).and_then(|z| z.grants.version(id))),
             Write::PutToken { token, expect } => expect.holds(
                 zones
                     .get(&token.zone_id)
@@ -392,28 +219,11 @@ fn apply_one(zones: &mut HashMap<String, Zone>, write: Write) {
         }
         Write::PutGrant { grant, expect } => {
             let zone = zones.entry(grant.zone_id.clone()).or_default();
-            let id: Arc<str> = match zone.grants.get_key_value(grant.id.as_str()) {
-                Some((id, old)) => {
-                    let (id, old) = (id.clone(), old.record.clone());
-                    zone.unindex(&old, &id);
-                    id
-                }
-                None => Arc::from(grant.id.as_str()),
-            };
-            zone.index(&grant, &id);
-            zone.grants.insert(
-                id,
-                Versioned {
-                    record: grant,
-                    version: expect.next_version(),
-                },
-            );
+            zone.grants.put(grant, expect.next_version());
         }
         Write::DeleteGrant { zone_id, id, .. } => {
             if let Some(zone) = zones.get_mut(&zone_id) {
-                if let Some((key, old)) = zone.grants.remove_entry(id.as_str()) {
-                    zone.unindex(&old.record, &key);
-                }
+                zone.grants.remove(&id);
                 zone.history.remove(id.as_str());
                 zone.tokens_by_grant.remove(id.as_str());
             }
@@ -421,11 +231,7 @@ fn apply_one(zones: &mut HashMap<String, Zone>, write: Write) {
         Write::PutToken { token, expect } => {
             let zone = zones.entry(token.zone_id.clone()).or_default();
             if expect == Expect::Absent {
-                let grant_id: Arc<str> = zone
-                    .grants
-                    .get_key_value(token.grant_id.as_str())
-                    .map(|(k, _)| k.clone())
-                    .unwrap_or_else(|| Arc::from(token.grant_id.as_str()));
+                let grant_id = zone.grant_key(&token.grant_id);
                 zone.tokens_by_grant
                     .entry(grant_id)
                     .or_default()
@@ -456,11 +262,7 @@ fn apply_one(zones: &mut HashMap<String, Zone>, write: Write) {
         }
         Write::AppendTransition(t) => {
             let zone = zones.entry(t.zone_id.clone()).or_default();
-            let grant_id: Arc<str> = zone
-                .grants
-                .get_key_value(t.grant_id.as_str())
-                .map(|(k, _)| k.clone())
-                .unwrap_or_else(|| Arc::from(t.grant_id.as_str()));
+            let grant_id = zone.grant_key(&t.grant_id);
             zone.history.entry(grant_id).or_default().push(t);
         }
         Write::PutPersonalGrant { grant, expect } => {
@@ -559,8 +361,7 @@ impl Storage for MemoryStorage {
         Ok(self
             .read()
             .get(zone_id)
-            .and_then(|z| z.grants.get(id))
-            .cloned())
+            .and_then(|z| z.grants.get(zone_id, id)))
     }
 
     async fn list_grants(&self, query: &GrantQuery) -> Result<GrantPage> {
@@ -568,7 +369,7 @@ impl Storage for MemoryStorage {
         let Some(zone) = zones.get(&query.zone_id) else {
             return Ok(GrantPage::default());
         };
-        Ok(page(zone, zone.index_for(&query.filter), query))
+        Ok(zone.grants.page(query))
     }
 
     async fn count_grants(
@@ -581,16 +382,7 @@ impl Storage for MemoryStorage {
         let Some(zone) = zones.get(zone_id) else {
             return Ok(0);
         };
-        let count = zone
-            .index_for(filter)
-            .iter()
-            .filter(|k| {
-                zone.grants
-                    .get(&k.1)
-                    .is_some_and(|g| filter.matches(&g.record, now))
-            })
-            .count();
-        Ok(count as u64)
+        Ok(zone.grants.count(filter, now))
     }
 
     async fn expired_grants(
@@ -603,14 +395,7 @@ impl Storage for MemoryStorage {
         let Some(zone) = zones.get(zone_id) else {
             return Ok(Vec::new());
         };
-        let now = now.timestamp_millis();
-        Ok(zone
-            .expiry
-            .iter()
-            .take_while(|(expires, _)| *expires <= now)
-            .take(limit)
-            .filter_map(|(_, id)| zone.grants.get(id).cloned())
-            .collect())
+        Ok(zone.grants.expired(zone_id, now, limit))
     }
 
     async fn grant_history(&self, zone_id: &str, grant_id: &str) -> Result<Vec<Transition>> {
@@ -628,6 +413,21 @@ impl Storage for MemoryStorage {
             .get(zone_id)
             .and_then(|z| z.tokens.get(digest))
             .cloned())
+    }
+
+    async fn get_token_and_grant(
+        &self,
+        zone_id: &str,
+        digest: &Digest,
+    ) -> Result<Option<TokenAndGrant>> {
+        let zones = self.read();
+        let Some(zone) = zones.get(zone_id) else {
+            return Ok(None);
+        };
+        Ok(zone.tokens.get(digest).map(|token| {
+            let grant = zone.grants.get(zone_id, &token.record.grant_id);
+            (token.clone(), grant)
+        }))
     }
 
     async fn grant_tokens(&self, zone_id: &str, grant_id: &str) -> Result<Vec<Versioned<Token>>> {

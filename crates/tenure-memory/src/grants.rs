@@ -1,0 +1,541 @@
+//! A zone's grants, kept compact: each distinct organization, user, resource,
+//! provider and client id, and each distinct set of scopes, is stored once and
+//! referred to by a 4-byte symbol, so a grant costs its id, six symbols, its times
+//! and its index entries. Records are rebuilt on read.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use tenure::{
+    Grant, GrantFilter, GrantPage, GrantQuery, GrantStatus, Keyset, Position, SortOrder, Timestamp,
+    Version, Versioned,
+};
+
+/// A grant's place in an ordered index: `(time in ms, id)`.
+pub(crate) type Key = (i64, Arc<str>);
+
+/// A symbol: the number an [`Interner`] gives a value.
+type Symbol = u32;
+
+/// Distinct values, each kept once and counted by the records holding it; a value
+/// no record holds any more is dropped and its symbol reused.
+#[derive(Debug)]
+pub(crate) struct Interner<T: ?Sized> {
+    symbols: HashMap<Arc<T>, Symbol>,
+    /// Each symbol's value and how many records hold it.
+    values: Vec<Option<(Arc<T>, usize)>>,
+    free: Vec<Symbol>,
+}
+
+impl<T: ?Sized> Default for Interner<T> {
+    fn default() -> Self {
+        Interner {
+            symbols: HashMap::new(),
+            values: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T: ?Sized + Hash + Eq> Interner<T>
+where
+    for<'a> Arc<T>: From<&'a T>,
+{
+    /// The symbol of `value`, if a record holds it.
+    fn find(&self, value: &T) -> Option<Symbol> {
+        self.symbols.get(value).copied()
+    }
+
+    /// The value of a symbol a record holds.
+    fn get(&self, symbol: Symbol) -> Option<&T> {
+        self.values
+            .get(symbol as usize)
+            .and_then(|v| v.as_ref())
+            .map(|(v, _)| &**v)
+    }
+
+    /// The symbol of `value` for one more record holding it.
+    fn acquire(&mut self, value: &T) -> Symbol {
+        if let Some(&symbol) = self.symbols.get(value) {
+            if let Some(Some((_, count))) = self.values.get_mut(symbol as usize) {
+                *count += 1;
+            }
+            return symbol;
+        }
+        let shared: Arc<T> = Arc::from(value);
+        let symbol = match self.free.pop() {
+            Some(symbol) => {
+                self.values[symbol as usize] = Some((shared.clone(), 1));
+                symbol
+            }
+            None => {
+                self.values.push(Some((shared.clone(), 1)));
+                (self.values.len() - 1) as Symbol
+            }
+        };
+        self.symbols.insert(shared, symbol);
+        symbol
+    }
+
+    /// One record fewer holds `symbol`.
+    fn release(&mut self, symbol: Symbol) {
+        let Some(slot) = self.values.get_mut(symbol as usize) else {
+            return;
+        };
+        let last = match slot {
+            Some((_, count)) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if last {
+            if let Some((value, _)) = slot.take() {
+                self.symbols.remove(&*value);
+                self.free.push(symbol);
+            }
+        }
+    }
+}
+
+/// A grant as kept: everything but its id and zone, with symbols for the ids and
+/// scopes it shares with other grants.
+#[derive(Debug, Clone)]
+struct Stored {
+    organization: Symbol,
+    user: Symbol,
+    resource: Symbol,
+    provider: Symbol,
+    client: Symbol,
+    scopes: Symbol,
+    status: GrantStatus,
+    refresh_token_set: bool,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    expires_at: Timestamp,
+    refreshed_at: Option<Timestamp>,
+    version: Version,
+}
+
+impl Stored {
+    /// The same rule as [`Grant::status_at`].
+    fn status_at(&self, now: Timestamp) -> GrantStatus {
+        match self.status {
+            GrantStatus::Active if self.expires_at <= now => GrantStatus::Expired,
+            status => status,
+        }
+    }
+}
+
+/// A filter with its ids turned into symbols.
+struct Compiled {
+    user: Option<Symbol>,
+    resource: Option<Symbol>,
+    client: Option<Symbol>,
+    status: Option<GrantStatus>,
+}
+
+impl Compiled {
+    /// The same rule as [`GrantFilter::matches`].
+    fn matches(&self, g: &Stored, now: Timestamp) -> bool {
+        self.user.is_none_or(|u| u == g.user)
+            && self.resource.is_none_or(|r| r == g.resource)
+            && self.client.is_none_or(|c| c == g.client)
+            && self.status.is_none_or(|s| s == g.status_at(now))
+    }
+}
+
+fn remove_from(index: &mut HashMap<Symbol, BTreeSet<Key>>, symbol: Symbol, key: &Key) {
+    if let Some(set) = index.get_mut(&symbol) {
+        set.remove(key);
+        if set.is_empty() {
+            index.remove(&symbol);
+        }
+    }
+}
+
+/// The grants of one zone with their indexes.
+#[derive(Debug, Default)]
+pub(crate) struct Grants {
+    records: HashMap<Arc<str>, Stored>,
+    ids: Interner<str>,
+    scope_sets: Interner<[String]>,
+    by_created: BTreeSet<Key>,
+    by_user: HashMap<Symbol, BTreeSet<Key>>,
+    by_resource: HashMap<Symbol, BTreeSet<Key>>,
+    by_client: HashMap<Symbol, BTreeSet<Key>>,
+    /// Revoked is final and stored as such, so its index is exact; active and
+    /// expired depend on the time and are told apart per grant.
+    revoked: BTreeSet<Key>,
+    /// Grants stored active, by `(expires_at in ms, id)`.
+    expiry: BTreeSet<Key>,
+}
+
+impl Grants {
+    fn rebuild(&self, zone_id: &str, id: &str, g: &Stored) -> Versioned<Grant> {
+        let text = |s: Symbol| self.ids.get(s).unwrap_or_default().to_owned();
+        Versioned {
+            record: Grant {
+                id: id.to_owned(),
+                zone_id: zone_id.to_owned(),
+                organization_id: text(g.organization),
+                user_id: text(g.user),
+                resource_id: text(g.resource),
+                provider_id: text(g.provider),
+                client_id: text(g.client),
+                scopes: self.scope_sets.get(g.scopes).unwrap_or_default().to_vec(),
+                status: g.status,
+                created_at: g.created_at,
+                updated_at: g.updated_at,
+                expires_at: g.expires_at,
+                refreshed_at: g.refreshed_at,
+                refresh_token_set: g.refresh_token_set,
+            },
+            version: g.version,
+        }
+    }
+
+    /// A grant by id.
+    pub(crate) fn get(&self, zone_id: &str, id: &str) -> Option<Versioned<Grant>> {
+        let (id, g) = self.records.get_key_value(id)?;
+        Some(self.rebuild(zone_id, id, g))
+    }
+
+    /// A grant's version.
+    pub(crate) fn version(&self, id: &str) -> Option<Version> {
+        self.records.get(id).map(|g| g.version)
+    }
+
+    /// The shared id of a stored grant, for other maps keyed by grant.
+    pub(crate) fn shared_id(&self, id: &str) -> Option<Arc<str>> {
+        self.records.get_key_value(id).map(|(k, _)| k.clone())
+    }
+
+    fn index(&mut self, id: &Arc<str>, g: &Stored) {
+        let key = (g.created_at.timestamp_millis(), id.clone());
+        self.by_user.entry(g.user).or_default().insert(key.clone());
+        self.by_resource
+            .entry(g.resource)
+            .or_default()
+            .insert(key.clone());
+        self.by_client
+            .entry(g.client)
+            .or_default()
+            .insert(key.clone());
+        match g.status {
+            GrantStatus::Active => {
+                self.expiry
+                    .insert((g.expires_at.timestamp_millis(), id.clone()));
+            }
+            GrantStatus::Revoked => {
+                self.revoked.insert(key.clone());
+            }
+            _ => {}
+        }
+        self.by_created.insert(key);
+    }
+
+    fn unindex(&mut self, id: &Arc<str>, g: &Stored) {
+        let key = (g.created_at.timestamp_millis(), id.clone());
+        remove_from(&mut self.by_user, g.user, &key);
+        remove_from(&mut self.by_resource, g.resource, &key);
+        remove_from(&mut self.by_client, g.client, &key);
+        self.revoked.remove(&key);
+        self.expiry
+            .remove(&(g.expires_at.timestamp_millis(), id.clone()));
+        self.by_created.remove(&key);
+    }
+
+    fn release(&mut self, g: &Stored) {
+        for s in [g.organization, g.user, g.resource, g.provider, g.client] {
+            self.ids.release(s);
+        }
+        self.scope_sets.release(g.scopes);
+    }
+
+    /// Stores `grant` at `version`, replacing the stored one; returns its shared id.
+    pub(crate) fn put(&mut self, grant: Grant, version: Version) -> Arc<str> {
+        let id = match self.records.remove_entry(grant.id.as_str()) {
+            Some((id, old)) => {
+                self.unindex(&id, &old);
+                self.release(&old);
+                id
+            }
+            None => Arc::from(grant.id.as_str()),
+        };
+        let stored = Stored {
+            organization: self.ids.acquire(&grant.organization_id),
+            user: self.ids.acquire(&grant.user_id),
+            resource: self.ids.acquire(&grant.resource_id),
+            provider: self.ids.acquire(&grant.provider_id),
+            client: self.ids.acquire(&grant.client_id),
+            scopes: self.scope_sets.acquire(&grant.scopes),
+            status: grant.status,
+            refresh_token_set: grant.refresh_token_set,
+            created_at: grant.created_at,
+            updated_at: grant.updated_at,
+            expires_at: grant.expires_at,
+            refreshed_at: grant.refreshed_at,
+            version,
+        };
+        self.index(&id, &stored);
+        self.records.insert(id.clone(), stored);
+        id
+    }
+
+    /// Deletes a grant; whether it was there.
+    pub(crate) fn remove(&mut self, id: &str) -> bool {
+        match self.records.remove_entry(id) {
+            Some((id, old)) => {
+                self.unindex(&id, &old);
+                self.release(&old);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The filter in symbols; `None` when it names an id no grant holds, so that
+    /// nothing matches.
+    fn compile(&self, filter: &GrantFilter) -> Option<Compiled> {
+        let symbol = |v: &Option<String>| match v {
+            None => Some(None),
+            Some(v) => self.ids.find(v).map(Some),
+        };
+        Some(Compiled {
+            user: symbol(&filter.user_id)?,
+            resource: symbol(&filter.resource_id)?,
+            client: symbol(&filter.client_id)?,
+            status: filter.status,
+        })
+    }
+
+    /// The narrowest index that covers the filter; the rest of it is checked per
+    /// grant.
+    fn index_for(&self, filter: &Compiled) -> &BTreeSet<Key> {
+        static EMPTY: BTreeSet<Key> = BTreeSet::new();
+        let candidates = [
+            filter.user.map(|v| self.by_user.get(&v)),
+            filter.resource.map(|v| self.by_resource.get(&v)),
+            filter.client.map(|v| self.by_client.get(&v)),
+            (filter.status == Some(GrantStatus::Revoked)).then_some(Some(&self.revoked)),
+        ];
+        let mut best: Option<&BTreeSet<Key>> = None;
+        for candidate in candidates.into_iter().flatten() {
+            let set = candidate.unwrap_or(&EMPTY);
+            if best.is_none_or(|b| set.len() < b.len()) {
+                best = Some(set);
+            }
+        }
+        best.unwrap_or(&self.by_created)
+    }
+
+    /// How many grants pass `filter` at `now`.
+    pub(crate) fn count(&self, filter: &GrantFilter, now: Timestamp) -> u64 {
+        let Some(filter) = self.compile(filter) else {
+            return 0;
+        };
+        self.index_for(&filter)
+            .iter()
+            .filter(|k| {
+                self.records
+                    .get(&k.1)
+                    .is_some_and(|g| filter.matches(g, now))
+            })
+            .count() as u64
+    }
+
+    /// Grants stored active whose expiry is at or before `now`, soonest first.
+    pub(crate) fn expired(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Vec<Versioned<Grant>> {
+        let now = now.timestamp_millis();
+        self.expiry
+            .iter()
+            .take_while(|(expires, _)| *expires <= now)
+            .take(limit)
+            .filter_map(|(_, id)| self.get(zone_id, id))
+            .collect()
+    }
+
+    /// One page of a listing: walks the narrowest index in the query's order from
+    /// its position, keeping matches.
+    pub(crate) fn page(&self, query: &GrantQuery) -> GrantPage {
+        let Some(filter) = self.compile(&query.filter) else {
+            return GrantPage::default();
+        };
+        let index = self.index_for(&filter);
+        let now = query.now;
+        let matching = |key: &Key| {
+            self.records
+                .get_key_value(&key.1)
+                .filter(|(_, g)| filter.matches(g, now))
+        };
+        // Items strictly after / before a key in ascending key order.
+        let above = |k: Option<(i64, &str)>| -> Box<dyn Iterator<Item = &Key> + '_> {
+            match k {
+                None => Box::new(index.iter()),
+                Some(k) => Box::new(index.range((
+                    Bound::Excluded((k.0, Arc::<str>::from(k.1))),
+                    Bound::Unbounded,
+                ))),
+            }
+        };
+        let below = |k: Option<(i64, &str)>| -> Box<dyn Iterator<Item = &Key> + '_> {
+            match k {
+                None => Box::new(index.iter().rev()),
+                Some(k) => Box::new(
+                    index
+                        .range((
+                            Bound::Unbounded,
+                            Bound::Excluded((k.0, Arc::<str>::from(k.1))),
+                        ))
+                        .rev(),
+                ),
+            }
+        };
+        // "Forward" is the listing's order; "backward" is its reverse.
+        let forward = |k: Option<(i64, &str)>| match query.order {
+            SortOrder::Ascending => above(k),
+            SortOrder::Descending => below(k),
+        };
+        let backward = |k: Option<(i64, &str)>| match query.order {
+            SortOrder::Ascending => below(k),
+            SortOrder::Descending => above(k),
+        };
+        let take = |iter: Box<dyn Iterator<Item = &Key> + '_>, n: usize| {
+            let mut items = Vec::with_capacity(n);
+            let mut more = false;
+            for key in iter {
+                if let Some((id, g)) = matching(key) {
+                    if items.len() == n {
+                        more = true;
+                        break;
+                    }
+                    items.push(self.rebuild(&query.zone_id, id, g));
+                }
+            }
+            (items, more)
+        };
+        let exists =
+            |mut iter: Box<dyn Iterator<Item = &Key> + '_>| iter.any(|k| matching(k).is_some());
+        // Whether the grant at the cursor's key itself matches.
+        let at = |k: (i64, &str)| {
+            self.records
+                .get(k.1)
+                .filter(|g| g.created_at.timestamp_millis() == k.0)
+                .is_some_and(|g| filter.matches(g, now))
+        };
+        match &query.position {
+            Position::First => {
+                let (items, more_after) = take(forward(None), query.limit);
+                GrantPage {
+                    items,
+                    more_before: false,
+                    more_after,
+                }
+            }
+            Position::After(k) => {
+                let k = keyset(k);
+                let (items, more_after) = take(forward(Some(k)), query.limit);
+                // Whatever is at or before k precedes the page.
+                let more_before = at(k) || exists(backward(Some(k)));
+                GrantPage {
+                    items,
+                    more_before,
+                    more_after,
+                }
+            }
+            Position::Before(k) => {
+                let k = keyset(k);
+                let (mut items, more_before) = take(backward(Some(k)), query.limit);
+                items.reverse();
+                let more_after = at(k) || exists(forward(Some(k)));
+                GrantPage {
+                    items,
+                    more_before,
+                    more_after,
+                }
+            }
+        }
+    }
+}
+
+fn keyset(k: &Keyset) -> (i64, &str) {
+    (k.created_at.timestamp_millis(), k.id.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+
+    use super::*;
+
+    fn grant(id: &str, user: &str, scopes: &[&str]) -> Grant {
+        let t = DateTime::from_timestamp(1_893_456_000, 0).unwrap();
+        Grant {
+            id: id.into(),
+            zone_id: "z".into(),
+            organization_id: "org".into(),
+            user_id: user.into(),
+            resource_id: "res".into(),
+            provider_id: "default".into(),
+            client_id: "client".into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            status: GrantStatus::Active,
+            created_at: t,
+            updated_at: t,
+            expires_at: t + chrono::Duration::days(1),
+            refreshed_at: None,
+            refresh_token_set: true,
+        }
+    }
+
+    #[test]
+    fn shared_values_outlive_any_one_holder_and_are_dropped_with_the_last() {
+        let mut grants = Grants::default();
+        let g1 = grant("g1", "alice", &["read"]);
+        let g2 = grant("g2", "alice", &["read"]);
+        grants.put(g1.clone(), 1);
+        grants.put(g2.clone(), 1);
+        assert!(grants.remove("g1"));
+        assert_eq!(grants.get("z", "g2").map(|g| g.record), Some(g2));
+        assert!(grants.remove("g2"));
+        assert_eq!(grants.ids.find("alice"), None, "alice is no longer held");
+        assert_eq!(grants.scope_sets.find(&["read".to_owned()][..]), None);
+
+        // A freed symbol is reused for a new value, which reads back as itself.
+        let g3 = grant("g3", "bob", &["write", "read"]);
+        grants.put(g3.clone(), 1);
+        assert_eq!(grants.get("z", "g3").map(|g| g.record), Some(g3));
+        assert_eq!(grants.ids.values.len(), 5, "symbols were reused, not grown");
+    }
+
+    #[test]
+    fn replacing_a_grant_moves_its_values() {
+        let mut grants = Grants::default();
+        grants.put(grant("g1", "alice", &["read"]), 1);
+        let moved = grant("g1", "bob", &["read", "write"]);
+        grants.put(moved.clone(), 2);
+        assert_eq!(grants.ids.find("alice"), None);
+        assert_eq!(
+            grants.get("z", "g1"),
+            Some(Versioned {
+                record: moved,
+                version: 2
+            })
+        );
+        let by_alice = GrantFilter {
+            user_id: Some("alice".into()),
+            ..GrantFilter::default()
+        };
+        let now = DateTime::from_timestamp(1_893_456_000, 0).unwrap();
+        assert_eq!(grants.count(&by_alice, now), 0);
+    }
+}
