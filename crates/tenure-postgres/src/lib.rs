@@ -127,7 +127,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde::de::DeserializeOwned;
 use tenure::{
     Client, DeviceAuthorization, Digest, Grant, GrantFilter, GrantPage, GrantQuery, Keyset,
-    PersonalGrant, Position, SortOrder, Storage, Timestamp, Token, Transition, Versioned, WriteSet,
+    PersonalGrant, Position, SortOrder, Storage, Timestamp, Token, TokenAndGrant, Transition,
+    Versioned, WriteSet,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::Json;
@@ -370,7 +371,17 @@ fn versioned<T: DeserializeOwned>(
     kind: &'static str,
     row: &Row,
 ) -> Result<Versioned<T>, PostgresError> {
-    let version: i64 = row.try_get("version")?;
+    versioned_in(kind, row, "version", "record")
+}
+
+/// A versioned record from the named columns of a row.
+fn versioned_in<T: DeserializeOwned>(
+    kind: &'static str,
+    row: &Row,
+    version_column: &str,
+    record_column: &str,
+) -> Result<Versioned<T>, PostgresError> {
+    let version: i64 = row.try_get(version_column)?;
     let version = u64::try_from(version)
         .ok()
         .filter(|v| *v > 0)
@@ -378,12 +389,12 @@ fn versioned<T: DeserializeOwned>(
             kind,
             reason: format!("version {version}"),
         })?;
-    let Json(record) = row
-        .try_get::<_, Json<T>>("record")
-        .map_err(|e| PostgresError::Corrupt {
-            kind,
-            reason: e.to_string(),
-        })?;
+    let Json(record) =
+        row.try_get::<_, Json<T>>(record_column)
+            .map_err(|e| PostgresError::Corrupt {
+                kind,
+                reason: e.to_string(),
+            })?;
     Ok(Versioned { record, version })
 }
 
@@ -479,6 +490,25 @@ impl Storage for PostgresStorage {
         Ok(self
             .record("token", Read::Token { zone_id, digest })
             .await?)
+    }
+
+    async fn get_token_and_grant(
+        &self,
+        zone_id: &str,
+        digest: &Digest,
+    ) -> tenure::Result<Option<TokenAndGrant>> {
+        let rows = self.query(Read::TokenAndGrant { zone_id, digest }).await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let token = versioned("token", row)?;
+        let grant_version: Option<i64> =
+            row.try_get("grant_version").map_err(PostgresError::from)?;
+        let grant = match grant_version {
+            Some(_) => Some(versioned_in("grant", row, "grant_version", "grant_record")?),
+            None => None,
+        };
+        Ok(Some((token, grant)))
     }
 
     async fn grant_tokens(

@@ -173,6 +173,14 @@ pub enum Read<'a> {
         /// The token's digest.
         digest: &'a Digest,
     },
+    /// [`Storage::get_token_and_grant`](tenure::Storage::get_token_and_grant): the
+    /// token joined with its grant, in one statement.
+    TokenAndGrant {
+        /// The zone.
+        zone_id: &'a str,
+        /// The token's digest.
+        digest: &'a Digest,
+    },
     /// [`Storage::grant_tokens`](tenure::Storage::grant_tokens).
     GrantTokens {
         /// The zone.
@@ -301,6 +309,15 @@ impl Read<'_> {
             ),
             Read::Token { zone_id, digest } => format!(
                 "SELECT version, record FROM {s}.tokens WHERE zone_id = {} AND digest = {}",
+                b.bind(zone_id.to_owned()),
+                b.bind(digest.as_bytes().to_vec())
+            ),
+            Read::TokenAndGrant { zone_id, digest } => format!(
+                "SELECT t.version, t.record, g.version AS grant_version, \
+                 g.record AS grant_record \
+                 FROM {s}.tokens t LEFT JOIN {s}.grants g \
+                 ON g.zone_id = t.zone_id AND g.id = t.grant_id \
+                 WHERE t.zone_id = {} AND t.digest = {}",
                 b.bind(zone_id.to_owned()),
                 b.bind(digest.as_bytes().to_vec())
             ),

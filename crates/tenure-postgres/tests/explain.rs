@@ -320,6 +320,15 @@ fn sweeps_lookups_and_other_listings_use_their_indexes() {
                     NO_SCAN_OR_SORT,
                 ),
                 (
+                    Read::TokenAndGrant {
+                        zone_id: ZONE,
+                        digest: &digest,
+                    },
+                    "tokens",
+                    &["tokens_pkey", "grants_pkey"],
+                    NO_SCAN_OR_SORT,
+                ),
+                (
                     Read::GrantTokens {
                         zone_id: ZONE,
                         grant_id: "grant-00042",
