@@ -311,15 +311,18 @@ pub struct SweepReport {
     pub more: bool,
 }
 
-fn token_map(tokens: &[Versioned<Token>]) -> HashMap<Digest, u64> {
-    tokens
-        .iter()
-        .map(|t| (t.record.digest, t.version))
-        .collect()
-}
-
-fn records(tokens: &[Versioned<Token>]) -> Vec<Token> {
-    tokens.iter().map(|t| t.record.clone()).collect()
+/// A grant's tokens as the rules take them, and the versions a commit expects of
+/// them; moved apart, not copied.
+fn split(tokens: Vec<Versioned<Token>>) -> (Vec<Token>, HashMap<Digest, u64>) {
+    let mut versions = HashMap::with_capacity(tokens.len());
+    let records = tokens
+        .into_iter()
+        .map(|t| {
+            versions.insert(t.record.digest, t.version);
+            t.record
+        })
+        .collect();
+    (records, versions)
 }
 
 impl Engine {
@@ -598,25 +601,19 @@ impl Engine {
         let storage = &self.inner.storage;
         let (outcome, access, refresh, now) = self
             .retrying(|| async {
-                let token =
-                    storage
-                        .get_token(zone_id, &digest)
-                        .await?
-                        .ok_or(Error::InvalidGrant {
-                            reason: InvalidGrantReason::UnknownToken,
-                        })?;
-                let grant = storage
-                    .get_grant(zone_id, &token.record.grant_id)
-                    .await?
-                    .ok_or(Error::InvalidGrant {
+                let Some((_, Some(grant))) = storage.get_token_and_grant(zone_id, &digest).await?
+                else {
+                    return Err(Error::InvalidGrant {
                         reason: InvalidGrantReason::UnknownToken,
-                    })?;
-                let tokens = storage.grant_tokens(zone_id, &grant.record.id).await?;
+                    });
+                };
+                let (tokens, versions) =
+                    split(storage.grant_tokens(zone_id, &grant.record.id).await?);
                 // Decide on the presented token as read with the grant's tokens, whose
                 // versions the commit expects; the first read only found the grant.
                 let token = tokens
                     .iter()
-                    .find(|t| t.record.digest == digest)
+                    .find(|t| t.digest == digest)
                     .cloned()
                     .ok_or(Error::Conflict)?;
                 let Some(Versioned {
@@ -625,7 +622,7 @@ impl Engine {
                 }) = storage.get_client(zone_id, &request.client_id).await?
                 else {
                     // The rules check the token's kind before its client.
-                    let reason = if token.record.kind == TokenKind::Refresh {
+                    let reason = if token.kind == TokenKind::Refresh {
                         InvalidGrantReason::ClientMismatch
                     } else {
                         InvalidGrantReason::NotARefreshToken
@@ -640,8 +637,8 @@ impl Engine {
                 let (fresh, access, refresh) = self.fresh(now)?;
                 let outcome = lifecycle::refresh(
                     &grant.record,
-                    &token.record,
-                    &records(&tokens),
+                    &token,
+                    &tokens,
                     &client,
                     &lifecycle::Refresh {
                         client_id: &request.client_id,
@@ -666,7 +663,7 @@ impl Engine {
                 self.commit(
                     changes,
                     Some(grant.version),
-                    &token_map(&tokens),
+                    &versions,
                     Some(client_version),
                     None,
                 )
@@ -701,25 +698,19 @@ impl Engine {
         let storage = &self.inner.storage;
         self.retrying(|| async {
             let grant = self.load_grant(zone_id, id).await?;
-            let tokens = storage.grant_tokens(zone_id, id).await?;
+            let (tokens, versions) = split(storage.grant_tokens(zone_id, id).await?);
             let now = self.now();
             match lifecycle::revoke(
                 &grant.record,
-                &records(&tokens),
+                &tokens,
                 TransitionReason::Revoked,
                 actor.clone(),
                 now,
             )? {
                 None => Ok(grant.record.as_of(now)),
                 Some(changes) => {
-                    self.commit(
-                        &changes,
-                        Some(grant.version),
-                        &token_map(&tokens),
-                        None,
-                        None,
-                    )
-                    .await?;
+                    self.commit(&changes, Some(grant.version), &versions, None, None)
+                        .await?;
                     self.publish(&changes.events);
                     Ok(changes.grant.unwrap_or(grant.record))
                 }
@@ -747,7 +738,7 @@ impl Engine {
         let digest = Digest::of(token);
         let storage = &self.inner.storage;
         self.retrying(|| async {
-            let Some(token) = storage.get_token(zone_id, &digest).await? else {
+            let Some((token, grant)) = storage.get_token_and_grant(zone_id, &digest).await? else {
                 return Ok(false);
             };
             if client_id.is_some_and(|c| c != token.record.client_id) {
@@ -755,22 +746,22 @@ impl Engine {
                     reason: InvalidGrantReason::ClientMismatch,
                 });
             }
-            let Some(grant) = storage.get_grant(zone_id, &token.record.grant_id).await? else {
+            let Some(grant) = grant else {
                 return Ok(false);
             };
-            let tokens = storage.grant_tokens(zone_id, &grant.record.id).await?;
+            let (tokens, versions) = split(storage.grant_tokens(zone_id, &grant.record.id).await?);
             // Decide on the token as read with the grant's tokens (see `refresh`).
-            let Some(token) = tokens.iter().find(|t| t.record.digest == digest).cloned() else {
+            let Some(token) = tokens.iter().find(|t| t.digest == digest).cloned() else {
                 return Err(Error::Conflict);
             };
             let actor = Actor::Client {
-                id: token.record.client_id.clone(),
+                id: token.client_id.clone(),
             };
-            let client = self.client_of_refresh_token(zone_id, &token.record).await?;
+            let client = self.client_of_refresh_token(zone_id, &token).await?;
             let changes = lifecycle::revoke_token(
-                &token.record,
+                &token,
                 &grant.record,
-                &records(&tokens),
+                &tokens,
                 client.as_ref(),
                 actor,
                 self.now(),
@@ -784,14 +775,8 @@ impl Engine {
             if changes.grant.is_none() {
                 changes.grant = Some(grant.record.clone());
             }
-            self.commit(
-                &changes,
-                Some(grant.version),
-                &token_map(&tokens),
-                None,
-                None,
-            )
-            .await?;
+            self.commit(&changes, Some(grant.version), &versions, None, None)
+                .await?;
             self.publish(&changes.events);
             Ok(true)
         })
@@ -961,19 +946,12 @@ impl Engine {
                     let Some(grant) = storage.get_grant(zone_id, &id).await? else {
                         return Ok(false);
                     };
-                    let tokens = storage.grant_tokens(zone_id, &id).await?;
-                    let Some(changes) = lifecycle::expire(&grant.record, &records(&tokens), now)
-                    else {
+                    let (tokens, versions) = split(storage.grant_tokens(zone_id, &id).await?);
+                    let Some(changes) = lifecycle::expire(&grant.record, &tokens, now) else {
                         return Ok(false);
                     };
-                    self.commit(
-                        &changes,
-                        Some(grant.version),
-                        &token_map(&tokens),
-                        None,
-                        None,
-                    )
-                    .await?;
+                    self.commit(&changes, Some(grant.version), &versions, None, None)
+                        .await?;
                     self.publish(&changes.events);
                     Ok(true)
                 })
