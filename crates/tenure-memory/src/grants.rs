@@ -4,9 +4,10 @@
 //! and its index entries. Records are rebuilt on read.
 
 use std::collections::{BTreeSet, HashMap};
-use std::hash::Hash;
 use std::ops::Bound;
 use std::sync::Arc;
+
+use crate::intern::{Interner, Symbol};
 
 use tenure::{
     Grant, GrantFilter, GrantPage, GrantQuery, GrantStatus, Keyset, Position, SortOrder, Timestamp,
@@ -15,91 +16,6 @@ use tenure::{
 
 /// A grant's place in an ordered index: `(time in ms, id)`.
 pub(crate) type Key = (i64, Arc<str>);
-
-/// A symbol: the number an [`Interner`] gives a value.
-type Symbol = u32;
-
-/// Distinct values, each kept once and counted by the records holding it; a value
-/// no record holds any more is dropped and its symbol reused.
-#[derive(Debug)]
-pub(crate) struct Interner<T: ?Sized> {
-    symbols: HashMap<Arc<T>, Symbol>,
-    /// Each symbol's value and how many records hold it.
-    values: Vec<Option<(Arc<T>, usize)>>,
-    free: Vec<Symbol>,
-}
-
-impl<T: ?Sized> Default for Interner<T> {
-    fn default() -> Self {
-        Interner {
-            symbols: HashMap::new(),
-            values: Vec::new(),
-            free: Vec::new(),
-        }
-    }
-}
-
-impl<T: ?Sized + Hash + Eq> Interner<T>
-where
-    for<'a> Arc<T>: From<&'a T>,
-{
-    /// The symbol of `value`, if a record holds it.
-    fn find(&self, value: &T) -> Option<Symbol> {
-        self.symbols.get(value).copied()
-    }
-
-    /// The value of a symbol a record holds.
-    fn get(&self, symbol: Symbol) -> Option<&T> {
-        self.values
-            .get(symbol as usize)
-            .and_then(|v| v.as_ref())
-            .map(|(v, _)| &**v)
-    }
-
-    /// The symbol of `value` for one more record holding it.
-    fn acquire(&mut self, value: &T) -> Symbol {
-        if let Some(&symbol) = self.symbols.get(value) {
-            if let Some(Some((_, count))) = self.values.get_mut(symbol as usize) {
-                *count += 1;
-            }
-            return symbol;
-        }
-        let shared: Arc<T> = Arc::from(value);
-        let symbol = match self.free.pop() {
-            Some(symbol) => {
-                self.values[symbol as usize] = Some((shared.clone(), 1));
-                symbol
-            }
-            None => {
-                self.values.push(Some((shared.clone(), 1)));
-                (self.values.len() - 1) as Symbol
-            }
-        };
-        self.symbols.insert(shared, symbol);
-        symbol
-    }
-
-    /// One record fewer holds `symbol`.
-    fn release(&mut self, symbol: Symbol) {
-        let Some(slot) = self.values.get_mut(symbol as usize) else {
-            return;
-        };
-        let last = match slot {
-            Some((_, count)) if *count > 1 => {
-                *count -= 1;
-                false
-            }
-            Some(_) => true,
-            None => false,
-        };
-        if last {
-            if let Some((value, _)) = slot.take() {
-                self.symbols.remove(&*value);
-                self.free.push(symbol);
-            }
-        }
-    }
-}
 
 /// A grant as kept: everything but its id and zone, with symbols for the ids and
 /// scopes it shares with other grants.
@@ -514,7 +430,11 @@ mod tests {
         let g3 = grant("g3", "bob", &["write", "read"]);
         grants.put(g3.clone(), 1);
         assert_eq!(grants.get("z", "g3").map(|g| g.record), Some(g3));
-        assert_eq!(grants.ids.values.len(), 5, "symbols were reused, not grown");
+        assert_eq!(
+            grants.ids.symbols_made(),
+            5,
+            "symbols were reused, not grown"
+        );
     }
 
     #[test]

@@ -19,7 +19,9 @@
 //! ```
 
 mod grants;
+mod intern;
 pub mod testing;
+mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -27,21 +29,21 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use tenure::{
-    Client, DeviceAuthorization, Digest, Error, Expect, Grant, GrantFilter, GrantPage, GrantQuery,
-    Keyset, PersonalGrant, Result, Storage, Timestamp, Token, TokenAndGrant, Transition, Versioned,
-    Write, WriteSet,
+    Actor, Client, DeviceAuthorization, Digest, Error, Expect, Grant, GrantFilter, GrantPage,
+    GrantQuery, GrantStatus, Keyset, PersonalGrant, Result, Storage, Timestamp, Token,
+    TokenAndGrant, Transition, TransitionReason, Versioned, Write, WriteSet,
 };
 
 use crate::grants::{Grants, Key};
+use crate::tokens::Tokens;
 
 /// One zone's records and indexes.
 #[derive(Debug, Default)]
 struct Zone {
     clients: BTreeMap<String, Versioned<Client>>,
     grants: Grants,
-    tokens: HashMap<Digest, Versioned<Token>>,
-    tokens_by_grant: HashMap<Arc<str>, Vec<Digest>>,
-    history: HashMap<Arc<str>, Vec<Transition>>,
+    tokens: Tokens,
+    history: HashMap<Arc<str>, Vec<Entry>>,
     personal: BTreeMap<Arc<str>, Versioned<PersonalGrant>>,
     personal_by_user: HashMap<String, BTreeSet<Key>>,
     devices: HashMap<Digest, Versioned<DeviceAuthorization>>,
@@ -56,6 +58,16 @@ impl Zone {
     fn grant_key(&self, id: &str) -> Arc<str> {
         self.grants.shared_id(id).unwrap_or_else(|| Arc::from(id))
     }
+}
+
+/// A transition as kept: its zone and grant are those of the map holding it.
+#[derive(Debug, Clone)]
+struct Entry {
+    from: Option<GrantStatus>,
+    to: GrantStatus,
+    reason: TransitionReason,
+    actor: Actor,
+    at: Timestamp,
 }
 
 fn remove_from(index: &mut HashMap<String, BTreeSet<Key>>, value: &str, key: &Key) {
@@ -133,19 +145,14 @@ fn check(zones: &HashMap<String, Zone>, set: &WriteSet) -> Result<()> {
             Write::PutToken { token, expect } => expect.holds(
                 zones
                     .get(&token.zone_id)
-                    .and_then(|z| z.tokens.get(&token.digest))
-                    .map(|t| t.version),
+                    .and_then(|z| z.tokens.version(&token.digest)),
             ),
             Write::DeleteToken {
                 zone_id,
                 digest,
                 expect,
-            } => Expect::Version(*expect).holds(
-                zones
-                    .get(zone_id)
-                    .and_then(|z| z.tokens.get(digest))
-                    .map(|t| t.version),
-            ),
+            } => Expect::Version(*expect)
+                .holds(zones.get(zone_id).and_then(|z| z.tokens.version(digest))),
             Write::AppendTransition(_) => true,
             Write::PutPersonalGrant { grant, expect } => expect.holds(
                 zones
@@ -225,45 +232,31 @@ fn apply_one(zones: &mut HashMap<String, Zone>, write: Write) {
             if let Some(zone) = zones.get_mut(&zone_id) {
                 zone.grants.remove(&id);
                 zone.history.remove(id.as_str());
-                zone.tokens_by_grant.remove(id.as_str());
+                zone.tokens.forget_grant(&id);
             }
         }
         Write::PutToken { token, expect } => {
             let zone = zones.entry(token.zone_id.clone()).or_default();
-            if expect == Expect::Absent {
-                let grant_id = zone.grant_key(&token.grant_id);
-                zone.tokens_by_grant
-                    .entry(grant_id)
-                    .or_default()
-                    .push(token.digest);
-            }
-            zone.tokens.insert(
-                token.digest,
-                Versioned {
-                    record: token,
-                    version: expect.next_version(),
-                },
-            );
+            let grant = zone.grant_key(&token.grant_id);
+            zone.tokens.put(token, expect.next_version(), grant);
         }
         Write::DeleteToken {
             zone_id, digest, ..
         } => {
             if let Some(zone) = zones.get_mut(&zone_id) {
-                if let Some(old) = zone.tokens.remove(&digest) {
-                    let grant_id = old.record.grant_id.as_str();
-                    if let Some(list) = zone.tokens_by_grant.get_mut(grant_id) {
-                        list.retain(|d| *d != digest);
-                        if list.is_empty() {
-                            zone.tokens_by_grant.remove(grant_id);
-                        }
-                    }
-                }
+                zone.tokens.remove(&digest);
             }
         }
         Write::AppendTransition(t) => {
             let zone = zones.entry(t.zone_id.clone()).or_default();
             let grant_id = zone.grant_key(&t.grant_id);
-            zone.history.entry(grant_id).or_default().push(t);
+            zone.history.entry(grant_id).or_default().push(Entry {
+                from: t.from,
+                to: t.to,
+                reason: t.reason,
+                actor: t.actor,
+                at: t.at,
+            });
         }
         Write::PutPersonalGrant { grant, expect } => {
             let zone = zones.entry(grant.zone_id.clone()).or_default();
@@ -399,20 +392,28 @@ impl Storage for MemoryStorage {
     }
 
     async fn grant_history(&self, zone_id: &str, grant_id: &str) -> Result<Vec<Transition>> {
-        Ok(self
-            .read()
-            .get(zone_id)
-            .and_then(|z| z.history.get(grant_id))
-            .cloned()
-            .unwrap_or_default())
+        let zones = self.read();
+        let entries = zones.get(zone_id).and_then(|z| z.history.get(grant_id));
+        Ok(entries
+            .into_iter()
+            .flatten()
+            .map(|e| Transition {
+                zone_id: zone_id.to_owned(),
+                grant_id: grant_id.to_owned(),
+                from: e.from,
+                to: e.to,
+                reason: e.reason,
+                actor: e.actor.clone(),
+                at: e.at,
+            })
+            .collect())
     }
 
     async fn get_token(&self, zone_id: &str, digest: &Digest) -> Result<Option<Versioned<Token>>> {
         Ok(self
             .read()
             .get(zone_id)
-            .and_then(|z| z.tokens.get(digest))
-            .cloned())
+            .and_then(|z| z.tokens.get(zone_id, digest)))
     }
 
     async fn get_token_and_grant(
@@ -424,26 +425,21 @@ impl Storage for MemoryStorage {
         let Some(zone) = zones.get(zone_id) else {
             return Ok(None);
         };
-        Ok(zone.tokens.get(digest).map(|token| {
-            let grant = zone.grants.get(zone_id, &token.record.grant_id);
-            (token.clone(), grant)
-        }))
+        let Some(token) = zone.tokens.get(zone_id, digest) else {
+            return Ok(None);
+        };
+        let grant = zone
+            .tokens
+            .grant_of(digest)
+            .and_then(|id| zone.grants.get(zone_id, id));
+        Ok(Some((token, grant)))
     }
 
     async fn grant_tokens(&self, zone_id: &str, grant_id: &str) -> Result<Vec<Versioned<Token>>> {
-        let zones = self.read();
-        let Some(zone) = zones.get(zone_id) else {
-            return Ok(Vec::new());
-        };
-        Ok(zone
-            .tokens_by_grant
-            .get(grant_id)
-            .map(|digests| {
-                digests
-                    .iter()
-                    .filter_map(|d| zone.tokens.get(d).cloned())
-                    .collect()
-            })
+        Ok(self
+            .read()
+            .get(zone_id)
+            .map(|z| z.tokens.of_grant(zone_id, grant_id))
             .unwrap_or_default())
     }
 

@@ -1,0 +1,149 @@
+//! A zone's tokens, kept compact like its grants: the grant's shared id, symbols
+//! for the client, user and scope set, the times and a version. Records are rebuilt
+//! on read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tenure::{Digest, Timestamp, Token, TokenKind, Version, Versioned};
+
+use crate::intern::{Interner, Symbol};
+
+/// A token as kept: everything but its digest (the key) and zone.
+#[derive(Debug, Clone)]
+struct Stored {
+    grant: Arc<str>,
+    client: Symbol,
+    user: Symbol,
+    scopes: Symbol,
+    kind: TokenKind,
+    issued_at: Timestamp,
+    expires_at: Timestamp,
+    spent_at: Option<Timestamp>,
+    revoked_at: Option<Timestamp>,
+    version: Version,
+}
+
+/// The tokens of one zone, by digest and by grant.
+#[derive(Debug, Default)]
+pub(crate) struct Tokens {
+    records: HashMap<Digest, Stored>,
+    by_grant: HashMap<Arc<str>, Vec<Digest>>,
+    ids: Interner<str>,
+    scope_sets: Interner<[String]>,
+}
+
+impl Tokens {
+    fn rebuild(&self, zone_id: &str, digest: &Digest, t: &Stored) -> Versioned<Token> {
+        let text = |s: Symbol| self.ids.get(s).unwrap_or_default().to_owned();
+        Versioned {
+            record: Token {
+                digest: *digest,
+                zone_id: zone_id.to_owned(),
+                grant_id: t.grant.to_string(),
+                client_id: text(t.client),
+                user_id: text(t.user),
+                kind: t.kind,
+                scopes: self.scope_sets.get(t.scopes).unwrap_or_default().to_vec(),
+                issued_at: t.issued_at,
+                expires_at: t.expires_at,
+                spent_at: t.spent_at,
+                revoked_at: t.revoked_at,
+            },
+            version: t.version,
+        }
+    }
+
+    /// A token by digest.
+    pub(crate) fn get(&self, zone_id: &str, digest: &Digest) -> Option<Versioned<Token>> {
+        let t = self.records.get(digest)?;
+        Some(self.rebuild(zone_id, digest, t))
+    }
+
+    /// The grant a token belongs to.
+    pub(crate) fn grant_of(&self, digest: &Digest) -> Option<&str> {
+        self.records.get(digest).map(|t| &*t.grant)
+    }
+
+    /// A token's version.
+    pub(crate) fn version(&self, digest: &Digest) -> Option<Version> {
+        self.records.get(digest).map(|t| t.version)
+    }
+
+    /// The tokens of a grant, oldest first.
+    pub(crate) fn of_grant(&self, zone_id: &str, grant_id: &str) -> Vec<Versioned<Token>> {
+        self.by_grant
+            .get(grant_id)
+            .map(|digests| {
+                digests
+                    .iter()
+                    .filter_map(|d| self.get(zone_id, d))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn unlink(&mut self, grant: &str, digest: &Digest) {
+        if let Some(list) = self.by_grant.get_mut(grant) {
+            list.retain(|d| d != digest);
+            if list.is_empty() {
+                self.by_grant.remove(grant);
+            }
+        }
+    }
+
+    fn release(&mut self, t: &Stored) {
+        self.ids.release(t.client);
+        self.ids.release(t.user);
+        self.scope_sets.release(t.scopes);
+    }
+
+    /// Stores `token` at `version` under the grant's shared id `grant`, replacing
+    /// the stored one.
+    pub(crate) fn put(&mut self, token: Token, version: Version, grant: Arc<str>) {
+        let linked = match self.records.remove(&token.digest) {
+            Some(old) => {
+                self.release(&old);
+                let same = old.grant == grant;
+                if !same {
+                    self.unlink(&old.grant, &token.digest);
+                }
+                same
+            }
+            None => false,
+        };
+        if !linked {
+            self.by_grant
+                .entry(grant.clone())
+                .or_default()
+                .push(token.digest);
+        }
+        let stored = Stored {
+            grant,
+            client: self.ids.acquire(&token.client_id),
+            user: self.ids.acquire(&token.user_id),
+            scopes: self.scope_sets.acquire(&token.scopes),
+            kind: token.kind,
+            issued_at: token.issued_at,
+            expires_at: token.expires_at,
+            spent_at: token.spent_at,
+            revoked_at: token.revoked_at,
+            version,
+        };
+        self.records.insert(token.digest, stored);
+    }
+
+    /// Deletes a token.
+    pub(crate) fn remove(&mut self, digest: &Digest) {
+        if let Some(old) = self.records.remove(digest) {
+            self.unlink(&old.grant, digest);
+            self.release(&old);
+        }
+    }
+
+    /// Forgets which tokens a deleted grant had (they are deleted by the same write
+    /// set).
+    pub(crate) fn forget_grant(&mut self, grant_id: &str) {
+        self.by_grant.remove(grant_id);
+    }
+}
