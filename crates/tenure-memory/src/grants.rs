@@ -172,16 +172,56 @@ impl Grants {
         self.scope_sets.release(g.scopes);
     }
 
+    /// Moves a replaced grant's index entries to its new record, touching only
+    /// the indexes whose key or membership changed (a refresh changes none; an
+    /// expiry or a revocation only the status indexes).
+    fn reindex(&mut self, id: &Arc<str>, old: &Stored, new: &Stored) {
+        if old.created_at.timestamp_millis() != new.created_at.timestamp_millis() {
+            self.unindex(id, old);
+            self.index(id, new);
+            return;
+        }
+        let key = (new.created_at.timestamp_millis(), id.clone());
+        for (index, before, after) in [
+            (&mut self.by_user, old.user, new.user),
+            (&mut self.by_resource, old.resource, new.resource),
+            (&mut self.by_client, old.client, new.client),
+        ] {
+            if before != after {
+                remove_from(index, before, &key);
+                index.entry(after).or_default().insert(key.clone());
+            }
+        }
+        let expiry = |g: &Stored| {
+            (g.status == GrantStatus::Active).then(|| (g.expires_at.timestamp_millis(), id.clone()))
+        };
+        let (before, after) = (expiry(old), expiry(new));
+        if before != after {
+            if let Some(k) = before {
+                self.expiry.remove(&k);
+            }
+            if let Some(k) = after {
+                self.expiry.insert(k);
+            }
+        }
+        match (
+            old.status == GrantStatus::Revoked,
+            new.status == GrantStatus::Revoked,
+        ) {
+            (true, false) => {
+                self.revoked.remove(&key);
+            }
+            (false, true) => {
+                self.revoked.insert(key);
+            }
+            _ => {}
+        }
+    }
+
     /// Stores `grant` at `version`, replacing the stored one; returns its shared id.
     pub(crate) fn put(&mut self, grant: Grant, version: Version) -> Arc<str> {
-        let id = match self.records.remove_entry(grant.id.as_str()) {
-            Some((id, old)) => {
-                self.unindex(&id, &old);
-                self.release(&old);
-                id
-            }
-            None => Arc::from(grant.id.as_str()),
-        };
+        // Acquired before the old record's are released, so values both hold are
+        // kept, not dropped and made again.
         let stored = Stored {
             organization: self.ids.acquire(&grant.organization_id),
             user: self.ids.acquire(&grant.user_id),
@@ -197,7 +237,18 @@ impl Grants {
             refreshed_at: grant.refreshed_at,
             version,
         };
-        self.index(&id, &stored);
+        let id = match self.records.remove_entry(grant.id.as_str()) {
+            Some((id, old)) => {
+                self.reindex(&id, &old, &stored);
+                self.release(&old);
+                id
+            }
+            None => {
+                let id: Arc<str> = Arc::from(grant.id.as_str());
+                self.index(&id, &stored);
+                id
+            }
+        };
         self.records.insert(id.clone(), stored);
         id
     }
@@ -457,5 +508,49 @@ mod tests {
         };
         let now = DateTime::from_timestamp(1_893_456_000, 0).unwrap();
         assert_eq!(grants.count(&by_alice, now), 0);
+    }
+
+    #[test]
+    fn a_replaced_grant_moves_between_indexes() {
+        let mut grants = Grants::default();
+        let g = grant("g1", "alice", &["read"]);
+        let later = g.expires_at + chrono::Duration::days(1);
+        grants.put(g.clone(), 1);
+        let revoked = Grant {
+            user_id: "bob".into(),
+            status: GrantStatus::Revoked,
+            ..g.clone()
+        };
+        grants.put(revoked, 2);
+        let at = g.created_at;
+        let count = |grants: &Grants, user: Option<&str>, status: Option<GrantStatus>| {
+            let filter = GrantFilter {
+                user_id: user.map(Into::into),
+                status,
+                ..GrantFilter::default()
+            };
+            grants.count(&filter, at)
+        };
+        assert_eq!(count(&grants, Some("alice"), None), 0);
+        assert_eq!(count(&grants, Some("bob"), None), 1);
+        assert_eq!(count(&grants, None, Some(GrantStatus::Revoked)), 1);
+        assert!(
+            grants.expired("z", later, 10).is_empty(),
+            "revoked is not due"
+        );
+
+        let active = Grant {
+            expires_at: later,
+            ..g.clone()
+        };
+        grants.put(active, 3);
+        assert_eq!(count(&grants, None, Some(GrantStatus::Revoked)), 0);
+        assert!(
+            grants.expired("z", g.expires_at, 10).is_empty(),
+            "old expiry gone"
+        );
+        let due = grants.expired("z", later, 10);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].version, 3);
     }
 }

@@ -101,23 +101,8 @@ impl Tokens {
     /// Stores `token` at `version` under the grant's shared id `grant`, replacing
     /// the stored one.
     pub(crate) fn put(&mut self, token: Token, version: Version, grant: Arc<str>) {
-        let linked = match self.records.remove(&token.digest) {
-            Some(old) => {
-                self.release(&old);
-                let same = old.grant == grant;
-                if !same {
-                    self.unlink(&old.grant, &token.digest);
-                }
-                same
-            }
-            None => false,
-        };
-        if !linked {
-            self.by_grant
-                .entry(grant.clone())
-                .or_default()
-                .push(token.digest);
-        }
+        // Acquired before the old record's are released, so values both hold are
+        // kept, not dropped and made again.
         let stored = Stored {
             grant,
             client: self.ids.acquire(&token.client_id),
@@ -130,6 +115,23 @@ impl Tokens {
             revoked_at: token.revoked_at,
             version,
         };
+        let linked = match self.records.remove(&token.digest) {
+            Some(old) => {
+                self.release(&old);
+                let same = old.grant == stored.grant;
+                if !same {
+                    self.unlink(&old.grant, &token.digest);
+                }
+                same
+            }
+            None => false,
+        };
+        if !linked {
+            self.by_grant
+                .entry(stored.grant.clone())
+                .or_default()
+                .push(token.digest);
+        }
         self.records.insert(token.digest, stored);
     }
 
