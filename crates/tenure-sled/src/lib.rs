@@ -236,6 +236,12 @@ impl SledStorage {
     /// A fresh store in a new directory under the system's temporary directory,
     /// removed when the last handle is dropped; [`Durability::Periodic`]. For tests.
     pub fn temporary() -> Result<SledStorage, OpenError> {
+        SledStorage::temporary_with(SledConfig::new().durability(Durability::Periodic))
+    }
+
+    /// A fresh store like [`SledStorage::temporary`]'s, with these settings: for
+    /// benchmarks, which measure the default durability.
+    pub fn temporary_with(config: SledConfig) -> Result<SledStorage, OpenError> {
         static STORES: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -245,7 +251,6 @@ impl SledStorage {
             std::process::id(),
             STORES.fetch_add(1, Ordering::Relaxed)
         ));
-        let config = SledConfig::new().durability(Durability::Periodic);
         SledStorage::open_at(path, config, true)
     }
 

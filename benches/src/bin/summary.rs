@@ -1,0 +1,232 @@
+//! A short run of every benchmark pair, one line per operation:
+//! `name engine_ns raw_ns ratio`, then the targets.
+//!
+//! ```text
+//! cargo run --release -p tenure-benches --bin summary [-- [--quick] [FILTER]]
+//! ```
+//!
+//! Each pair is timed in alternating rounds of the engine and the raw store, each
+//! round long enough to time reliably; the figures are the medians of the rounds,
+//! in nanoseconds per operation. A FILTER keeps the cases whose names contain it
+//! (and the memory and disk measurements when it is `bytes`).
+//!
+//! Every backend lists pages in zones of 10k, 100k and 1M grants. Loading a million
+//! grants into sled or PostgreSQL takes minutes; `--quick` leaves that zone out for
+//! them ([`Sizes::durable`]). The PostgreSQL cases run only when
+//! `TENURE_BENCH_POSTGRES_URL` or `TENURE_TEST_POSTGRES_URL` names a database
+//! (`scripts/with-postgres.sh target/release/summary` starts a throwaway one).
+
+use std::process::Command;
+use std::time::Duration;
+
+use tenure_benches::rss::{self, Fill, Store};
+use tenure_benches::{Bench, Case, OrDie, Sizes, memory, postgres, sled};
+
+/// Rounds per side.
+const ROUNDS: usize = 5;
+
+/// Grants in the memory measurement.
+const MEMORY_GRANTS: u64 = 1_000_000;
+
+/// Grants in the disk measurement.
+const DISK_GRANTS: u64 = 100_000;
+
+/// Nanoseconds per operation of one side: the median of the rounds.
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// Iterations that take at least `floor` on the engine side (the slower one).
+fn calibrate(bench: &mut dyn Bench, floor: Duration) -> u64 {
+    let mut iters = 1;
+    loop {
+        if bench.engine(iters) >= floor || iters >= 1 << 24 {
+            return iters;
+        }
+        iters *= 2;
+    }
+}
+
+/// Times one pair; `(engine_ns, raw_ns)`.
+fn measure(case: Case) -> (f64, f64) {
+    let mut bench = (case.make)();
+    let iters = calibrate(&mut *bench, Duration::from_millis(100));
+    bench.raw(iters);
+    let per_op = |d: Duration| d.as_nanos() as f64 / iters as f64;
+    let (mut engine, mut raw) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        engine.push(per_op(bench.engine(iters)));
+        raw.push(per_op(bench.raw(iters)));
+    }
+    (median(engine), median(raw))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--bytes-per-grant") {
+        // A child process: one memory measurement.
+        let store = match args.get(1).map(String::as_str) {
+            Some("raw") => Store::Raw,
+            _ => Store::Memory,
+        };
+        let fill = match args.get(2).map(String::as_str) {
+            Some("authorized") => Fill::Authorized,
+            _ => Fill::Grants,
+        };
+        println!("{}", rss::bytes_per_grant(store, fill, MEMORY_GRANTS));
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--disk-bytes-per-grant") {
+        // A child process: one disk measurement.
+        let raw = args.get(1).map(String::as_str) == Some("raw");
+        let fill = match args.get(2).map(String::as_str) {
+            Some("authorized") => Fill::Authorized,
+            _ => Fill::Grants,
+        };
+        println!("{}", rss::disk_bytes_per_grant(raw, fill, DISK_GRANTS));
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let filter = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .cloned()
+        .unwrap_or_default();
+    let sizes = Sizes::full();
+    let durable = if quick {
+        Sizes::durable()
+    } else {
+        Sizes::full()
+    };
+    let cases: Vec<Case> = memory::cases(&sizes)
+        .into_iter()
+        .chain(sled::cases(&durable))
+        .chain(postgres::cases(&durable))
+        .filter(|c| c.name.contains(&filter))
+        .collect();
+
+    println!(
+        "{:<40} {:>12} {:>12} {:>7}",
+        "name", "engine_ns", "raw_ns", "ratio"
+    );
+    let mut results = Vec::new();
+    for case in cases {
+        let name = case.name.clone();
+        let (engine, raw) = measure(case);
+        println!(
+            "{name:<40} {engine:>12.0} {raw:>12.0} {:>7.2}",
+            engine / raw
+        );
+        results.push((name, engine, raw));
+    }
+
+    let engine_ns = |name: &str| {
+        results
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, e, _)| *e)
+    };
+    let ratio = |name: &str| {
+        results
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, e, r)| e / r)
+    };
+    println!();
+    println!("{:<56} {:>9} {:>9}", "target", "measured", "goal");
+    let report = |what: &str, measured: Option<f64>, goal: &str| {
+        if let Some(m) = measured {
+            println!("{what:<56} {m:>9.2} {goal:>9}");
+        }
+    };
+    report(
+        "introspect, memory: engine / raw",
+        ratio("memory/introspect"),
+        "<= 1.5",
+    );
+    report(
+        "introspect, sled: engine / raw",
+        ratio("sled/introspect"),
+        "<= 1.3",
+    );
+    report(
+        "introspect, memory: 2 threads / 1 thread (throughput)",
+        engine_ns("memory/introspect")
+            .zip(engine_ns("memory/introspect/2-threads"))
+            .map(|(one, two)| one / two),
+        ">= 1.7",
+    );
+    for backend in ["memory", "sled", "postgres"] {
+        report(
+            &format!("page of 50, {backend}: n=1M / n=10k"),
+            engine_ns(&format!("{backend}/page/n=1000000"))
+                .zip(engine_ns(&format!("{backend}/page/n=10000")))
+                .map(|(big, small)| big / small),
+            "<= 1.5",
+        );
+        report(
+            &format!("sweep of 100, {backend}: n=100k / n=10k"),
+            engine_ns(&format!("{backend}/sweep/k=100,n=100000"))
+                .zip(engine_ns(&format!("{backend}/sweep/k=100,n=10000")))
+                .map(|(big, small)| big / small),
+            "~1",
+        );
+        report(
+            &format!("sweep, {backend}: k=100 / k=10"),
+            engine_ns(&format!("{backend}/sweep/k=100,n=10000"))
+                .zip(engine_ns(&format!("{backend}/sweep/k=10,n=10000")))
+                .map(|(big, small)| big / small),
+            "~10",
+        );
+    }
+    if filter.is_empty() || filter == "bytes" {
+        bytes_per_grant();
+    }
+}
+
+/// Runs one measurement in a child process of this program and reads its figure.
+fn child(args: &[&str]) -> f64 {
+    let exe = std::env::current_exe().or_die("finding this program");
+    let out = Command::new(exe)
+        .args(args)
+        .output()
+        .or_die("running a measurement");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .or_die("reading a measurement")
+}
+
+/// Resident bytes per grant of the memory backend at a million grants, and disk
+/// bytes per grant of sled, each against its raw twin.
+fn bytes_per_grant() {
+    println!();
+    println!(
+        "{:<56} {:>9} {:>9} {:>7}",
+        "bytes per grant", "engine", "raw", "ratio"
+    );
+    let line = |what: &str, engine: f64, raw: f64| {
+        println!("{what:<56} {engine:>9.0} {raw:>9.0} {:>7.2}", engine / raw);
+    };
+    for (fill, what) in [
+        ("grants", "grants with their indexes (goal <= 600)"),
+        ("authorized", "grants + 2 tokens + history each"),
+    ] {
+        line(
+            &format!("memory, resident, 1M {what}"),
+            child(&["--bytes-per-grant", "memory", fill]),
+            child(&["--bytes-per-grant", "raw", fill]),
+        );
+    }
+    for (fill, what) in [
+        ("grants", "grants with their indexes"),
+        ("authorized", "grants + 2 tokens + history each"),
+    ] {
+        line(
+            &format!("sled, on disk, 100k {what}"),
+            child(&["--disk-bytes-per-grant", "engine", fill]),
+            child(&["--disk-bytes-per-grant", "raw", fill]),
+        );
+    }
+}

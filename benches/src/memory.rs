@@ -1,0 +1,31 @@
+//! The memory backend against a hand-written `HashMap`/`BTreeSet` store.
+
+use std::sync::Arc;
+
+use tenure::Storage;
+use tenure_memory::MemoryStorage;
+
+use crate::cases::{self, Backend};
+use crate::raw_memory::RawMemory;
+use crate::{Case, Sizes};
+
+/// [`MemoryStorage`] and [`RawMemory`].
+#[derive(Debug)]
+pub struct Memory;
+
+impl Backend for Memory {
+    type Raw = RawMemory;
+
+    fn storage(_: &tokio::runtime::Runtime) -> Arc<dyn Storage> {
+        Arc::new(MemoryStorage::new())
+    }
+
+    fn raw(_: &tokio::runtime::Runtime) -> RawMemory {
+        RawMemory::new()
+    }
+}
+
+/// Every memory case, introspection on two threads included.
+pub fn cases(sizes: &Sizes) -> Vec<Case> {
+    cases::cases::<Memory>("memory", sizes, true)
+}
