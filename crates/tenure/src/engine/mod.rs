@@ -578,9 +578,9 @@ impl Engine {
             return Ok(Introspection::Inactive);
         };
         let client = self.client_of_refresh_token(zone_id, &token.record).await?;
-        Ok(lifecycle::introspect(
-            &token.record,
-            &grant.record,
+        Ok(lifecycle::introspect_owned(
+            token.record,
+            grant.record,
             client.as_ref(),
             self.now(),
         ))
