@@ -220,14 +220,15 @@ struct IntrospectThreads<R> {
     threads: u64,
 }
 
-/// Runs `op(thread, iteration)` on `threads` threads, `iters` times in all; the
-/// wall time from the moment all have started to the moment the last one ends.
+/// Runs `op(iteration)` on `threads` threads, `iters` times in all; the wall time
+/// from the first thread's start to the last one's end, each read by the worker
+/// threads themselves (the spawning thread may wake late on a busy machine).
 fn on_threads<F, Fut>(threads: u64, iters: u64, op: F) -> Duration
 where
     F: Fn(u64) -> Fut + Sync,
     Fut: Future<Output = ()>,
 {
-    let barrier = Barrier::new(threads as usize + 1);
+    let barrier = Barrier::new(threads as usize);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -236,26 +237,29 @@ where
                     let rt = runtime();
                     let share = iters / threads + u64::from(t < iters % threads);
                     barrier.wait();
+                    let start = Instant::now();
                     rt.block_on(async {
                         for i in 0..share {
                             op(t * 1_000_003 + i).await;
                         }
                     });
-                    Instant::now()
+                    (start, Instant::now())
                 })
             })
             .collect();
-        barrier.wait();
-        let start = Instant::now();
-        let end = handles
+        let spans: Vec<(Instant, Instant)> = handles
             .into_iter()
             .map(|h| match h.join() {
-                Ok(end) => end,
+                Ok(span) => span,
                 Err(e) => std::panic::resume_unwind(e),
             })
-            .max()
-            .unwrap_or(start);
-        end.saturating_duration_since(start)
+            .collect();
+        let start = spans.iter().map(|s| s.0).min();
+        let end = spans.iter().map(|s| s.1).max();
+        match (start, end) {
+            (Some(start), Some(end)) => end.saturating_duration_since(start),
+            _ => Duration::ZERO,
+        }
     })
 }
 
@@ -275,6 +279,46 @@ impl<R: RawStore + Send + Sync + 'static> Bench for IntrospectThreads<R> {
             raw_introspect(raw, secrets, now, i)
         })
     }
+}
+
+/// How much more introspection throughput `threads` threads get than one, on the
+/// same stores, in alternating rounds: `(engine, raw)`, each the median time of one
+/// thread for a batch over the median time of `threads` threads for the same batch.
+/// The batch is sized so that one thread takes at least `floor`.
+pub fn introspect_scaling<B: Backend>(threads: u64, rounds: usize, floor: Duration) -> (f64, f64) {
+    let mut single = Introspect::open::<B>();
+    // Sized on the calling thread; timed on spawned ones below.
+    let mut iters = 1;
+    while single.engine(iters) < floor && iters < 1 << 24 {
+        iters *= 2;
+    }
+    let (mut engine, mut raw) = (Vec::new(), Vec::new());
+    // One thread runs on a spawned thread too, so that both sides allocate from
+    // fresh per-thread heaps rather than one of them from the heap the fixtures
+    // were built in.
+    let (e, r, secrets, now) = (
+        &single.engine.engine,
+        &*single.raw.raw,
+        &*single.secrets,
+        single.raw.now,
+    );
+    let (mut engine_many, mut raw_many) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        engine.push(on_threads(1, iters, |i| introspect_with(e, secrets, i)).as_secs_f64());
+        engine_many
+            .push(on_threads(threads, iters, |i| introspect_with(e, secrets, i)).as_secs_f64());
+        raw.push(on_threads(1, iters, |i| raw_introspect(r, secrets, now, i)).as_secs_f64());
+        raw_many
+            .push(on_threads(threads, iters, |i| raw_introspect(r, secrets, now, i)).as_secs_f64());
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    (
+        median(engine) / median(engine_many),
+        median(raw) / median(raw_many),
+    )
 }
 
 /// Authorizing: a grant with an access and a refresh token.

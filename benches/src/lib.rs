@@ -122,23 +122,14 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    /// The sizes the issue asks for.
+    /// Every size: pages in zones of 10k, 100k and 1M grants, sweeps of 10 and 100
+    /// among 10k and of 100 among 100k, revocations of grants holding 1, 10 and 100
+    /// tokens.
     pub fn full() -> Sizes {
         Sizes {
             page_zones: vec![10_000, 100_000, 1_000_000],
             sweeps: vec![(10, 10_000), (100, 10_000), (100, 100_000)],
             revoke_tokens: vec![1, 10, 100],
-        }
-    }
-
-    /// [`Sizes::full`] without the zone of a million for the page: for the durable
-    /// backends (sled, PostgreSQL), where loading a million grants into both stores
-    /// takes minutes (about 3 min 10 s into the engine's sled store and 1 min 35 s
-    /// into the raw one on the 2-core development machine).
-    pub fn durable() -> Sizes {
-        Sizes {
-            page_zones: vec![10_000, 100_000],
-            ..Sizes::full()
         }
     }
 }

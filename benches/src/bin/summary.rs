@@ -5,9 +5,9 @@
 //! cargo run --release -p tenure-benches --bin summary [-- [--quick] [FILTER]]
 //! ```
 //!
-//! Each pair is timed in alternating rounds of the engine and the raw store, each
-//! round long enough to time reliably; the figures are the medians of the rounds,
-//! in nanoseconds per operation. A FILTER keeps the cases whose names contain it
+//! Each pair runs in a fresh process of its own, timed in alternating rounds of
+//! the engine and the raw store, each round long enough to time reliably; the
+//! figures are the medians of the rounds, in nanoseconds per operation. A FILTER keeps the cases whose names contain it
 //! (and the memory and disk measurements when it is `bytes`).
 //!
 //! Every backend lists pages in zones of 10k, 100k and 1M grants. Loading a million
@@ -19,8 +19,9 @@
 use std::process::Command;
 use std::time::Duration;
 
+use tenure_benches::memory::Memory;
 use tenure_benches::rss::{self, Fill, Store};
-use tenure_benches::{Bench, Case, OrDie, Sizes, memory, postgres, sled};
+use tenure_benches::{Bench, Case, OrDie, Sizes, cases, memory, postgres, sled};
 
 /// Rounds per side.
 const ROUNDS: usize = 5;
@@ -87,23 +88,35 @@ fn main() {
         println!("{}", rss::disk_bytes_per_grant(raw, fill, DISK_GRANTS));
         return;
     }
+    if args.first().map(String::as_str) == Some("--case") {
+        // A child process: one pair, printed as `engine_ns raw_ns`.
+        let name = args.get(1).cloned().unwrap_or_default();
+        let case = all_cases(&Sizes::full())
+            .into_iter()
+            .find(|c| c.name == name)
+            .or_die("no such case");
+        let (engine, raw) = measure(case);
+        println!("{engine} {raw}");
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--scaling") {
+        // A child process: introspection on two threads against one.
+        let (engine, raw) =
+            cases::introspect_scaling::<Memory>(2, 9, Duration::from_millis(100));
+        println!("{engine} {raw}");
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let filter = args
         .iter()
         .find(|a| !a.starts_with("--"))
         .cloned()
         .unwrap_or_default();
-    let sizes = Sizes::full();
-    let durable = if quick {
-        Sizes::durable()
-    } else {
-        Sizes::full()
-    };
-    let cases: Vec<Case> = memory::cases(&sizes)
+    let names: Vec<String> = all_cases(&Sizes::full())
         .into_iter()
-        .chain(sled::cases(&durable))
-        .chain(postgres::cases(&durable))
-        .filter(|c| c.name.contains(&filter))
+        .map(|c| c.name)
+        .filter(|n| n.contains(&filter))
+        .filter(|n| !quick || !is_durable(n) || !n.ends_with("/n=1000000"))
         .collect();
 
     println!(
@@ -111,9 +124,17 @@ fn main() {
         "name", "engine_ns", "raw_ns", "ratio"
     );
     let mut results = Vec::new();
-    for case in cases {
-        let name = case.name.clone();
-        let (engine, raw) = measure(case);
+    for name in names {
+        // Each pair in a fresh process, so that no pair runs in a heap another
+        // pair's fixtures have left behind.
+        let figures = child_line(&["--case", &name]);
+        let mut figures = figures
+            .split_whitespace()
+            .map(|f| f.parse::<f64>().or_die("reading a pair's figures"));
+        let (engine, raw) = (
+            figures.next().or_die("engine figure"),
+            figures.next().or_die("raw figure"),
+        );
         println!(
             "{name:<40} {engine:>12.0} {raw:>12.0} {:>7.2}",
             engine / raw
@@ -150,13 +171,20 @@ fn main() {
         ratio("sled/introspect"),
         "<= 1.3",
     );
-    report(
-        "introspect, memory: 2 threads / 1 thread (throughput)",
-        engine_ns("memory/introspect")
-            .zip(engine_ns("memory/introspect/2-threads"))
-            .map(|(one, two)| one / two),
-        ">= 1.7",
-    );
+    if filter.is_empty() || "memory/introspect/2-threads".contains(&filter) {
+        let line = child_line(&["--scaling"]);
+        let mut figures = line
+            .split_whitespace()
+            .map(|f| f.parse::<f64>().or_die("reading the scaling figures"));
+        let engine = figures.next();
+        let raw = figures.next();
+        report(
+            "introspect, memory: 2 threads / 1 thread (throughput)",
+            engine,
+            ">= 1.7",
+        );
+        report("  the same for the raw store", raw, "");
+    }
     for backend in ["memory", "sled", "postgres"] {
         report(
             &format!("page of 50, {backend}: n=1M / n=10k"),
@@ -185,17 +213,40 @@ fn main() {
     }
 }
 
-/// Runs one measurement in a child process of this program and reads its figure.
-fn child(args: &[&str]) -> f64 {
+/// Every case of every backend (PostgreSQL's when a database is named).
+fn all_cases(sizes: &Sizes) -> Vec<Case> {
+    memory::cases(sizes)
+        .into_iter()
+        .chain(sled::cases(sizes))
+        .chain(postgres::cases(sizes))
+        .collect()
+}
+
+/// Whether a case runs on a durable backend.
+fn is_durable(name: &str) -> bool {
+    name.starts_with("sled/") || name.starts_with("postgres/")
+}
+
+/// Runs this program with `args` in a child process and returns what it printed;
+/// a failed child fails the summary with its error output.
+fn child_line(args: &[&str]) -> String {
     let exe = std::env::current_exe().or_die("finding this program");
     let out = Command::new(exe)
         .args(args)
         .output()
         .or_die("running a measurement");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .or_die("reading a measurement")
+    if !out.status.success() {
+        panic!(
+            "measurement {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs one measurement in a child process of this program and reads its figure.
+fn child(args: &[&str]) -> f64 {
+    child_line(args).parse().or_die("reading a measurement")
 }
 
 /// Resident bytes per grant of the memory backend at a million grants, and disk

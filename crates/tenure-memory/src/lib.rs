@@ -5,9 +5,16 @@
 //! revocation never scans a zone: a listing walks an ordered index from its cursor,
 //! the expiry index holds only grants stored active, and tokens are found by digest.
 //!
-//! Concurrency: one [`RwLock`] over the whole store. Readers run in parallel; a
-//! write set takes the write lock, checks every version it expects, and applies all
-//! of it or nothing, so no reader ever sees half of a set.
+//! Concurrency: one reader-writer lock over the whole store, sharded per thread
+//! ([`ShardedLock`]): a reader locks only its own thread's shard, so readers on
+//! different cores never write to a shared cache line and introspection scales
+//! with cores; a write set locks every shard, checks every version it expects, and
+//! applies all of it or nothing, so no reader ever sees half of a set.
+//!
+//! Records are kept compact: the ids and scope sets many grants and tokens share
+//! are stored once per zone and referred to by 4-byte symbols, and records are
+//! rebuilt on read. A million bare grants with their indexes take about 540 bytes
+//! each.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -25,9 +32,10 @@ mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
 use tenure::{
     Actor, Client, DeviceAuthorization, Digest, Error, Expect, Grant, GrantFilter, GrantPage,
     GrantQuery, GrantStatus, Keyset, PersonalGrant, Result, Storage, Timestamp, Token,
@@ -87,7 +95,7 @@ pub struct UnsupportedWrite(String);
 /// The in-memory store. Cheap to clone; clones share the same data.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStorage {
-    zones: Arc<RwLock<HashMap<String, Zone>>>,
+    zones: Arc<ShardedLock<HashMap<String, Zone>>>,
 }
 
 impl MemoryStorage {
@@ -96,13 +104,13 @@ impl MemoryStorage {
         MemoryStorage::default()
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Zone>> {
+    fn read(&self) -> ShardedLockReadGuard<'_, HashMap<String, Zone>> {
         // A panic while holding the lock cannot leave a half-applied set (sets are
         // checked before anything is written), so a poisoned lock is still sound.
         self.zones.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Zone>> {
+    fn write(&self) -> ShardedLockWriteGuard<'_, HashMap<String, Zone>> {
         self.zones.write().unwrap_or_else(|e| e.into_inner())
     }
 }
