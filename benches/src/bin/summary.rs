@@ -101,8 +101,7 @@ fn main() {
     }
     if args.first().map(String::as_str) == Some("--scaling") {
         // A child process: introspection on two threads against one.
-        let (engine, raw) =
-            cases::introspect_scaling::<Memory>(2, 9, Duration::from_millis(100));
+        let (engine, raw) = cases::introspect_scaling::<Memory>(2, 9, Duration::from_millis(100));
         println!("{engine} {raw}");
         return;
     }
@@ -154,21 +153,33 @@ fn main() {
             .find(|(n, _, _)| n == name)
             .map(|(_, e, r)| e / r)
     };
+    let raw_ns = |name: &str| {
+        results
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, r)| *r)
+    };
     println!();
-    println!("{:<56} {:>9} {:>9}", "target", "measured", "goal");
-    let report = |what: &str, measured: Option<f64>, goal: &str| {
-        if let Some(m) = measured {
-            println!("{what:<56} {m:>9.2} {goal:>9}");
+    println!(
+        "{:<52} {:>8} {:>8} {:>8}",
+        "target", "engine", "raw", "goal"
+    );
+    let report = |what: &str, engine: Option<f64>, raw: Option<f64>, goal: &str| {
+        if let Some(e) = engine {
+            let raw = raw.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
+            println!("{what:<52} {e:>8.2} {raw:>8} {goal:>8}");
         }
     };
     report(
         "introspect, memory: engine / raw",
         ratio("memory/introspect"),
+        None,
         "<= 1.5",
     );
     report(
         "introspect, sled: engine / raw",
         ratio("sled/introspect"),
+        None,
         "<= 1.3",
     );
     if filter.is_empty() || "memory/introspect/2-threads".contains(&filter) {
@@ -176,35 +187,35 @@ fn main() {
         let mut figures = line
             .split_whitespace()
             .map(|f| f.parse::<f64>().or_die("reading the scaling figures"));
-        let engine = figures.next();
-        let raw = figures.next();
         report(
-            "introspect, memory: 2 threads / 1 thread (throughput)",
-            engine,
+            "introspect, memory: 2 threads / 1 thread",
+            figures.next(),
+            figures.next(),
             ">= 1.7",
         );
-        report("  the same for the raw store", raw, "");
     }
+    // The same quotient of two cases, for the engine and for the raw store.
+    let scaling = |what: &str, big: &str, small: &str, goal: &str| {
+        let of = |ns: &dyn Fn(&str) -> Option<f64>| ns(big).zip(ns(small)).map(|(b, s)| b / s);
+        report(what, of(&engine_ns), of(&raw_ns), goal);
+    };
     for backend in ["memory", "sled", "postgres"] {
-        report(
+        scaling(
             &format!("page of 50, {backend}: n=1M / n=10k"),
-            engine_ns(&format!("{backend}/page/n=1000000"))
-                .zip(engine_ns(&format!("{backend}/page/n=10000")))
-                .map(|(big, small)| big / small),
+            &format!("{backend}/page/n=1000000"),
+            &format!("{backend}/page/n=10000"),
             "<= 1.5",
         );
-        report(
+        scaling(
             &format!("sweep of 100, {backend}: n=100k / n=10k"),
-            engine_ns(&format!("{backend}/sweep/k=100,n=100000"))
-                .zip(engine_ns(&format!("{backend}/sweep/k=100,n=10000")))
-                .map(|(big, small)| big / small),
+            &format!("{backend}/sweep/k=100,n=100000"),
+            &format!("{backend}/sweep/k=100,n=10000"),
             "~1",
         );
-        report(
+        scaling(
             &format!("sweep, {backend}: k=100 / k=10"),
-            engine_ns(&format!("{backend}/sweep/k=100,n=10000"))
-                .zip(engine_ns(&format!("{backend}/sweep/k=10,n=10000")))
-                .map(|(big, small)| big / small),
+            &format!("{backend}/sweep/k=100,n=10000"),
+            &format!("{backend}/sweep/k=10,n=10000"),
             "~10",
         );
     }
