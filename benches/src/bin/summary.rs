@@ -7,12 +7,13 @@
 //!
 //! Each pair runs in a fresh process of its own, timed in alternating rounds of
 //! the engine and the raw store, each round long enough to time reliably; the
-//! figures are the medians of the rounds, in nanoseconds per operation. A FILTER keeps the cases whose names contain it
-//! (and the memory and disk measurements when it is `bytes`).
+//! figures are the medians of the rounds, in nanoseconds per operation. A FILTER
+//! keeps the cases whose names contain it (and the memory and disk measurements
+//! when it is `bytes`).
 //!
 //! Every backend lists pages in zones of 10k, 100k and 1M grants. Loading a million
 //! grants into sled or PostgreSQL takes minutes; `--quick` leaves that zone out for
-//! them ([`Sizes::durable`]). The PostgreSQL cases run only when
+//! them. The PostgreSQL cases run only when
 //! `TENURE_BENCH_POSTGRES_URL` or `TENURE_TEST_POSTGRES_URL` names a database
 //! (`scripts/with-postgres.sh target/release/summary` starts a throwaway one).
 
