@@ -19,12 +19,16 @@ pub trait Backend: 'static {
     /// The hand-written store for this backend.
     type Raw: RawStore + Send + Sync + 'static;
 
-    /// Opens an empty engine store.
-    fn storage(runtime: &tokio::runtime::Runtime) -> Arc<dyn Storage>;
+    /// Opens an empty engine store, with whatever must outlive it (a guard that
+    /// drops its database schema, say).
+    fn storage(runtime: &tokio::runtime::Runtime) -> (Arc<dyn Storage>, Keep);
 
     /// Opens an empty raw store.
     fn raw(runtime: &tokio::runtime::Runtime) -> Self::Raw;
 }
+
+/// Something kept until a store is dropped, and dropped after it.
+pub type Keep = Box<dyn std::any::Any + Send + Sync>;
 
 /// The engine on a fresh store of backend `B`, on a manual clock at [`epoch`], with
 /// the benchmark client registered.
@@ -37,13 +41,15 @@ pub struct EngineSide {
     pub storage: Arc<dyn Storage>,
     /// Its clock.
     pub clock: Arc<ManualClock>,
+    /// Dropped after the store (fields drop in order).
+    _keep: Keep,
 }
 
 impl EngineSide {
     /// Opens it.
     pub fn open<B: Backend>() -> EngineSide {
         let runtime = runtime();
-        let storage = B::storage(&runtime);
+        let (storage, keep) = B::storage(&runtime);
         let clock = Arc::new(ManualClock::new(epoch()));
         let engine = Engine::builder(storage.clone())
             .clock(clock.clone())
@@ -64,6 +70,7 @@ impl EngineSide {
             engine,
             storage,
             clock,
+            _keep: keep,
         }
     }
 

@@ -26,7 +26,6 @@
 pub mod cases;
 pub mod fixture;
 pub mod memory;
-pub mod owned;
 pub mod postgres;
 pub mod raw_memory;
 pub mod raw_postgres;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tenure::Storage;
 use tenure_memory::MemoryStorage;
 
-use crate::cases::{self, Backend};
+use crate::cases::{self, Backend, Keep};
 use crate::raw_memory::RawMemory;
 use crate::{Case, Sizes};
 
@@ -16,8 +16,8 @@ pub struct Memory;
 impl Backend for Memory {
     type Raw = RawMemory;
 
-    fn storage(_: &tokio::runtime::Runtime) -> Arc<dyn Storage> {
-        Arc::new(MemoryStorage::new())
+    fn storage(_: &tokio::runtime::Runtime) -> (Arc<dyn Storage>, Keep) {
+        (Arc::new(MemoryStorage::new()), Box::new(()))
     }
 
     fn raw(_: &tokio::runtime::Runtime) -> RawMemory {

@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tenure::Storage;
 use tenure_postgres::{PostgresOptions, PostgresStorage};
 
-use crate::cases::{self, Backend};
-use crate::owned::Owned;
+use crate::cases::{self, Backend, Keep};
 use crate::raw_postgres::RawPostgres;
 use crate::{Case, OrDie, Sizes, runtime};
 
@@ -98,14 +97,14 @@ pub struct Postgres;
 impl Backend for Postgres {
     type Raw = RawPostgres;
 
-    fn storage(runtime: &tokio::runtime::Runtime) -> Arc<dyn Storage> {
+    fn storage(runtime: &tokio::runtime::Runtime) -> (Arc<dyn Storage>, Keep) {
         let url = url();
         let guard = DropSchema::new(&url, &unique_schema("bench_engine"));
         let options = PostgresOptions::new().schema(guard.schema());
         let storage = runtime
             .block_on(PostgresStorage::connect_with(&url, options))
             .or_die("opening the PostgreSQL store");
-        Arc::new(Owned { storage, guard })
+        (Arc::new(storage), Box::new(guard))
     }
 
     fn raw(runtime: &tokio::runtime::Runtime) -> RawPostgres {

@@ -746,11 +746,7 @@ impl RawStore for RawPostgres {
             return false;
         };
         let now_ms = ms(now);
-        if token.kind != REFRESH
-            || !token.live_at(now_ms)
-            || !grant.active_at(now_ms)
-            || client.id != token.client_id
-        {
+        if !token.rotatable(&grant, &client, now_ms) {
             return false;
         }
         let expired: Vec<&[u8]> = held

@@ -264,6 +264,14 @@ impl RawToken {
     pub fn live_at(&self, now_ms: i64) -> bool {
         self.spent_ms.is_none() && self.revoked_ms.is_none() && now_ms < self.expires_ms
     }
+
+    /// Whether `client` may rotate this refresh token of `grant` at `now_ms`.
+    pub fn rotatable(&self, grant: &RawGrant, client: &RawClient, now_ms: i64) -> bool {
+        self.kind == REFRESH
+            && self.live_at(now_ms)
+            && grant.active_at(now_ms)
+            && client.id == self.client_id
+    }
 }
 
 impl RawClient {
@@ -629,11 +637,7 @@ impl RawStore for RawSled {
             return false;
         };
         let now_ms = ms(now);
-        if token.kind != REFRESH
-            || !token.live_at(now_ms)
-            || !grant.active_at(now_ms)
-            || client.id != token.client_id
-        {
+        if !token.rotatable(&grant, &client, now_ms) {
             return false;
         }
         let expired: Vec<([u8; 32], Vec<u8>)> = held

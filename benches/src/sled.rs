@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tenure::Storage;
 use tenure_sled::{SledConfig, SledStorage};
 
-use crate::cases::{self, Backend};
+use crate::cases::{self, Backend, Keep};
 use crate::raw_sled::RawSled;
 use crate::{Case, OrDie, Sizes};
 
@@ -24,8 +24,9 @@ pub struct Sled;
 impl Backend for Sled {
     type Raw = RawSled;
 
-    fn storage(_: &tokio::runtime::Runtime) -> Arc<dyn Storage> {
-        Arc::new(SledStorage::temporary_with(SledConfig::new()).or_die("opening the sled store"))
+    fn storage(_: &tokio::runtime::Runtime) -> (Arc<dyn Storage>, Keep) {
+        let store = SledStorage::temporary_with(SledConfig::new()).or_die("opening the sled store");
+        (Arc::new(store), Box::new(()))
     }
 
     fn raw(_: &tokio::runtime::Runtime) -> RawSled {
