@@ -2158,12 +2158,11 @@ async fn walk_engine(engine: &Engine, zone: &str, order: SortOrder, backward: bo
         request.after = None;
         seen = keys(&page);
         while let Some(cursor) = page.before_cursor.take() {
-            let first = Keyset::of(
-                page.items
-                    .first()
-                    .expect("a page with a before cursor has items"),
-            );
-            disturb(&**store, zone, step, &first).await;
+            // The last page is empty when what followed the previous one was
+            // deleted in the meantime; its before cursor still leads back.
+            if let Some(first) = page.items.first() {
+                disturb(&**store, zone, step, &Keyset::of(first)).await;
+            }
             request.before = Some(cursor);
             page = engine_page(engine, zone, &request).await;
             seen.splice(0..0, keys(&page));

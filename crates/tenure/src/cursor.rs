@@ -135,7 +135,8 @@ pub fn decode(
     let bytes = URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| invalid("not a cursor"))?;
-    if bytes.len() < 1 + 8 + 1 + MAC_LEN {
+    // Format, time, id (empty at a millisecond's edge), tag.
+    if bytes.len() < 1 + 8 + MAC_LEN {
         return Err(invalid("truncated"));
     }
     let (payload, tag) = bytes.split_at(bytes.len() - MAC_LEN);

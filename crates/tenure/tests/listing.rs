@@ -397,3 +397,60 @@ async fn a_backward_walk_matches_the_forward_walk() {
     assert_eq!(forward.len(), 23);
     assert_eq!(backward, forward);
 }
+
+/// A page after the end of the listing (everything after the cursor was deleted in
+/// the meantime) is empty, yet its `before_cursor` leads back to every grant at or
+/// before the cursor, the cursor's own grant included, in both orders.
+#[tokio::test]
+async fn an_empty_page_past_the_end_still_leads_back() {
+    for order in [SortOrder::Ascending, SortOrder::Descending] {
+        let (bed, _, _) = seeded(6).await;
+        let q = ListGrants {
+            user_id: Some("alice".into()),
+            order,
+            limit: Some(2),
+            ..ListGrants::default()
+        };
+        let first = bed.engine.list_grants(bed.zone, &q).await.unwrap();
+        let kept: Vec<String> = first.items.iter().map(|g| g.id.clone()).collect();
+        let after = first.after_cursor.clone().expect("alice has 3 grants");
+        // alice's third grant, the only one after the first page, goes away.
+        let all = bed
+            .engine
+            .list_grants(
+                bed.zone,
+                &ListGrants {
+                    limit: Some(10),
+                    ..q.clone()
+                },
+            )
+            .await
+            .unwrap();
+        let last = all.items.last().unwrap().id.clone();
+        bed.engine.delete_grant(bed.zone, &last).await.unwrap();
+
+        let past = ListGrants {
+            after: Some(after),
+            ..q.clone()
+        };
+        let empty = bed.engine.list_grants(bed.zone, &past).await.unwrap();
+        assert!(empty.items.is_empty(), "{order:?}");
+        assert_eq!(empty.after_cursor, None, "{order:?}");
+        let back = ListGrants {
+            before: empty.before_cursor.clone(),
+            ..q.clone()
+        };
+        assert!(back.before.is_some(), "{order:?}: no way back");
+        let page = bed.engine.list_grants(bed.zone, &back).await.unwrap();
+        let ids: Vec<String> = page.items.iter().map(|g| g.id.clone()).collect();
+        assert_eq!(
+            ids, kept,
+            "{order:?}: back to the first page, its last grant included"
+        );
+        assert_eq!(page.before_cursor, None, "{order:?}");
+        assert_eq!(
+            page.after_cursor, None,
+            "{order:?}: nothing follows any more"
+        );
+    }
+}

@@ -904,7 +904,36 @@ impl Engine {
                 }
             };
         let after_cursor = cursor_at(items.last(), more_after)?;
-        let before_cursor = cursor_at(items.first(), more_before)?;
+        let before_cursor = match (&query.position, items.first()) {
+            // A page after the listing's end (what followed `k` was deleted since
+            // the cursor was issued) still leads back, to everything at or before
+            // `k`: the cursor stands at the edge of `k`'s millisecond on the far
+            // side (ids are never empty), and nothing on that millisecond past `k`
+            // matched, or this page would hold it.
+            (Position::After(k), None) if more_before => {
+                let edge = match query.order {
+                    SortOrder::Ascending => {
+                        k.created_at.checked_add_signed(Duration::milliseconds(1))
+                    }
+                    SortOrder::Descending => Some(k.created_at),
+                };
+                match edge {
+                    Some(created_at) => Some(cursor::encode(
+                        key,
+                        Listing::Grants,
+                        zone_id,
+                        &query.filter,
+                        query.order,
+                        &Keyset {
+                            created_at,
+                            id: String::new(),
+                        },
+                    )?),
+                    None => None,
+                }
+            }
+            (_, first) => cursor_at(first, more_before)?,
+        };
         let total_count = if request.total_count {
             Some(
                 self.inner
