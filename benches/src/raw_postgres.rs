@@ -21,7 +21,7 @@ use std::future::Future;
 use std::pin::{Pin, pin};
 
 use futures_util::future::try_join_all;
-use tenure::{Client, Digest, Grant, Timestamp, TokenKind, TransitionReason};
+use tenure::{Client, Digest, Grant, Timestamp, TransitionReason};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Row, Statement};
@@ -29,7 +29,7 @@ use tokio_postgres::{Row, Statement};
 use crate::fixture::{self, Family};
 use crate::postgres::DropSchema;
 use crate::raw_sled::{
-    ACCESS, ACTIVE, EXPIRED, REFRESH, REVOKED, RawClient, RawGrant, RawToken, RawTransition, reason,
+    ACTIVE, EXPIRED, REVOKED, RawClient, RawGrant, RawToken, RawTransition, reason,
 };
 use crate::{OrDie, RawStore};
 
@@ -754,36 +754,9 @@ impl RawStore for RawPostgres {
             .filter(|t| t.expires_ms <= now_ms)
             .map(|t| &t.digest[..])
             .collect();
-        let access = fixture::secret(TokenKind::Access, i, 1_000);
-        let refresh = fixture::secret(TokenKind::Refresh, i, 1_000);
-        let fresh_token = |kind: u8, secret: &str, expires_ms: i64| RawToken {
-            digest: *Digest::of(secret).as_bytes(),
-            zone_id: grant.zone_id.clone(),
-            grant_id: grant.id.clone(),
-            client_id: grant.client_id.clone(),
-            user_id: grant.user_id.clone(),
-            kind,
-            scopes: grant.scopes.clone(),
-            issued_ms: now_ms,
-            expires_ms,
-            spent_ms: None,
-            revoked_ms: None,
-        };
-        let fresh = [
-            fresh_token(ACCESS, &access, now_ms + 3_600_000),
-            fresh_token(REFRESH, &refresh, grant.expires_ms),
-        ];
+        let fresh = grant.rotated_tokens(i, now_ms);
         let fresh_rows = [TokenRow::new(&fresh[0]), TokenRow::new(&fresh[1])];
-        let transition = RawTransition {
-            zone_id: grant.zone_id.clone(),
-            grant_id: grant.id.clone(),
-            from: Some(ACTIVE),
-            to: ACTIVE,
-            reason: reason(TransitionReason::Refreshed),
-            actor_kind: 3,
-            actor_id: Some(client.id),
-            at_ms: now_ms,
-        };
+        let transition = grant.refreshed(client.id, now_ms);
         let history = HistoryRow::new(&transition);
         let spent: &[u8] = &token.digest;
         let mut statements = vec![self.execute(&self.st.spend_token, [&spent, &now_ms])];

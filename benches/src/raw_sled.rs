@@ -240,6 +240,50 @@ impl RawGrant {
     pub fn active_at(&self, now_ms: i64) -> bool {
         self.status == ACTIVE && now_ms < self.expires_ms
     }
+
+    /// The access token (for an hour) and refresh token (to the grant's expiry) a
+    /// rotation of grant `i` issues at `now_ms`.
+    pub fn rotated_tokens(&self, i: u64, now_ms: i64) -> [RawToken; 2] {
+        let token = |kind: u8, secret: String, expires_ms: i64| RawToken {
+            digest: *Digest::of(&secret).as_bytes(),
+            zone_id: self.zone_id.clone(),
+            grant_id: self.id.clone(),
+            client_id: self.client_id.clone(),
+            user_id: self.user_id.clone(),
+            kind,
+            scopes: self.scopes.clone(),
+            issued_ms: now_ms,
+            expires_ms,
+            spent_ms: None,
+            revoked_ms: None,
+        };
+        [
+            token(
+                ACCESS,
+                fixture::secret(TokenKind::Access, i, 1_000),
+                now_ms + 3_600_000,
+            ),
+            token(
+                REFRESH,
+                fixture::secret(TokenKind::Refresh, i, 1_000),
+                self.expires_ms,
+            ),
+        ]
+    }
+
+    /// The transition a rotation by `client_id` at `now_ms` records.
+    pub fn refreshed(&self, client_id: String, now_ms: i64) -> RawTransition {
+        RawTransition {
+            zone_id: self.zone_id.clone(),
+            grant_id: self.id.clone(),
+            from: Some(ACTIVE),
+            to: ACTIVE,
+            reason: reason(TransitionReason::Refreshed),
+            actor_kind: 3,
+            actor_id: Some(client_id),
+            at_ms: now_ms,
+        }
+    }
 }
 
 impl RawToken {
@@ -651,35 +695,8 @@ impl RawStore for RawSled {
         let mut next = grant;
         next.refreshed_ms = Some(now_ms);
         next.updated_ms = now_ms;
-        let access = fixture::secret(TokenKind::Access, i, 1_000);
-        let refresh = fixture::secret(TokenKind::Refresh, i, 1_000);
-        let fresh_token = |kind: u8, secret: &str, expires_ms: i64| RawToken {
-            digest: *Digest::of(secret).as_bytes(),
-            zone_id: next.zone_id.clone(),
-            grant_id: next.id.clone(),
-            client_id: next.client_id.clone(),
-            user_id: next.user_id.clone(),
-            kind,
-            scopes: next.scopes.clone(),
-            issued_ms: now_ms,
-            expires_ms,
-            spent_ms: None,
-            revoked_ms: None,
-        };
-        let fresh = [
-            EncodedToken::of(&fresh_token(ACCESS, &access, now_ms + 3_600_000)),
-            EncodedToken::of(&fresh_token(REFRESH, &refresh, next.expires_ms)),
-        ];
-        let transition = Encoded::transition(&RawTransition {
-            zone_id: next.zone_id.clone(),
-            grant_id: next.id.clone(),
-            from: Some(ACTIVE),
-            to: ACTIVE,
-            reason: reason(TransitionReason::Refreshed),
-            actor_kind: 3,
-            actor_id: Some(client.id),
-            at_ms: now_ms,
-        });
+        let fresh = next.rotated_tokens(i, now_ms).map(|t| EncodedToken::of(&t));
+        let transition = Encoded::transition(&next.refreshed(client.id, now_ms));
         let g = Encoded::grant(&next);
         (
             &self.grants,

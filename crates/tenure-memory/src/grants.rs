@@ -3,7 +3,9 @@
 //! referred to by a 4-byte symbol, so a grant costs its id, six symbols, its times
 //! and its index entries. Records are rebuilt on read.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -64,11 +66,17 @@ impl Compiled {
     }
 }
 
-fn remove_from(index: &mut HashMap<Symbol, BTreeSet<Key>>, symbol: Symbol, key: &Key) {
-    if let Some(set) = index.get_mut(&symbol) {
+/// Takes `key` out of the set `index` keeps for `value`, and the set with it once
+/// empty.
+pub(crate) fn remove_from<V, Q>(index: &mut HashMap<V, BTreeSet<Key>>, value: &Q, key: &Key)
+where
+    V: Borrow<Q> + Hash + Eq,
+    Q: Hash + Eq + ?Sized,
+{
+    if let Some(set) = index.get_mut(value) {
         set.remove(key);
         if set.is_empty() {
-            index.remove(&symbol);
+            index.remove(value);
         }
     }
 }
@@ -156,9 +164,9 @@ impl Grants {
 
     fn unindex(&mut self, id: &Arc<str>, g: &Stored) {
         let key = (g.created_at.timestamp_millis(), id.clone());
-        remove_from(&mut self.by_user, g.user, &key);
-        remove_from(&mut self.by_resource, g.resource, &key);
-        remove_from(&mut self.by_client, g.client, &key);
+        remove_from(&mut self.by_user, &g.user, &key);
+        remove_from(&mut self.by_resource, &g.resource, &key);
+        remove_from(&mut self.by_client, &g.client, &key);
         self.revoked.remove(&key);
         self.expiry
             .remove(&(g.expires_at.timestamp_millis(), id.clone()));
@@ -188,7 +196,7 @@ impl Grants {
             (&mut self.by_client, old.client, new.client),
         ] {
             if before != after {
-                remove_from(index, before, &key);
+                remove_from(index, &before, &key);
                 index.entry(after).or_default().insert(key.clone());
             }
         }

@@ -42,7 +42,7 @@ use tenure::{
     TokenAndGrant, Transition, TransitionReason, Versioned, Write, WriteSet,
 };
 
-use crate::grants::{Grants, Key};
+use crate::grants::{Grants, Key, remove_from};
 use crate::tokens::Tokens;
 
 /// One zone's records and indexes.
@@ -76,15 +76,6 @@ struct Entry {
     reason: TransitionReason,
     actor: Actor,
     at: Timestamp,
-}
-
-fn remove_from(index: &mut HashMap<String, BTreeSet<Key>>, value: &str, key: &Key) {
-    if let Some(set) = index.get_mut(value) {
-        set.remove(key);
-        if set.is_empty() {
-            index.remove(value);
-        }
-    }
 }
 
 /// A write set held a kind of write this backend does not know.

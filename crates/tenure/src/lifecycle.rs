@@ -678,17 +678,7 @@ pub fn introspect(
     if !is_active(token, grant, client, now) {
         return Introspection::Inactive;
     }
-    Introspection::Active(ActiveToken {
-        kind: token.kind,
-        scopes: token.scopes.clone(),
-        client_id: token.client_id.clone(),
-        user_id: token.user_id.clone(),
-        resource_id: grant.resource_id.clone(),
-        zone_id: grant.zone_id.clone(),
-        grant_id: grant.id.clone(),
-        issued_at: token.issued_at,
-        expires_at: token.expires_at,
-    })
+    Introspection::Active(answer(token.clone(), grant.clone()))
 }
 
 /// [`introspect`] for records the caller owns and no longer needs: the same
@@ -702,7 +692,12 @@ pub fn introspect_owned(
     if !is_active(&token, &grant, client, now) {
         return Introspection::Inactive;
     }
-    Introspection::Active(ActiveToken {
+    Introspection::Active(answer(token, grant))
+}
+
+/// What introspection says of an active token, moved out of its records.
+fn answer(token: Token, grant: Grant) -> ActiveToken {
+    ActiveToken {
         kind: token.kind,
         scopes: token.scopes,
         client_id: token.client_id,
@@ -712,7 +707,7 @@ pub fn introspect_owned(
         grant_id: grant.id,
         issued_at: token.issued_at,
         expires_at: token.expires_at,
-    })
+    }
 }
 
 /// Whether a token is good now: live itself, under a grant active now, and, for a
