@@ -107,7 +107,7 @@ async fn a_store_of_another_format_version_is_refused_by_name() {
     store.apply(put(1)).await.unwrap();
     drop(store);
     {
-        let raw = sled::open(&path).unwrap();
+        let raw = open_raw(&path);
         let meta = raw.open_tree("tenure_meta").unwrap();
         assert_eq!(
             meta.get("format_version").unwrap().unwrap().as_ref(),
@@ -155,7 +155,7 @@ async fn a_record_of_an_unknown_format_is_an_error_not_a_misread() {
     store.apply(put(1)).await.unwrap();
     drop(store);
     {
-        let raw = sled::open(&path).unwrap();
+        let raw = open_raw(&path);
         let grants = raw.open_tree("grants").unwrap();
         let (key, value) = grants.iter().next().unwrap().unwrap();
         let mut bytes = value.to_vec();
@@ -367,5 +367,22 @@ async fn a_store_reopens_right_after_it_is_dropped() {
                 .unwrap();
         assert_eq!(store.check_integrity().await.unwrap().grants, round as u64);
         store.apply(put(round)).await.unwrap();
+    }
+}
+
+/// Opens a store's directory as a plain sled database, waiting as
+/// `SledStorage::open` does while the background writes of a store just dropped
+/// still hold sled's lock on its files.
+fn open_raw(path: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("could not acquire lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("opening {}: {e}", path.display()),
+        }
     }
 }
