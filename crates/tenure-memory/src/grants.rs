@@ -2,6 +2,10 @@
 //! provider and client id, and each distinct set of scopes, is stored once and
 //! referred to by a 4-byte symbol, so a grant costs its id, six symbols, its times
 //! and its index entries. Records are rebuilt on read.
+//!
+//! A grant's [`RefreshChain`] is kept boxed, and not at all while it is the
+//! default (a grant that never issued a refresh token), so a bare grant pays one
+//! pointer for it; a rotation reuses the box.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
@@ -12,8 +16,8 @@ use std::sync::Arc;
 use crate::intern::{Interner, Symbol};
 
 use tenure::{
-    Grant, GrantFilter, GrantPage, GrantQuery, GrantStatus, Keyset, Position, SortOrder, Timestamp,
-    Version, Versioned,
+    Grant, GrantFilter, GrantPage, GrantQuery, GrantStatus, Keyset, Position, RefreshChain,
+    SortOrder, Timestamp, Version, Versioned,
 };
 
 /// A grant's place in an ordered index: `(time in ms, id)`.
@@ -35,7 +39,23 @@ struct Stored {
     updated_at: Timestamp,
     expires_at: Timestamp,
     refreshed_at: Option<Timestamp>,
+    /// `None` while the chain is [`RefreshChain::default`].
+    refresh: Option<Box<RefreshChain>>,
     version: Version,
+}
+
+/// `chain` as kept: `None` if it is the default, else boxed, in `reuse` if given.
+fn compact(chain: RefreshChain, reuse: Option<Box<RefreshChain>>) -> Option<Box<RefreshChain>> {
+    if chain == RefreshChain::default() {
+        return None;
+    }
+    Some(match reuse {
+        Some(mut boxed) => {
+            *boxed = chain;
+            boxed
+        }
+        None => Box::new(chain),
+    })
 }
 
 impl Stored {
@@ -117,6 +137,7 @@ impl Grants {
                 expires_at: g.expires_at,
                 refreshed_at: g.refreshed_at,
                 refresh_token_set: g.refresh_token_set,
+                refresh: g.refresh.as_deref().copied().unwrap_or_default(),
             },
             version: g.version,
         }
@@ -230,7 +251,7 @@ impl Grants {
     pub(crate) fn put(&mut self, grant: Grant, version: Version) -> Arc<str> {
         // Acquired before the old record's are released, so values both hold are
         // kept, not dropped and made again.
-        let stored = Stored {
+        let mut stored = Stored {
             organization: self.ids.acquire(&grant.organization_id),
             user: self.ids.acquire(&grant.user_id),
             resource: self.ids.acquire(&grant.resource_id),
@@ -243,17 +264,20 @@ impl Grants {
             updated_at: grant.updated_at,
             expires_at: grant.expires_at,
             refreshed_at: grant.refreshed_at,
+            refresh: None,
             version,
         };
         let id = match self.records.remove_entry(grant.id.as_str()) {
-            Some((id, old)) => {
+            Some((id, mut old)) => {
                 self.reindex(&id, &old, &stored);
                 self.release(&old);
+                stored.refresh = compact(grant.refresh, old.refresh.take());
                 id
             }
             None => {
                 let id: Arc<str> = Arc::from(grant.id.as_str());
                 self.index(&id, &stored);
+                stored.refresh = compact(grant.refresh, None);
                 id
             }
         };
@@ -469,6 +493,7 @@ mod tests {
             expires_at: t + chrono::Duration::days(1),
             refreshed_at: None,
             refresh_token_set: true,
+            refresh: RefreshChain::default(),
         }
     }
 
@@ -560,5 +585,37 @@ mod tests {
         let due = grants.expired("z", later, 10);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].version, 3);
+    }
+
+    #[test]
+    fn only_a_chain_other_than_the_default_is_kept() {
+        let mut grants = Grants::default();
+        grants.put(grant("g1", "alice", &["read"]), 1);
+        assert!(
+            grants.records["g1"].refresh.is_none(),
+            "a bare grant keeps none"
+        );
+
+        let chain = RefreshChain {
+            generation: 2,
+            current: Some(tenure::Digest::from_bytes([9; 32])),
+            ..RefreshChain::LEGACY
+        };
+        let rotated = Grant {
+            refresh: chain,
+            ..grant("g1", "alice", &["read"])
+        };
+        grants.put(rotated.clone(), 2);
+        assert_eq!(grants.get("z", "g1").map(|g| g.record), Some(rotated));
+
+        grants.put(grant("g1", "alice", &["read"]), 3);
+        assert!(
+            grants.records["g1"].refresh.is_none(),
+            "back to the default"
+        );
+        assert_eq!(
+            grants.get("z", "g1").map(|g| g.record.refresh),
+            Some(RefreshChain::default())
+        );
     }
 }

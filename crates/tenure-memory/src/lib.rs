@@ -3,7 +3,10 @@
 //! For tests, edge services and anything that needs no durability. Every index the
 //! [`Storage`] trait needs is kept, so a page, a token lookup, a sweep or a bulk
 //! revocation never scans a zone: a listing walks an ordered index from its cursor,
-//! the expiry index holds only grants stored active, and tokens are found by digest.
+//! the expiry index holds only grants stored active, tokens are found by digest,
+//! and expired tokens through an index by `(expires_at, digest)`. Deleting a grant
+//! also deletes whatever tokens of it its write set left stored, so none outlives
+//! its grant.
 //!
 //! Concurrency: one reader-writer lock over the whole store, sharded per thread
 //! ([`ShardedLock`]): a reader locks only its own thread's shard, so readers on
@@ -38,8 +41,8 @@ use async_trait::async_trait;
 use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
 use tenure::{
     Actor, Client, DeviceAuthorization, Digest, Error, Expect, Grant, GrantFilter, GrantPage,
-    GrantQuery, GrantStatus, Keyset, PersonalGrant, Result, Storage, Timestamp, Token,
-    TokenAndGrant, Transition, TransitionReason, Versioned, Write, WriteSet,
+    GrantQuery, GrantStatus, Keyset, PersonalGrant, RecordKey, Result, Storage, Timestamp, Token,
+    TokenAndGrant, Transition, TransitionReason, Version, Versioned, Write, WriteSet,
 };
 
 use crate::grants::{Grants, Key, remove_from};
@@ -119,6 +122,27 @@ where
     range.take(limit).map(|(_, v)| v.clone()).collect()
 }
 
+/// The version a record is stored with, `None` if absent; an error for a kind of
+/// record this backend does not know.
+fn stored_version(zones: &HashMap<String, Zone>, record: &RecordKey) -> Result<Option<Version>> {
+    Ok(match record {
+        RecordKey::Client { zone_id, id } => zones
+            .get(zone_id)
+            .and_then(|z| z.clients.get(id))
+            .map(|c| c.version),
+        RecordKey::Grant { zone_id, id } => zones.get(zone_id).and_then(|z| z.grants.version(id)),
+        RecordKey::Token { zone_id, digest } => {
+            zones.get(zone_id).and_then(|z| z.tokens.version(digest))
+        }
+        other => {
+            return Err(tenure::storage::backend_error(
+                "memory",
+                UnsupportedWrite(format!("check of {other:?}")),
+            ));
+        }
+    })
+}
+
 fn check(zones: &HashMap<String, Zone>, set: &WriteSet) -> Result<()> {
     // User codes taken by earlier writes of this same set.
     let mut claimed: HashMap<(&str, &str), Digest> = HashMap::new();
@@ -152,6 +176,7 @@ fn check(zones: &HashMap<String, Zone>, set: &WriteSet) -> Result<()> {
                 expect,
             } => Expect::Version(*expect)
                 .holds(zones.get(zone_id).and_then(|z| z.tokens.version(digest))),
+            Write::Check { record, expect } => expect.holds(stored_version(zones, record)?),
             Write::AppendTransition(_) => true,
             Write::PutPersonalGrant { grant, expect } => expect.holds(
                 zones
@@ -231,7 +256,7 @@ fn apply_one(zones: &mut HashMap<String, Zone>, write: Write) {
             if let Some(zone) = zones.get_mut(&zone_id) {
                 zone.grants.remove(&id);
                 zone.history.remove(id.as_str());
-                zone.tokens.forget_grant(&id);
+                zone.tokens.remove_grant(&id);
             }
         }
         Write::PutToken { token, expect } => {
@@ -442,6 +467,19 @@ impl Storage for MemoryStorage {
             .unwrap_or_default())
     }
 
+    async fn expired_tokens(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Token>>> {
+        let zones = self.read();
+        let Some(zone) = zones.get(zone_id) else {
+            return Ok(Vec::new());
+        };
+        Ok(zone.tokens.expired(zone_id, now, limit))
+    }
+
     async fn get_personal_grant(
         &self,
         zone_id: &str,
@@ -554,5 +592,280 @@ impl Storage for MemoryStorage {
             apply_one(&mut zones, write);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Duration};
+    use tenure::{RefreshChain, TokenKind};
+
+    use super::*;
+
+    fn at(seconds: i64) -> Timestamp {
+        DateTime::from_timestamp(1_893_456_000 + seconds, 0).unwrap_or_default()
+    }
+
+    fn grant(id: &str) -> Grant {
+        Grant {
+            id: id.into(),
+            zone_id: "z".into(),
+            organization_id: "org".into(),
+            user_id: "alice".into(),
+            resource_id: "res".into(),
+            provider_id: "default".into(),
+            client_id: "client".into(),
+            scopes: vec!["read".into()],
+            status: GrantStatus::Active,
+            created_at: at(0),
+            updated_at: at(0),
+            expires_at: at(86_400),
+            refreshed_at: None,
+            refresh_token_set: true,
+            refresh: RefreshChain::default(),
+        }
+    }
+
+    fn token(byte: u8, grant_id: &str, expires_in: i64) -> Token {
+        Token {
+            digest: Digest::from_bytes([byte; 32]),
+            zone_id: "z".into(),
+            grant_id: grant_id.into(),
+            client_id: "client".into(),
+            user_id: "alice".into(),
+            kind: TokenKind::Refresh,
+            scopes: vec!["read".into()],
+            issued_at: at(0),
+            expires_at: at(expires_in),
+            generation: 1,
+            revoked_at: None,
+        }
+    }
+
+    async fn apply(store: &MemoryStorage, writes: Vec<Write>) -> Result<()> {
+        store.apply(WriteSet { writes }).await
+    }
+
+    fn put_grant(grant: Grant) -> Write {
+        Write::PutGrant {
+            grant,
+            expect: Expect::Absent,
+        }
+    }
+
+    fn put_token(token: Token) -> Write {
+        Write::PutToken {
+            token,
+            expect: Expect::Absent,
+        }
+    }
+
+    /// The first bytes of the digests `expired_tokens` answers at `now`.
+    async fn expired(store: &MemoryStorage, now: i64, limit: usize) -> Vec<u8> {
+        let due = store.expired_tokens("z", at(now), limit).await;
+        due.unwrap_or_default()
+            .iter()
+            .map(|t| t.record.digest.as_bytes()[0])
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_token_expiry_index_follows_every_write_of_a_token() {
+        let store = MemoryStorage::new();
+        let writes = vec![
+            put_grant(grant("g1")),
+            put_grant(grant("g2")),
+            put_token(token(3, "g1", 10)),
+            put_token(token(1, "g1", 10)),
+            put_token(token(2, "g1", 5)),
+            put_token(token(4, "g2", 20)),
+        ];
+        apply(&store, writes).await.unwrap();
+
+        // By expiry, then by digest.
+        assert_eq!(expired(&store, 10, 10).await, [2, 1, 3]);
+        assert_eq!(expired(&store, 10, 2).await, [2, 1]);
+        assert_eq!(expired(&store, 4, 10).await, [] as [u8; 0]);
+        assert_eq!(expired(&store, 20, 10).await, [2, 1, 3, 4]);
+        assert!(
+            store
+                .expired_tokens("other", at(20), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // A replacement with a later expiry moves its entry.
+        let replaced = Write::PutToken {
+            token: token(3, "g1", 30),
+            expect: Expect::Version(1),
+        };
+        apply(&store, vec![replaced]).await.unwrap();
+        assert_eq!(expired(&store, 10, 10).await, [2, 1]);
+        assert_eq!(expired(&store, 30, 10).await, [2, 1, 4, 3]);
+        let due = store.expired_tokens("z", at(30), 10).await.unwrap();
+        assert_eq!(due[3].version, 2);
+        assert_eq!(due[3].record, token(3, "g1", 30));
+
+        // A deleted token leaves the index.
+        let delete = Write::DeleteToken {
+            zone_id: "z".into(),
+            digest: Digest::from_bytes([1; 32]),
+            expect: 1,
+        };
+        apply(&store, vec![delete]).await.unwrap();
+        assert_eq!(expired(&store, 30, 10).await, [2, 4, 3]);
+
+        // Deleting a grant deletes the tokens of it its set left stored.
+        let delete_g1 = Write::DeleteGrant {
+            zone_id: "z".into(),
+            id: "g1".into(),
+            expect: 1,
+        };
+        apply(&store, vec![delete_g1]).await.unwrap();
+        assert_eq!(expired(&store, 30, 10).await, [4]);
+        let gone = store.get_token("z", &Digest::from_bytes([2; 32])).await;
+        assert_eq!(gone.unwrap(), None);
+        assert!(store.grant_tokens("z", "g1").await.unwrap().is_empty());
+
+        // ... and the engine's own form, each token deleted in the same set.
+        let delete_g2 = vec![
+            Write::DeleteToken {
+                zone_id: "z".into(),
+                digest: Digest::from_bytes([4; 32]),
+                expect: 1,
+            },
+            Write::DeleteGrant {
+                zone_id: "z".into(),
+                id: "g2".into(),
+                expect: 1,
+            },
+        ];
+        apply(&store, delete_g2).await.unwrap();
+        assert_eq!(expired(&store, 30, 10).await, [] as [u8; 0]);
+    }
+
+    #[tokio::test]
+    async fn a_check_holds_the_set_to_a_record_and_writes_nothing() {
+        let store = MemoryStorage::new();
+        apply(&store, vec![put_grant(grant("g1"))]).await.unwrap();
+        let check = |id: &str, expect| Write::Check {
+            record: RecordKey::Grant {
+                zone_id: "z".into(),
+                id: id.into(),
+            },
+            expect,
+        };
+
+        // A stale check refuses the whole set.
+        let stale = vec![
+            check("g1", Expect::Version(2)),
+            put_token(token(1, "g1", 10)),
+        ];
+        assert!(matches!(apply(&store, stale).await, Err(Error::Conflict)));
+        let absent = vec![put_token(token(1, "g1", 10)), check("g1", Expect::Absent)];
+        assert!(matches!(apply(&store, absent).await, Err(Error::Conflict)));
+        assert_eq!(
+            store
+                .get_token("z", &Digest::from_bytes([1; 32]))
+                .await
+                .unwrap(),
+            None
+        );
+
+        // A check that holds lets the set through and leaves the record as it was.
+        let fresh = vec![
+            check("g1", Expect::Version(1)),
+            put_token(token(1, "g1", 10)),
+        ];
+        apply(&store, fresh).await.unwrap();
+        assert_eq!(
+            store.get_grant("z", "g1").await.unwrap().unwrap().version,
+            1
+        );
+        assert!(
+            store
+                .get_token("z", &Digest::from_bytes([1; 32]))
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        // Tokens and clients, and zones are walls.
+        let token_key = RecordKey::Token {
+            zone_id: "z".into(),
+            digest: Digest::from_bytes([1; 32]),
+        };
+        let checks = vec![
+            Write::Check {
+                record: token_key.clone(),
+                expect: Expect::Version(1),
+            },
+            Write::Check {
+                record: RecordKey::Client {
+                    zone_id: "z".into(),
+                    id: "client".into(),
+                },
+                expect: Expect::Absent,
+            },
+            Write::Check {
+                record: RecordKey::Grant {
+                    zone_id: "other".into(),
+                    id: "g1".into(),
+                },
+                expect: Expect::Absent,
+            },
+        ];
+        apply(&store, checks).await.unwrap();
+        let absent_token = Write::Check {
+            record: token_key,
+            expect: Expect::Absent,
+        };
+        assert!(matches!(
+            apply(&store, vec![absent_token]).await,
+            Err(Error::Conflict)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_grant_keeps_its_refresh_chain_exactly() {
+        let store = MemoryStorage::new();
+        let chain = RefreshChain {
+            generation: 7,
+            family: Some(Digest::from_bytes([1; 32])),
+            current: Some(Digest::from_bytes([2; 32])),
+            previous: Some(Digest::from_bytes([3; 32])),
+        };
+        let rotated = Grant {
+            refresh: chain,
+            ..grant("g1")
+        };
+        apply(&store, vec![put_grant(rotated.clone())])
+            .await
+            .unwrap();
+        let read = store.get_grant("z", "g1").await.unwrap().unwrap();
+        assert_eq!(read.record, rotated);
+
+        for (version, refresh) in [
+            (1, RefreshChain::LEGACY),
+            (2, RefreshChain::default()),
+            (3, chain),
+        ] {
+            let put = Write::PutGrant {
+                grant: Grant {
+                    refresh,
+                    ..grant("g1")
+                },
+                expect: Expect::Version(version),
+            };
+            apply(&store, vec![put]).await.unwrap();
+            let read = store.get_grant("z", "g1").await.unwrap().unwrap();
+            assert_eq!(read.record.refresh, refresh);
+        }
+        let page = store
+            .expired_grants("z", at(0) + Duration::days(1), 10)
+            .await
+            .unwrap();
+        assert_eq!(page[0].record.refresh, chain);
     }
 }

@@ -213,12 +213,27 @@ impl tenure::Storage for Instrumented {
     ) -> Result<Option<tenure::Versioned<tenure::Token>>> {
         self.inner.get_token(z, d).await
     }
+    async fn get_token_and_grant(
+        &self,
+        z: &str,
+        d: &tenure::Digest,
+    ) -> Result<Option<tenure::TokenAndGrant>> {
+        self.inner.get_token_and_grant(z, d).await
+    }
     async fn grant_tokens(
         &self,
         z: &str,
         id: &str,
     ) -> Result<Vec<tenure::Versioned<tenure::Token>>> {
         self.inner.grant_tokens(z, id).await
+    }
+    async fn expired_tokens(
+        &self,
+        z: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<tenure::Versioned<tenure::Token>>> {
+        self.inner.expired_tokens(z, now, limit).await
     }
     async fn get_personal_grant(
         &self,

@@ -1,8 +1,11 @@
 //! A zone's tokens, kept compact like its grants: the grant's shared id, symbols
-//! for the client, user and scope set, the times and a version. Records are rebuilt
-//! on read.
+//! for the client, user and scope set, the times, the refresh generation and a
+//! version. Records are rebuilt on read.
+//!
+//! Tokens are indexed by grant (for deleting a grant) and by expiry (for pruning
+//! expired tokens at a cost proportional to their number).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use tenure::{Digest, Timestamp, Token, TokenKind, Version, Versioned};
@@ -19,16 +22,18 @@ struct Stored {
     kind: TokenKind,
     issued_at: Timestamp,
     expires_at: Timestamp,
-    spent_at: Option<Timestamp>,
+    generation: u64,
     revoked_at: Option<Timestamp>,
     version: Version,
 }
 
-/// The tokens of one zone, by digest and by grant.
+/// The tokens of one zone, by digest, by grant and by expiry.
 #[derive(Debug, Default)]
 pub(crate) struct Tokens {
     records: HashMap<Digest, Stored>,
     by_grant: HashMap<Arc<str>, Vec<Digest>>,
+    /// Every token by `(expires_at in ms, digest)`.
+    expiry: BTreeSet<(i64, Digest)>,
     ids: Interner<str>,
     scope_sets: Interner<[String]>,
 }
@@ -47,7 +52,7 @@ impl Tokens {
                 scopes: self.scope_sets.get(t.scopes).unwrap_or_default().to_vec(),
                 issued_at: t.issued_at,
                 expires_at: t.expires_at,
-                spent_at: t.spent_at,
+                generation: t.generation,
                 revoked_at: t.revoked_at,
             },
             version: t.version,
@@ -68,6 +73,22 @@ impl Tokens {
     /// A token's version.
     pub(crate) fn version(&self, digest: &Digest) -> Option<Version> {
         self.records.get(digest).map(|t| t.version)
+    }
+
+    /// Tokens whose expiry is at or before `now`, by `(expires_at, digest)`.
+    pub(crate) fn expired(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Vec<Versioned<Token>> {
+        let now = now.timestamp_millis();
+        self.expiry
+            .iter()
+            .take_while(|(expires, _)| *expires <= now)
+            .take(limit)
+            .filter_map(|(_, d)| self.get(zone_id, d))
+            .collect()
     }
 
     /// The tokens of a grant, oldest first.
@@ -111,13 +132,16 @@ impl Tokens {
             kind: token.kind,
             issued_at: token.issued_at,
             expires_at: token.expires_at,
-            spent_at: token.spent_at,
+            generation: token.generation,
             revoked_at: token.revoked_at,
             version,
         };
+        let expiry = (stored.expires_at.timestamp_millis(), token.digest);
         let linked = match self.records.remove(&token.digest) {
             Some(old) => {
                 self.release(&old);
+                self.expiry
+                    .remove(&(old.expires_at.timestamp_millis(), token.digest));
                 let same = old.grant == stored.grant;
                 if !same {
                     self.unlink(&old.grant, &token.digest);
@@ -132,6 +156,7 @@ impl Tokens {
                 .or_default()
                 .push(token.digest);
         }
+        self.expiry.insert(expiry);
         self.records.insert(token.digest, stored);
     }
 
@@ -139,13 +164,25 @@ impl Tokens {
     pub(crate) fn remove(&mut self, digest: &Digest) {
         if let Some(old) = self.records.remove(digest) {
             self.unlink(&old.grant, digest);
-            self.release(&old);
+            self.forget(digest, &old);
         }
     }
 
-    /// Forgets which tokens a deleted grant had (they are deleted by the same write
-    /// set).
-    pub(crate) fn forget_grant(&mut self, grant_id: &str) {
-        self.by_grant.remove(grant_id);
+    /// Drops what a deleted token holds outside `records` and `by_grant`.
+    fn forget(&mut self, digest: &Digest, old: &Stored) {
+        self.expiry
+            .remove(&(old.expires_at.timestamp_millis(), *digest));
+        self.release(old);
+    }
+
+    /// Deletes every token of a deleted grant still stored. The engine deletes them
+    /// in the same write set, so there are usually none left; any that are would
+    /// otherwise outlive their grant.
+    pub(crate) fn remove_grant(&mut self, grant_id: &str) {
+        for digest in self.by_grant.remove(grant_id).unwrap_or_default() {
+            if let Some(old) = self.records.remove(&digest) {
+                self.forget(&digest, &old);
+            }
+        }
     }
 }

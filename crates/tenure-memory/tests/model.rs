@@ -114,3 +114,32 @@ async fn access_token_from_an_unknown_client_is_not_a_refresh_token() {
         "{answer:?}"
     );
 }
+
+// Engine bug: with the clock stepped back, the history's latest refresh (shown from
+// the grant's `refreshed_at`) was dated before the creation and listed first.
+#[tokio::test]
+async fn a_refresh_after_the_clock_steps_back_follows_the_creation_in_history() {
+    let ops = [
+        working_client(),
+        authorize_read(),
+        Op::AdvanceClock(Step::BackMillis(1)),
+        refresh_first_grant(),
+    ];
+    check(&ops).await.unwrap();
+}
+
+// A long rotation chain, then the reuse of a token from its middle.
+#[tokio::test]
+async fn reuse_from_the_middle_of_a_long_chain_revokes_the_grant() {
+    let ops = [
+        working_client(),
+        authorize_read(),
+        Op::RotateMany {
+            grant: 0,
+            times: 300,
+        },
+        Op::RefreshSpent { grant: 0, nth: 150 },
+        refresh_first_grant(),
+    ];
+    check(&ops).await.unwrap();
+}

@@ -615,6 +615,15 @@ impl Storage for Interleaved {
         self.inner.grant_tokens(zone_id, grant_id).await
     }
 
+    async fn expired_tokens(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> tenure::Result<Vec<Versioned<Token>>> {
+        self.inner.expired_tokens(zone_id, now, limit).await
+    }
+
     async fn get_personal_grant(
         &self,
         zone_id: &str,

@@ -34,7 +34,8 @@
 //! `rule(store)`, and cleans up.
 //!
 //! The record builders ([`grant`], [`token`], [`client`], [`transition`]) and the
-//! write builders ([`put_grant`], [`delete_token`], ...) are public for other suites.
+//! write builders ([`put_grant`], [`delete_token`], [`check`] with [`grant_key`], ...)
+//! are public for other suites.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -45,11 +46,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::{DateTime, Duration};
 use tenure::cursor::Listing;
 use tenure::{
-    AccessType, Actor, Client, ClientType, CursorKey, DeviceAuthorization, DeviceState, Digest,
-    Engine, Error, Expect, Grant, GrantFilter, GrantPage, GrantQuery, GrantStatus, GrantType,
-    Keyset, ListGrants, ManualClock, Page, PersonalGrant, Position, ScopePolicy, SortOrder,
-    Storage, Timestamp, Token, TokenKind, Transition, TransitionReason, Version, Versioned, Write,
-    WriteSet,
+    AccessType, Actor, AuthorizeRequest, Client, ClientRegistration, ClientType, CursorKey,
+    DeviceAuthorization, DeviceState, Digest, Engine, Error, Expect, Grant, GrantFilter, GrantPage,
+    GrantQuery, GrantStatus, GrantType, Keyset, ListGrants, ManualClock, Page, PersonalGrant,
+    Position, RecordKey, RefreshChain, RefreshRequest, ScopePolicy, Secret, SortOrder, Storage,
+    Timestamp, Token, TokenKind, Transition, TransitionReason, Version, Versioned, Write, WriteSet,
 };
 
 // ----- running the rules -----
@@ -140,6 +141,10 @@ macro_rules! __conformance_rules {
             1 user_codes_are_unique_in_a_zone,
             1 user_codes_are_unique_within_a_write_set,
             1 device_authorizations_by_code_and_expiry,
+            1 checks_guard_without_writing,
+            1 expired_tokens_in_expiry_order,
+            1 grant_refresh_chain_round_trips,
+            1 long_rotation_chain_keeps_constant_footprint,
         }
     };
     (factory $factory:expr; $($threads:literal $rule:ident,)+) => {
@@ -195,7 +200,8 @@ pub fn far_future() -> Timestamp {
     at(1_000_000_000)
 }
 
-/// An active grant of `user-1` on `resource-1` to `client-1` with scope `read`.
+/// An active grant of `user-1` on `resource-1` to `client-1` with scope `read`, and
+/// the default (never refreshed) [`RefreshChain`].
 pub fn grant(zone: &str, id: &str, created_at: Timestamp, expires_at: Timestamp) -> Grant {
     Grant {
         id: id.into(),
@@ -212,11 +218,12 @@ pub fn grant(zone: &str, id: &str, created_at: Timestamp, expires_at: Timestamp)
         expires_at,
         refreshed_at: None,
         refresh_token_set: true,
+        refresh: RefreshChain::default(),
     }
 }
 
 /// A live token of `kind` under `grant`, keyed by the digest of `secret`, with the
-/// grant's scopes and expiry.
+/// grant's scopes, expiry and refresh generation.
 pub fn token(grant: &Grant, secret: &str, kind: TokenKind) -> Token {
     Token {
         digest: Digest::of(secret),
@@ -228,7 +235,7 @@ pub fn token(grant: &Grant, secret: &str, kind: TokenKind) -> Token {
         scopes: grant.scopes.clone(),
         issued_at: grant.created_at,
         expires_at: grant.expires_at,
-        spent_at: None,
+        generation: grant.refresh.generation,
         revoked_at: None,
     }
 }
@@ -363,6 +370,35 @@ pub fn delete_token(zone: &str, digest: Digest, expect: Version) -> Write {
     }
 }
 
+/// [`Write::Check`].
+pub fn check(record: RecordKey, expect: Expect) -> Write {
+    Write::Check { record, expect }
+}
+
+/// The key of a client, for a [`Write::Check`].
+pub fn client_key(zone: &str, id: &str) -> RecordKey {
+    RecordKey::Client {
+        zone_id: zone.into(),
+        id: id.into(),
+    }
+}
+
+/// The key of a grant, for a [`Write::Check`].
+pub fn grant_key(zone: &str, id: &str) -> RecordKey {
+    RecordKey::Grant {
+        zone_id: zone.into(),
+        id: id.into(),
+    }
+}
+
+/// The key of the token keyed by the digest of `secret`, for a [`Write::Check`].
+pub fn token_key(zone: &str, secret: &str) -> RecordKey {
+    RecordKey::Token {
+        zone_id: zone.into(),
+        digest: Digest::of(secret),
+    }
+}
+
 /// [`Write::AppendTransition`].
 pub fn append(transition: Transition) -> Write {
     Write::AppendTransition(transition)
@@ -487,6 +523,18 @@ async fn expired<S: Storage + ?Sized>(
         .expect("expired_grants")
 }
 
+async fn expired_tokens<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    now: Timestamp,
+    limit: usize,
+) -> Vec<Versioned<Token>> {
+    store
+        .expired_tokens(zone, now, limit)
+        .await
+        .expect("expired_tokens")
+}
+
 async fn clients<S: Storage + ?Sized>(
     store: &S,
     zone: &str,
@@ -524,6 +572,7 @@ struct Snapshot {
     listings: Vec<Vec<Versioned<Grant>>>,
     counts: Vec<u64>,
     expired: Vec<Versioned<Grant>>,
+    expired_tokens: Vec<Versioned<Token>>,
     histories: Vec<Vec<Transition>>,
     tokens: Vec<Option<Versioned<Token>>>,
     grant_tokens: Vec<Vec<Versioned<Token>>>,
@@ -541,6 +590,7 @@ async fn snapshot<S: Storage + ?Sized>(
         listings: Vec::new(),
         counts: Vec::new(),
         expired: expired(store, zone, far_future(), 100).await,
+        expired_tokens: expired_tokens(store, zone, far_future(), 100).await,
         histories: Vec::new(),
         tokens: Vec::new(),
         grant_tokens: Vec::new(),
@@ -859,7 +909,8 @@ pub async fn versioned_compare_and_set<S: Storage>(store: S) {
     })
     .await;
 
-    // The revisions move the grant between indexes (user, status, expiry).
+    // The revisions move the grant between indexes (user, status, expiry) and its
+    // refresh chain forward and back.
     let g = grant(ZONE, "grant-1", at(1_000), at(50_000));
     let grants = [
         g.clone(),
@@ -867,6 +918,13 @@ pub async fn versioned_compare_and_set<S: Storage>(store: S) {
             user_id: "user-2".into(),
             scopes: vec!["read".into(), "write".into()],
             updated_at: at(2_000),
+            refreshed_at: Some(at(2_000)),
+            refresh: RefreshChain {
+                generation: 2,
+                family: Some(Digest::of("family-1")),
+                current: Some(Digest::of("secret-2")),
+                previous: Some(Digest::of("secret-1")),
+            },
             ..g.clone()
         },
         Grant {
@@ -885,7 +943,7 @@ pub async fn versioned_compare_and_set<S: Storage>(store: S) {
     let tokens = [
         t.clone(),
         Token {
-            spent_at: Some(at(2_000)),
+            generation: 2,
             ..t.clone()
         },
         Token {
@@ -922,7 +980,7 @@ pub async fn deletes_check_the_version<S: Storage>(store: S) {
         ..g.clone()
     };
     let t2 = Token {
-        spent_at: Some(at(2_000)),
+        revoked_at: Some(at(2_000)),
         ..t.clone()
     };
     commit(
@@ -1028,14 +1086,15 @@ pub async fn deletes_check_the_version<S: Storage>(store: S) {
 
 // ----- rule 3: write sets -----
 
-/// Rule 3, all or nothing: a set with one write whose expectation fails, wherever it
-/// sits in the set, is [`Error::Conflict`] and changes nothing any read method shows
-/// (records, listings, counts, the expiry index, histories, token indexes); the same
-/// set without it applies every write.
+/// Rule 3, all or nothing: a set with one write or check whose expectation fails,
+/// wherever it sits in the set, is [`Error::Conflict`] and changes nothing any read
+/// method shows (records, listings, counts, the expiry indexes, histories, token
+/// indexes); the same set without it applies every write.
 pub async fn write_set_is_all_or_nothing<S: Storage>(store: S) {
     let s = &store;
     let c = client(ZONE, "client-1", "before");
     let taken = client(ZONE, "client-taken", "taken");
+    let checked = client(ZONE, "client-checked", "checked");
     let g1 = grant(ZONE, "grant-1", at(1_000), at(50_000));
     let bumped = grant(ZONE, "grant-bumped", at(2_000), at(200_000));
     let doomed = grant(ZONE, "grant-doomed", at(3_000), at(200_000));
@@ -1047,6 +1106,7 @@ pub async fn write_set_is_all_or_nothing<S: Storage>(store: S) {
         [
             put_client(&c, Expect::Absent),
             put_client(&taken, Expect::Absent),
+            put_client(&checked, Expect::Absent),
             put_grant(&g1, Expect::Absent),
             put_grant(&bumped, Expect::Absent),
             put_grant(&doomed, Expect::Absent),
@@ -1107,7 +1167,9 @@ pub async fn write_set_is_all_or_nothing<S: Storage>(store: S) {
         delete_token(ZONE, t_doomed.digest, 1),
         delete_grant(ZONE, "grant-doomed", 1),
         append(revocation.clone()),
+        check(client_key(ZONE, "client-checked"), Expect::Version(1)),
         put_grant(&fresh, Expect::Absent),
+        check(grant_key(ZONE, "grant-never"), Expect::Absent),
     ];
     let bad = [
         (
@@ -1138,6 +1200,14 @@ pub async fn write_set_is_all_or_nothing<S: Storage>(store: S) {
         (
             "the deletion of a missing grant",
             delete_grant(ZONE, "grant-missing", 1),
+        ),
+        (
+            "a check with a stale version",
+            check(grant_key(ZONE, "grant-bumped"), Expect::Version(1)),
+        ),
+        (
+            "a check expecting a present token absent",
+            check(token_key(ZONE, "secret-bad"), Expect::Absent),
         ),
     ];
 
@@ -1183,6 +1253,12 @@ pub async fn write_set_is_all_or_nothing<S: Storage>(store: S) {
         })
     );
     assert_eq!(get_client(s, ZONE, "client-taken").await, Some(v1(taken)));
+    assert_eq!(
+        get_client(s, ZONE, "client-checked").await,
+        Some(v1(checked)),
+        "a check writes nothing"
+    );
+    assert_eq!(get_grant(s, ZONE, "grant-never").await, None);
     assert_eq!(
         get_grant(s, ZONE, "grant-1").await,
         Some(Versioned {
@@ -2806,14 +2882,14 @@ pub async fn tokens_by_digest_and_by_grant<S: Storage>(store: S) {
     assert_eq!(tokens_of(s, ZONE, "grant-2").await, vec![v1(t4.clone())]);
     assert_eq!(tokens_of(s, ZONE, "grant-unknown").await, Vec::new());
 
-    let spent = Token {
-        spent_at: Some(at(3_000)),
+    let renumbered = Token {
+        generation: 3,
         ..t2.clone()
     };
-    commit(s, [put_token(&spent, Expect::Version(1))]).await;
+    commit(s, [put_token(&renumbered, Expect::Version(1))]).await;
     let revoked = Token {
         revoked_at: Some(at(4_000)),
-        ..spent
+        ..renumbered
     };
     commit(s, [put_token(&revoked, Expect::Version(2))]).await;
     let revoked = Versioned {
@@ -3018,6 +3094,17 @@ pub async fn zones_are_walls<S: Storage>(store: S) {
         ids(&expired(s, ZONE, far_future(), 100).await),
         ["grant-1", "grant-2"]
     );
+    let (_, _, b_token, _) = &per_zone[1];
+    assert_eq!(
+        expired_tokens(s, b, far_future(), 100).await,
+        vec![v1(b_token.clone())],
+        "expired_tokens in {b}"
+    );
+    assert_eq!(
+        expired_tokens(s, ZONE, far_future(), 100).await,
+        vec![v1(per_zone[0].2.clone()), v1(only_a_token.clone())],
+        "expired_tokens in {ZONE}"
+    );
 
     let e = EMPTY_ZONE;
     assert_eq!(get_client(s, e, "client-1").await, None);
@@ -3029,6 +3116,7 @@ pub async fn zones_are_walls<S: Storage>(store: S) {
     );
     assert_eq!(count(s, e, &GrantFilter::default(), now()).await, 0);
     assert_eq!(expired(s, e, far_future(), 100).await, Vec::new());
+    assert_eq!(expired_tokens(s, e, far_future(), 100).await, Vec::new());
     assert_eq!(history(s, e, "grant-1").await, Vec::new());
     assert_eq!(get_token(s, e, "shared-secret").await, None);
     assert_eq!(tokens_of(s, e, "grant-1").await, Vec::new());
@@ -3129,8 +3217,9 @@ pub async fn zones_are_walls<S: Storage>(store: S) {
 
 /// Rule 4: after a grant is deleted (with its tokens, as the engine does), no read
 /// method shows it: not `get_grant`, no listing under any filter or order, no count,
-/// not the expiry index, no history, no tokens; positions at its key still work; a
-/// grant of another zone with its id stays; re-created, it starts afresh.
+/// neither expiry index (grants, tokens), no history, no tokens; positions at its key
+/// still work; a grant of another zone with its id stays; re-created, it starts
+/// afresh.
 pub async fn delete_grant_removes_every_trace<S: Storage>(store: S) {
     let s = &store;
     let all = seed_listing(s).await;
@@ -3169,6 +3258,10 @@ pub async fn delete_grant_removes_every_trace<S: Storage>(store: S) {
         ids(&expired(s, ZONE, now(), 100).await),
         ["g05", "g04", "g02"]
     );
+    assert_eq!(
+        expired_tokens(s, ZONE, far_future(), 100).await.len(),
+        2 * doomed.len()
+    );
 
     for id in doomed {
         commit(
@@ -3200,6 +3293,11 @@ pub async fn delete_grant_removes_every_trace<S: Storage>(store: S) {
         assert_eq!(get_token(s, ZONE, &format!("{id}-access")).await, None);
         assert_eq!(get_token(s, ZONE, &format!("{id}-refresh")).await, None);
     }
+    assert_eq!(
+        expired_tokens(s, ZONE, far_future(), 100).await,
+        Vec::new(),
+        "tokens deleted with their grants left the token expiry index"
+    );
     for (f, expected) in listing_cases() {
         let remaining: Vec<&str> = expected
             .iter()
@@ -4150,4 +4248,937 @@ pub async fn device_authorizations_by_code_and_expiry<S: Storage>(store: S) {
         expected.into_iter().map(|(_, c)| c).collect::<Vec<_>>(),
         "the index follows a moved expiry and a deletion"
     );
+}
+
+// ----- rule 11: checks -----
+
+/// The writes that ride along with a check in [`checks_guard_without_writing`]: a
+/// client renamed (expecting `client_version`), and a new grant `side-{n}` with a
+/// token and its creation entry.
+fn side_writes(n: usize, client_version: Version) -> Vec<Write> {
+    let g = grant(ZONE, &format!("side-{n}"), at(3_000), at(200_000));
+    vec![
+        put_client(
+            &client(ZONE, "client-side", &format!("side {n}")),
+            Expect::Version(client_version),
+        ),
+        put_grant(&g, Expect::Absent),
+        put_token(
+            &token(&g, &format!("side-secret-{n}"), TokenKind::Access),
+            Expect::Absent,
+        ),
+        append(transition(
+            &g,
+            None,
+            ACTIVE,
+            TransitionReason::Created,
+            at(3_000),
+        )),
+    ]
+}
+
+/// Rule 11, guards: a [`Write::Check`] of a client, a grant or a token with the
+/// stored version lets its set apply and leaves the checked record as it was, at its
+/// version; a check with a stale or future version, [`Expect::Absent`] on a present
+/// record or [`Expect::Version`] on an absent one refuses the whole set with
+/// [`Error::Conflict`], the other writes in it included, wherever it sits; a check
+/// sees only its own zone's records.
+pub async fn checks_guard_without_writing<S: Storage>(store: S) {
+    let s = &store;
+    // The checked records are at version 2 in ZONE; OTHER_ZONE holds look-alikes
+    // with the same keys at version 1, and records ZONE does not hold at all.
+    let c = client(ZONE, "client-1", "checked");
+    let g = grant(ZONE, "grant-1", at(1_000), at(200_000));
+    let t = token(&g, "secret-1", TokenKind::Access);
+    commit(
+        s,
+        [
+            put_client(&c, Expect::Absent),
+            put_grant(&g, Expect::Absent),
+            put_token(&t, Expect::Absent),
+            put_client(&client(ZONE, "client-side", "side"), Expect::Absent),
+        ],
+    )
+    .await;
+    let c = Client {
+        name: "checked, renamed".into(),
+        ..c
+    };
+    let g = Grant {
+        scopes: vec!["read".into(), "write".into()],
+        updated_at: at(2_000),
+        ..g
+    };
+    let t = Token {
+        revoked_at: Some(at(2_000)),
+        ..t
+    };
+    commit(
+        s,
+        [
+            put_client(&c, Expect::Version(1)),
+            put_grant(&g, Expect::Version(1)),
+            put_token(&t, Expect::Version(1)),
+        ],
+    )
+    .await;
+    let other_g = grant(OTHER_ZONE, "grant-1", at(1_000), at(300_000));
+    let other_only = grant(OTHER_ZONE, "grant-b", at(1_000), at(300_000));
+    commit(
+        s,
+        [
+            put_client(
+                &client(OTHER_ZONE, "client-1", "look-alike"),
+                Expect::Absent,
+            ),
+            put_client(&client(OTHER_ZONE, "client-b", "only in b"), Expect::Absent),
+            put_grant(&other_g, Expect::Absent),
+            put_grant(&other_only, Expect::Absent),
+            put_token(
+                &token(&other_g, "secret-1", TokenKind::Refresh),
+                Expect::Absent,
+            ),
+            put_token(
+                &token(&other_only, "secret-b", TokenKind::Access),
+                Expect::Absent,
+            ),
+        ],
+    )
+    .await;
+    let checked = || async {
+        (
+            get_client(s, ZONE, "client-1").await,
+            get_grant(s, ZONE, "grant-1").await,
+            get_token(s, ZONE, "secret-1").await,
+        )
+    };
+    let as_stored = (
+        Some(Versioned {
+            record: c.clone(),
+            version: 2,
+        }),
+        Some(Versioned {
+            record: g.clone(),
+            version: 2,
+        }),
+        Some(Versioned {
+            record: t.clone(),
+            version: 2,
+        }),
+    );
+    assert_eq!(checked().await, as_stored);
+
+    // (what, key in ZONE, key of the same id only OTHER_ZONE holds, key missing
+    // everywhere, key of the look-alike in OTHER_ZONE)
+    let kinds = [
+        (
+            "client",
+            client_key(ZONE, "client-1"),
+            client_key(ZONE, "client-b"),
+            client_key(ZONE, "client-missing"),
+            client_key(OTHER_ZONE, "client-1"),
+        ),
+        (
+            "grant",
+            grant_key(ZONE, "grant-1"),
+            grant_key(ZONE, "grant-b"),
+            grant_key(ZONE, "grant-missing"),
+            grant_key(OTHER_ZONE, "grant-1"),
+        ),
+        (
+            "token",
+            token_key(ZONE, "secret-1"),
+            token_key(ZONE, "secret-b"),
+            token_key(ZONE, "secret-missing"),
+            token_key(OTHER_ZONE, "secret-1"),
+        ),
+    ];
+
+    let mut refused = Vec::new();
+    let mut passing = Vec::new();
+    for (kind, stored, elsewhere, missing, look_alike) in &kinds {
+        for (expect, why) in [
+            (Expect::Version(1), "a stale version"),
+            (Expect::Version(3), "a version ahead of the stored one"),
+            (Expect::Absent, "Expect::Absent on a present record"),
+        ] {
+            refused.push((
+                format!("a {kind} check with {why}"),
+                check(stored.clone(), expect),
+            ));
+        }
+        refused.push((
+            format!("a {kind} check expecting a version of a missing record"),
+            check(missing.clone(), Expect::Version(1)),
+        ));
+        refused.push((
+            format!("a {kind} check expecting a version of a record only another zone holds"),
+            check(elsewhere.clone(), Expect::Version(1)),
+        ));
+        refused.push((
+            format!("a {kind} check of another zone expecting this zone's version"),
+            check(look_alike.clone(), Expect::Version(2)),
+        ));
+        passing.push((
+            format!("a {kind} check with the stored version"),
+            check(stored.clone(), Expect::Version(2)),
+        ));
+        passing.push((
+            format!("a {kind} check expecting absent a record only another zone holds"),
+            check(elsewhere.clone(), Expect::Absent),
+        ));
+        passing.push((
+            format!("a {kind} check expecting absent a missing record"),
+            check(missing.clone(), Expect::Absent),
+        ));
+        passing.push((
+            format!("a {kind} check of another zone with that zone's version"),
+            check(look_alike.clone(), Expect::Version(1)),
+        ));
+    }
+
+    let grant_ids = ["grant-1", "grant-b", "grant-missing", "side-0"];
+    let secrets = ["secret-1", "secret-b", "secret-missing", "side-secret-0"];
+    let before = (
+        snapshot(s, ZONE, &grant_ids, &secrets).await,
+        snapshot(s, OTHER_ZONE, &grant_ids, &secrets).await,
+    );
+    let writes = side_writes(0, 1);
+    for (why, bad) in &refused {
+        for position in [0, writes.len() / 2, writes.len()] {
+            let mut set = writes.clone();
+            set.insert(position, bad.clone());
+            assert_conflict(
+                s,
+                set,
+                &format!("a set holding {why} at position {position}"),
+            )
+            .await;
+            assert_eq!(
+                (
+                    snapshot(s, ZONE, &grant_ids, &secrets).await,
+                    snapshot(s, OTHER_ZONE, &grant_ids, &secrets).await,
+                ),
+                before,
+                "a refused set holding {why} at position {position} changed the store"
+            );
+        }
+    }
+
+    for (n, (why, good)) in passing.iter().enumerate() {
+        let mut set = side_writes(n, n as Version + 1);
+        let position = if n % 2 == 0 { 0 } else { set.len() };
+        set.insert(position, good.clone());
+        if let Err(e) = s.apply(write_set(set)).await {
+            panic!("a set holding {why} was refused: {e:?}");
+        }
+        assert_eq!(
+            checked().await,
+            as_stored,
+            "a set holding {why} changed a checked record or its version"
+        );
+        assert_eq!(
+            get_grant(s, ZONE, &format!("side-{n}"))
+                .await
+                .map(|g| g.version),
+            Some(1),
+            "a set holding {why} did not apply its other writes"
+        );
+        assert_eq!(
+            get_client(s, ZONE, "client-side").await.map(|c| c.version),
+            Some(n as Version + 2),
+            "a set holding {why} did not apply its other writes"
+        );
+    }
+    assert_eq!(
+        snapshot(s, OTHER_ZONE, &grant_ids, &secrets).await,
+        before.1,
+        "checks of {OTHER_ZONE}'s records changed them"
+    );
+
+    // A set of checks alone applies and writes nothing; a set of a check that holds
+    // and one that fails applies nothing.
+    let all_stored: Vec<Write> = kinds
+        .iter()
+        .map(|k| check(k.1.clone(), Expect::Version(2)))
+        .collect();
+    commit(s, all_stored.clone()).await;
+    assert_eq!(checked().await, as_stored, "a set of checks alone wrote");
+    let mut mixed = all_stored;
+    mixed.push(check(grant_key(ZONE, "side-0"), Expect::Version(2)));
+    assert_conflict(s, mixed, "checks that hold with one that fails").await;
+
+    // The checked records are still at version 2: the next write expects 2.
+    commit(
+        s,
+        [
+            put_client(&c, Expect::Version(2)),
+            put_grant(&g, Expect::Version(2)),
+            put_token(&t, Expect::Version(2)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        checked().await,
+        (
+            Some(Versioned {
+                record: c,
+                version: 3,
+            }),
+            Some(Versioned {
+                record: g,
+                version: 3,
+            }),
+            Some(Versioned {
+                record: t,
+                version: 3,
+            }),
+        ),
+        "a write after checks expects the version the checks saw"
+    );
+}
+
+// ----- rule 12: the token expiry index -----
+
+/// Tokens for the token expiry index: (zone, grant, secret, kind, expiry ms),
+/// written one set each in this order. Four share an expiry (so the digest breaks
+/// the tie), two share [`NOW_MS`]; one of them is revoked alone and one grant is
+/// stored revoked, which the index ignores.
+const TOKEN_EXPIRY: [(&str, &str, &str, TokenKind, i64); 11] = [
+    (ZONE, "tx-a", "tok-1", TokenKind::Access, 50_000),
+    (ZONE, "tx-b", "tok-2", TokenKind::Refresh, 50_000),
+    (ZONE, "tx-a", "tok-3", TokenKind::Refresh, 50_000),
+    (ZONE, "tx-b", "tok-4", TokenKind::Access, 50_000),
+    (ZONE, "tx-a", "tok-5", TokenKind::Access, 10_000),
+    (ZONE, "tx-b", "tok-6", TokenKind::Access, NOW_MS),
+    (ZONE, "tx-a", "tok-7", TokenKind::Refresh, NOW_MS + 1),
+    (ZONE, "tx-b", "tok-8", TokenKind::Refresh, 900_000),
+    (ZONE, "tx-a", "tok-9", TokenKind::Access, NOW_MS),
+    (OTHER_ZONE, "tx-a", "tok-1", TokenKind::Access, 5_000),
+    (OTHER_ZONE, "tx-a", "tok-z", TokenKind::Refresh, 1),
+];
+
+/// The tokens of `model` in `zone` whose expiry is at or before `ms`, in
+/// `(expires_at, digest)` order: what `expired_tokens` must answer.
+fn due_tokens(model: &[Versioned<Token>], zone: &str, ms: i64) -> Vec<Versioned<Token>> {
+    let mut due: Vec<Versioned<Token>> = model
+        .iter()
+        .filter(|t| t.record.zone_id == zone && t.record.expires_at <= at(ms))
+        .cloned()
+        .collect();
+    due.sort_by_key(|t| (t.record.expires_at, t.record.digest));
+    due
+}
+
+/// Replaces or adds `token` in `model`.
+fn model_put(model: &mut Vec<Versioned<Token>>, token: Versioned<Token>) {
+    let key = (token.record.zone_id.clone(), token.record.digest);
+    model.retain(|t| (t.record.zone_id.clone(), t.record.digest) != key);
+    model.push(token);
+}
+
+/// Removes the token of `zone` keyed by the digest of `secret` from `model`.
+fn model_delete(model: &mut Vec<Versioned<Token>>, zone: &str, secret: &str) {
+    let digest = Digest::of(secret);
+    model.retain(|t| !(t.record.zone_id == zone && t.record.digest == digest));
+}
+
+/// Rule 12: `expired_tokens` yields exactly a zone's tokens whose expiry is at or
+/// before the given time (whether revoked or not, whatever their grant's status),
+/// whole, ordered by `(expires_at, digest)`, at most `limit` (the first ones), and
+/// writes nothing; the index follows deletions (alone, or with the grant), moved
+/// expiries and updates, and lists a token once.
+pub async fn expired_tokens_in_expiry_order<S: Storage>(store: S) {
+    let s = &store;
+    let tx_a = grant(ZONE, "tx-a", at(0), far_future());
+    let tx_b = Grant {
+        status: REVOKED,
+        ..grant(ZONE, "tx-b", at(0), far_future())
+    };
+    let other_a = grant(OTHER_ZONE, "tx-a", at(0), far_future());
+    commit(
+        s,
+        [
+            put_grant(&tx_a, Expect::Absent),
+            put_grant(&tx_b, Expect::Absent),
+            put_grant(&other_a, Expect::Absent),
+        ],
+    )
+    .await;
+    let mut model = Vec::new();
+    for (zone, grant_id, secret, kind, expires) in TOKEN_EXPIRY {
+        let of = match (zone, grant_id) {
+            (ZONE, "tx-a") => &tx_a,
+            (ZONE, _) => &tx_b,
+            _ => &other_a,
+        };
+        let t = Token {
+            expires_at: at(expires),
+            revoked_at: (secret == "tok-4").then(|| at(1_000)),
+            ..token(of, secret, kind)
+        };
+        commit(s, [put_token(&t, Expect::Absent)]).await;
+        model.push(v1(t));
+    }
+    let tied: Vec<Digest> = TOKEN_EXPIRY
+        .iter()
+        .filter(|row| row.0 == ZONE && row.4 == 50_000)
+        .map(|row| Digest::of(row.2))
+        .collect();
+    assert!(
+        tied.windows(2).any(|w| w[0] > w[1]),
+        "the fixture's tied tokens must not be written in digest order"
+    );
+
+    let due_now = due_tokens(&model, ZONE, NOW_MS);
+    assert_eq!(due_now.len(), 7, "the fixture has seven due tokens at now");
+    assert_eq!(
+        expired_tokens(s, ZONE, now(), 100).await,
+        due_now,
+        "due tokens at now, whole records, in (expires_at, digest) order"
+    );
+    for ms in [
+        0,
+        9_999,
+        10_000,
+        49_999,
+        50_000,
+        NOW_MS - 1,
+        NOW_MS,
+        NOW_MS + 1,
+        1_000_000,
+    ] {
+        assert_eq!(
+            expired_tokens(s, ZONE, at(ms), 100).await,
+            due_tokens(&model, ZONE, ms),
+            "expired_tokens at {ms} ms"
+        );
+    }
+    for limit in [0, 1, 2, 3, 4, 6, 7] {
+        let expected: Vec<_> = due_now.iter().take(limit).cloned().collect();
+        assert_eq!(
+            expired_tokens(s, ZONE, now(), limit).await,
+            expected,
+            "expired_tokens at now, limit {limit}"
+        );
+    }
+    assert_eq!(
+        expired_tokens(s, OTHER_ZONE, now(), 100).await,
+        due_tokens(&model, OTHER_ZONE, NOW_MS),
+        "expired_tokens of {OTHER_ZONE}"
+    );
+    assert_eq!(
+        due_tokens(&model, OTHER_ZONE, NOW_MS).len(),
+        2,
+        "the fixture has two due tokens in {OTHER_ZONE}"
+    );
+    assert_eq!(
+        expired_tokens(s, EMPTY_ZONE, far_future(), 100).await,
+        Vec::new()
+    );
+    assert_eq!(
+        get_token(s, ZONE, "tok-1").await,
+        Some(v1(model[0].record.clone())),
+        "expired_tokens must not write"
+    );
+
+    // A token deleted alone; a grant deleted with its tokens.
+    commit(s, [delete_token(ZONE, Digest::of("tok-3"), 1)]).await;
+    model_delete(&mut model, ZONE, "tok-3");
+    let mut deletion = Vec::new();
+    for secret in ["tok-2", "tok-4", "tok-6", "tok-8"] {
+        deletion.push(delete_token(ZONE, Digest::of(secret), 1));
+        model_delete(&mut model, ZONE, secret);
+    }
+    deletion.push(delete_grant(ZONE, "tx-b", 1));
+    commit(s, deletion).await;
+    assert_eq!(
+        expired_tokens(s, ZONE, far_future(), 100).await,
+        due_tokens(&model, ZONE, 1_000_000_000),
+        "deleted tokens left the index"
+    );
+
+    // A due token replaced with a later expiry, a later one with an earlier expiry,
+    // one updated with its expiry unchanged, and a new one put with an early expiry.
+    let by_secret = |model: &[Versioned<Token>], secret: &str| {
+        model
+            .iter()
+            .find(|t| t.record.zone_id == ZONE && t.record.digest == Digest::of(secret))
+            .map(|t| t.record.clone())
+            .expect("a token of the fixture")
+    };
+    let later = Token {
+        expires_at: at(800_000),
+        ..by_secret(&model, "tok-1")
+    };
+    let earlier = Token {
+        expires_at: at(20_000),
+        ..by_secret(&model, "tok-7")
+    };
+    let revoked = Token {
+        revoked_at: Some(at(3_000)),
+        ..by_secret(&model, "tok-9")
+    };
+    let fresh = Token {
+        expires_at: at(2_000),
+        ..token(&tx_a, "tok-10", TokenKind::Access)
+    };
+    commit(
+        s,
+        [
+            put_token(&later, Expect::Version(1)),
+            put_token(&earlier, Expect::Version(1)),
+        ],
+    )
+    .await;
+    commit(s, [put_token(&revoked, Expect::Version(1))]).await;
+    commit(s, [put_token(&fresh, Expect::Absent)]).await;
+    for (t, version) in [(later, 2), (earlier, 2), (revoked, 2), (fresh, 1)] {
+        model_put(&mut model, Versioned { record: t, version });
+    }
+    for ms in [0, 2_000, 20_000, NOW_MS, 800_000, 1_000_000_000] {
+        assert_eq!(
+            expired_tokens(s, ZONE, at(ms), 100).await,
+            due_tokens(&model, ZONE, ms),
+            "expired_tokens at {ms} ms after moved expiries and updates"
+        );
+    }
+    assert_eq!(
+        expired_tokens(s, ZONE, now(), 2).await,
+        due_tokens(&model, ZONE, NOW_MS)[..2],
+        "a limit after the changes"
+    );
+    assert_eq!(
+        expired_tokens(s, OTHER_ZONE, far_future(), 100).await,
+        due_tokens(&model, OTHER_ZONE, 1_000_000_000),
+        "changes in {ZONE} reached {OTHER_ZONE}'s index"
+    );
+}
+
+// ----- rule 13: a grant's state is stored whole -----
+
+/// Reads `grants` (of [`ZONE`], in `created_at` order, all due at [`now`]) and
+/// `tokens` back through every read method that returns them, and checks each shows
+/// them exactly as given, versions included.
+async fn check_stored_whole<S: Storage + ?Sized>(
+    store: &S,
+    grants: &[Versioned<Grant>],
+    tokens: &[Versioned<Token>],
+    when: &str,
+) {
+    for g in grants {
+        assert_eq!(
+            get_grant(store, ZONE, &g.record.id).await.as_ref(),
+            Some(g),
+            "get_grant of {} {when}",
+            g.record.id
+        );
+    }
+    for f in [
+        GrantFilter::default(),
+        filter(Some("user-1"), None, None, Some(EXPIRED)),
+    ] {
+        assert_eq!(
+            list_all(store, ZONE, &f, SortOrder::Ascending, now()).await,
+            grants,
+            "list_grants of {f:?} {when}"
+        );
+    }
+    let mut by_expiry = grants.to_vec();
+    by_expiry.sort_by_key(|g| (g.record.expires_at, g.record.id.clone()));
+    assert_eq!(
+        expired(store, ZONE, now(), 100).await,
+        by_expiry,
+        "expired_grants {when}"
+    );
+    for t in tokens {
+        let of = grants
+            .iter()
+            .find(|g| g.record.id == t.record.grant_id)
+            .cloned();
+        assert_eq!(
+            store
+                .get_token_and_grant(ZONE, &t.record.digest)
+                .await
+                .expect("get_token_and_grant"),
+            Some((t.clone(), of)),
+            "get_token_and_grant of a token of generation {} {when}",
+            t.record.generation
+        );
+    }
+    let mut by_expiry = tokens.to_vec();
+    by_expiry.sort_by_key(|t| (t.record.expires_at, t.record.digest));
+    assert_eq!(
+        expired_tokens(store, ZONE, now(), 100).await,
+        by_expiry,
+        "expired_tokens {when}"
+    );
+}
+
+/// Rule 13: a grant's [`RefreshChain`] with every field set (a generation near
+/// `u64::MAX`, distinct family, current and previous digests) and the default one
+/// are stored and read back exactly by `get_grant`, `list_grants`, `expired_grants`
+/// and `get_token_and_grant`; a grant written with a new chain (the next generation,
+/// another current token, fields cleared) reads back the new one; a token's
+/// `generation` round-trips at 0, 1 and `u64::MAX`.
+pub async fn grant_refresh_chain_round_trips<S: Storage>(store: S) {
+    let s = &store;
+    let chain = RefreshChain {
+        generation: u64::MAX - 1,
+        family: Some(Digest::of("family")),
+        current: Some(Digest::of("current")),
+        previous: Some(Digest::of("previous")),
+    };
+    let full = Grant {
+        refreshed_at: Some(at(3_000)),
+        updated_at: at(3_000),
+        refresh: chain,
+        ..grant(ZONE, "chain-full", at(1_000), at(50_000))
+    };
+    let plain = grant(ZONE, "chain-default", at(2_000), at(60_000));
+    assert_eq!(plain.refresh, RefreshChain::default());
+    let tokens = [
+        Token {
+            generation: 0,
+            ..token(&full, "gen-zero", TokenKind::Access)
+        },
+        Token {
+            generation: 1,
+            ..token(&plain, "gen-one", TokenKind::Refresh)
+        },
+        Token {
+            generation: u64::MAX,
+            ..token(&full, "gen-max", TokenKind::Refresh)
+        },
+    ];
+    let mut writes = vec![
+        put_grant(&full, Expect::Absent),
+        put_grant(&plain, Expect::Absent),
+    ];
+    writes.extend(tokens.iter().map(|t| put_token(t, Expect::Absent)));
+    commit(s, writes).await;
+    let mut stored_tokens = tokens.clone().map(v1);
+    check_stored_whole(
+        s,
+        &[v1(full.clone()), v1(plain.clone())],
+        &stored_tokens,
+        "as created",
+    )
+    .await;
+
+    // A rotation's write: the next generation, another current token, the old one
+    // previous; and a never-refreshed grant upgraded to the legacy chain.
+    let next = Grant {
+        refreshed_at: Some(at(4_000)),
+        updated_at: at(4_000),
+        refresh: RefreshChain {
+            generation: chain.generation + 1,
+            current: Some(Digest::of("current-2")),
+            previous: chain.current,
+            ..chain
+        },
+        ..full.clone()
+    };
+    let upgraded = Grant {
+        updated_at: at(4_000),
+        refresh: RefreshChain::LEGACY,
+        ..plain.clone()
+    };
+    let renumbered = Token {
+        generation: u64::MAX,
+        ..tokens[1].clone()
+    };
+    commit(
+        s,
+        [
+            put_grant(&next, Expect::Version(1)),
+            put_grant(&upgraded, Expect::Version(1)),
+            put_token(&renumbered, Expect::Version(1)),
+        ],
+    )
+    .await;
+    stored_tokens[1] = Versioned {
+        record: renumbered,
+        version: 2,
+    };
+    let as_next = [
+        Versioned {
+            record: next.clone(),
+            version: 2,
+        },
+        Versioned {
+            record: upgraded.clone(),
+            version: 2,
+        },
+    ];
+    check_stored_whole(s, &as_next, &stored_tokens, "after a new chain").await;
+
+    // Fields set before and cleared now read back cleared; set now, set.
+    let cleared = Grant {
+        refresh: RefreshChain {
+            generation: 0,
+            family: None,
+            current: None,
+            previous: next.refresh.previous,
+        },
+        ..next
+    };
+    let started = Grant {
+        refresh: RefreshChain {
+            generation: 1,
+            family: Some(Digest::of("family-2")),
+            current: Some(Digest::of("gen-one")),
+            previous: None,
+        },
+        ..upgraded
+    };
+    commit(
+        s,
+        [
+            put_grant(&cleared, Expect::Version(2)),
+            put_grant(&started, Expect::Version(2)),
+        ],
+    )
+    .await;
+    let as_cleared = [
+        Versioned {
+            record: cleared,
+            version: 3,
+        },
+        Versioned {
+            record: started,
+            version: 3,
+        },
+    ];
+    check_stored_whole(s, &as_cleared, &stored_tokens, "after fields were cleared").await;
+}
+
+/// One grant driven through [`long_rotation_chain_keeps_constant_footprint`].
+#[derive(Debug)]
+struct Rotated {
+    grant_id: String,
+    /// The refresh tokens issued, by rotation: 0 is the authorization's.
+    refresh: Vec<Secret>,
+    /// The access tokens issued, by rotation.
+    access: Vec<Secret>,
+}
+
+impl Rotated {
+    fn current_refresh(&self) -> &Secret {
+        self.refresh
+            .last()
+            .expect("a rotated grant has a refresh token")
+    }
+
+    fn current_access(&self) -> &Secret {
+        self.access
+            .last()
+            .expect("a rotated grant has an access token")
+    }
+}
+
+async fn introspects_active(engine: &Engine, secret: &Secret) -> bool {
+    engine
+        .introspect(ZONE, secret.expose())
+        .await
+        .expect("introspect")
+        .is_active()
+}
+
+async fn grant_tokens_of(engine: &Engine, grant_id: &str) -> Vec<Versioned<Token>> {
+    tokens_of(&**engine.storage(), ZONE, grant_id).await
+}
+
+/// Rule 13 at the engine, a grant's footprint does not grow with its history: three
+/// grants each refreshed 300 times through an [`Engine`] keep the current refresh
+/// token's record and no spent one, a stored history no longer than after their
+/// first rotation (read through the engine: created, then the latest refresh), and
+/// their access tokens only until they expire, after which a sweep leaves the
+/// current access and refresh tokens alone. Their current tokens introspect active;
+/// presenting the refresh token of rotation 1, 150 or 299 again is
+/// [`Error::RefreshTokenReused`] and revokes the grant.
+pub async fn long_rotation_chain_keeps_constant_footprint<S: Storage>(store: S) {
+    const ROTATIONS: usize = 300;
+    const ACCESS_TTL_SECONDS: u32 = 600;
+    const REUSED: [usize; 3] = [1, 150, 299];
+    let clock = Arc::new(ManualClock::new(now()));
+    let engine = Engine::builder(Arc::new(store))
+        .clock(clock.clone())
+        .build();
+    let storage = engine.storage().clone();
+    engine
+        .register_client(
+            ZONE,
+            ClientRegistration::new("Rotating")
+                .id("rotator")
+                .scopes(["read"])
+                .lifetimes(ACCESS_TTL_SECONDS, 30 * 24 * 3_600),
+        )
+        .await
+        .expect("register_client");
+    let mut grants = Vec::new();
+    for n in 0..REUSED.len() {
+        let issued = engine
+            .authorize(
+                ZONE,
+                AuthorizeRequest::new("rotator", format!("user-{n}"), "resource-1", ["read"]),
+            )
+            .await
+            .expect("authorize");
+        grants.push(Rotated {
+            grant_id: issued.grant.id.clone(),
+            refresh: vec![
+                issued
+                    .refresh_token
+                    .expect("an offline client gets a refresh token"),
+            ],
+            access: vec![issued.access_token],
+        });
+    }
+
+    let mut first_history = Vec::new();
+    for rotation in 1..=ROTATIONS {
+        clock.advance(Duration::seconds(1));
+        for g in &mut grants {
+            let issued = engine
+                .refresh(ZONE, RefreshRequest::new("rotator", g.current_refresh()))
+                .await
+                .unwrap_or_else(|e| panic!("rotation {rotation} of {}: {e:?}", g.grant_id));
+            g.refresh.push(
+                issued
+                    .refresh_token
+                    .expect("a refresh of an offline client issues a refresh token"),
+            );
+            g.access.push(issued.access_token);
+        }
+        if rotation == 1 {
+            for g in &grants {
+                first_history.push(history(&*storage, ZONE, &g.grant_id).await.len());
+            }
+        }
+    }
+
+    let last_rotation = engine.now();
+    for (g, first) in grants.iter().zip(&first_history) {
+        let id = &g.grant_id;
+        let stored = get_grant(&*storage, ZONE, id)
+            .await
+            .expect("the rotated grant is stored");
+        assert_eq!(
+            stored.record.refresh.generation,
+            ROTATIONS as u64 + 1,
+            "{id}: the generation counts the rotations (1 at authorization)"
+        );
+        let tokens = grant_tokens_of(&engine, id).await;
+        let refresh: Vec<Digest> = tokens
+            .iter()
+            .filter(|t| t.record.kind == TokenKind::Refresh)
+            .map(|t| t.record.digest)
+            .collect();
+        assert_eq!(
+            refresh,
+            [g.current_refresh().digest()],
+            "{id}: after {ROTATIONS} rotations the grant keeps the current refresh token's record alone"
+        );
+        let issued: BTreeSet<Digest> = g.access.iter().map(Secret::digest).collect();
+        let access: Vec<&Versioned<Token>> = tokens
+            .iter()
+            .filter(|t| t.record.kind == TokenKind::Access)
+            .collect();
+        assert!(
+            access.len() <= ROTATIONS + 1
+                && access
+                    .iter()
+                    .all(|t| issued.contains(&t.record.digest)
+                        && t.record.expires_at > last_rotation),
+            "{id}: the grant holds tokens other than its live access tokens: {access:?}"
+        );
+        assert_eq!(
+            history(&*storage, ZONE, id).await.len(),
+            *first,
+            "{id}: the stored history grew with rotations"
+        );
+        let read = engine.grant_history(ZONE, id).await.expect("grant_history");
+        assert_eq!(
+            read.iter().map(|t| t.reason).collect::<Vec<_>>(),
+            [TransitionReason::Created, TransitionReason::Refreshed],
+            "{id}: the history reads as created, then the latest refresh: {read:?}"
+        );
+        assert_eq!(
+            read[1].at, last_rotation,
+            "{id}: the refresh in the history is the latest"
+        );
+        assert!(
+            introspects_active(&engine, g.current_access()).await
+                && introspects_active(&engine, g.current_refresh()).await,
+            "{id}: the current tokens introspect active after {ROTATIONS} rotations"
+        );
+    }
+
+    // Every access token but the last has expired half a second ago.
+    clock.advance(Duration::seconds(ACCESS_TTL_SECONDS.into()) - Duration::milliseconds(500));
+    let mut held = 0;
+    for g in &grants {
+        held += grant_tokens_of(&engine, &g.grant_id).await.len();
+    }
+    let report = engine
+        .sweep_expired(ZONE, 10_000)
+        .await
+        .expect("sweep_expired");
+    assert_eq!(
+        report.tokens_removed,
+        held - 2 * grants.len(),
+        "the sweep removes every expired token: {report:?}"
+    );
+    assert_eq!(
+        expired_tokens(&*storage, ZONE, engine.now(), 100).await,
+        Vec::new(),
+        "expired tokens remain after the sweep"
+    );
+    for g in &grants {
+        let id = &g.grant_id;
+        let left: BTreeSet<Digest> = grant_tokens_of(&engine, id)
+            .await
+            .iter()
+            .map(|t| t.record.digest)
+            .collect();
+        assert_eq!(
+            left,
+            BTreeSet::from([g.current_access().digest(), g.current_refresh().digest()]),
+            "{id}: after the sweep the grant holds its current access and refresh tokens"
+        );
+        assert!(
+            introspects_active(&engine, g.current_access()).await
+                && introspects_active(&engine, g.current_refresh()).await,
+            "{id}: the current tokens introspect active after the sweep"
+        );
+    }
+
+    for (g, rotation) in grants.iter().zip(REUSED) {
+        let id = &g.grant_id;
+        let result = engine
+            .refresh(ZONE, RefreshRequest::new("rotator", &g.refresh[rotation]))
+            .await;
+        assert!(
+            matches!(&result, Err(Error::RefreshTokenReused { grant_id }) if grant_id == id),
+            "{id}: the refresh token of rotation {rotation} presented again: expected \
+             RefreshTokenReused, got {result:?}"
+        );
+        let after = engine.get_grant(ZONE, id).await.expect("get_grant");
+        assert_eq!(
+            after.status, REVOKED,
+            "{id}: reuse of the token of rotation {rotation} revokes the grant"
+        );
+        let read = engine.grant_history(ZONE, id).await.expect("grant_history");
+        assert_eq!(
+            read.last().map(|t| t.reason),
+            Some(TransitionReason::ReuseDetected),
+            "{id}: the history says why the grant was revoked: {read:?}"
+        );
+        assert!(
+            !introspects_active(&engine, g.current_access()).await
+                && !introspects_active(&engine, g.current_refresh()).await,
+            "{id}: the current tokens of a grant revoked for reuse still introspect active"
+        );
+    }
 }

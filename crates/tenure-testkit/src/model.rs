@@ -47,9 +47,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration};
 use proptest::prelude::*;
 use tenure::{
-    AccessType, Actor, AuthorizeRequest, Client, ClientRegistration, ClientUpdate, Engine, Error,
-    Grant, GrantStatus, GrantType, Introspection, InvalidGrantReason, ListGrants, ManualClock,
-    RecordKind, RefreshRequest, Secret, SortOrder, Storage, Timestamp, TokenKind, TransitionReason,
+    AccessType, Actor, AuthorizeRequest, Client, ClientRegistration, ClientUpdate, Digest, Engine,
+    Error, Grant, GrantStatus, GrantType, Introspection, InvalidGrantReason, ListGrants,
+    ManualClock, RecordKind, RefreshRequest, Secret, SortOrder, Storage, Timestamp, TokenKind,
+    TransitionReason,
 };
 
 // ----- the model's vocabulary -----
@@ -305,8 +306,14 @@ pub struct ModelGrant {
     pub refreshed_at: Option<Millis>,
     /// Whether a refresh token is held, as stored.
     pub refresh_token_set: bool,
-    /// The stored history: `(reason, to)` per transition.
+    /// The stored history: `(reason, to)` per transition. A refresh is not stored:
+    /// the history shows the latest one from `refreshed_at`.
     pub history: Vec<(TransitionReason, GrantStatus)>,
+    /// The refresh generation: bumped by every issuance of tokens; a refresh token
+    /// is current only while its generation is the grant's.
+    pub generation: u64,
+    /// The current refresh token, whose record the next rotation deletes.
+    pub current: Option<usize>,
     /// Whether the grant was deleted.
     pub deleted: bool,
     /// The tokens issued under it, by issue index.
@@ -397,19 +404,24 @@ pub struct ModelToken {
     pub issued_at: Millis,
     /// Its own expiry.
     pub expires_at: Millis,
-    /// When it was exchanged.
-    pub spent_at: Option<Millis>,
-    /// When it was revoked.
+    /// Its grant's generation when it was issued.
+    pub generation: u64,
+    /// When it was revoked alone (RFC 7009).
     pub revoked_at: Option<Millis>,
-    /// Whether it was deleted (pruned at a refresh, swept, or its grant deleted); a
-    /// deleted token is unknown.
+    /// Whether its record was deleted: the current refresh token's at the rotation
+    /// that spends it, any token's once expired and swept, and every token's with
+    /// its grant. A deleted access token is unknown; a deleted refresh token is
+    /// still recognised by the reference its text carries while its grant exists.
     pub deleted: bool,
+    /// The digest of its text, once the engine issued it (the sweep's tie-break).
+    pub digest: Option<Digest>,
 }
 
 impl ModelToken {
-    /// Whether the token itself is usable at `now` (its grant aside).
+    /// Whether the token itself is usable at `now` (its grant aside): not expired,
+    /// not revoked alone.
     pub fn is_live(&self, now: Millis) -> bool {
-        self.spent_at.is_none() && self.revoked_at.is_none() && now < self.expires_at
+        self.revoked_at.is_none() && now < self.expires_at
     }
 }
 
@@ -456,7 +468,9 @@ pub struct Issuance {
 pub struct Swept {
     /// How many grants it expired.
     pub expired: usize,
-    /// Whether more remained.
+    /// How many expired tokens it deleted.
+    pub tokens_removed: usize,
+    /// Whether expired grants or tokens remained.
     pub more: bool,
 }
 
@@ -636,10 +650,14 @@ impl Model {
             scopes,
             issued_at: now,
             expires_at: (now + seconds(ttl)).min(g.expires_at),
-            spent_at: None,
+            generation: g.generation,
             revoked_at: None,
             deleted: false,
+            digest: None,
         };
+        if kind == TokenKind::Refresh {
+            g.current = Some(self.tokens.len());
+        }
         g.tokens.push(self.tokens.len());
         self.tokens.push(token);
         self.tokens.len() - 1
@@ -703,6 +721,8 @@ impl Model {
             refreshed_at: None,
             refresh_token_set: issues_refresh,
             history: vec![(TransitionReason::Created, GrantStatus::Active)],
+            generation: 1,
+            current: None,
             deleted: false,
             tokens: Vec::new(),
         });
@@ -748,12 +768,6 @@ impl Model {
         g.updated_at = g.updated_at.max(now);
         g.refresh_token_set = false;
         g.history.push((reason, GrantStatus::Revoked));
-        for &t in &g.tokens {
-            let tok = &mut self.tokens[t];
-            if !tok.deleted && tok.spent_at.is_none() && tok.revoked_at.is_none() {
-                tok.revoked_at = Some(now);
-            }
-        }
     }
 
     /// Exchanges a refresh token (by issue index; `None` for one never issued),
@@ -767,7 +781,16 @@ impl Model {
     ) -> Result<Issuance, Refusal> {
         let invalid = |reason| Err(Refusal::InvalidGrant(reason));
         let now = self.now();
-        let Some(t) = self.token_in(zone, token) else {
+        // A token is found by its record, or, a refresh token whose record is gone,
+        // by the reference its text carries, while its grant exists.
+        let found = token.filter(|&t| {
+            self.tokens.get(t).is_some_and(|tok| {
+                tok.zone == zone
+                    && (!tok.deleted
+                        || (tok.kind == TokenKind::Refresh && !self.grants[tok.grant].deleted))
+            })
+        });
+        let Some(t) = found else {
             return invalid(InvalidGrantReason::UnknownToken);
         };
         let presented = self.tokens[t].clone();
@@ -781,17 +804,23 @@ impl Model {
             return invalid(InvalidGrantReason::TokenExpired);
         }
         let grant = presented.grant;
-        let active = self.grants[grant].status_at(now) == GrantStatus::Active;
-        if presented.spent_at.is_some() {
-            if active {
+        let generation = self.grants[grant].generation;
+        if presented.generation > generation
+            || (presented.generation == generation && presented.deleted)
+        {
+            return invalid(InvalidGrantReason::UnknownToken);
+        }
+        let status = self.grants[grant].status_at(now);
+        if presented.generation < generation {
+            if status == GrantStatus::Active {
                 self.revoke(grant, TransitionReason::ReuseDetected, now);
             }
             return Err(Refusal::RefreshTokenReused(grant));
         }
-        if presented.revoked_at.is_some() {
+        if presented.revoked_at.is_some() || status == GrantStatus::Revoked {
             return invalid(InvalidGrantReason::TokenRevoked);
         }
-        if !active {
+        if status != GrantStatus::Active {
             return invalid(InvalidGrantReason::GrantInactive);
         }
         let Some(client) = self.client(zone, client_id) else {
@@ -829,13 +858,10 @@ impl Model {
             return Err(Refusal::InvalidScope(asked));
         }
 
-        self.tokens[t].spent_at = Some(now);
-        for &other in &self.grants[grant].tokens {
-            let tok = &mut self.tokens[other];
-            if other != t && !tok.deleted && tok.expires_at <= now {
-                tok.deleted = true;
-            }
+        if let Some(current) = self.grants[grant].current.take() {
+            self.tokens[current].deleted = true;
         }
+        self.grants[grant].generation += 1;
         let access = self.issue(
             grant,
             TokenKind::Access,
@@ -857,8 +883,6 @@ impl Model {
         g.refreshed_at = Some(now);
         g.updated_at = g.updated_at.max(now);
         g.refresh_token_set = issues_refresh;
-        g.history
-            .push((TransitionReason::Refreshed, GrantStatus::Active));
         if let Some(client) = self.client_mut(zone, client_id) {
             client.record_use(now);
         }
@@ -898,7 +922,9 @@ impl Model {
             return false;
         };
         let grant = self.tokens[t].grant;
-        if !self.tokens[t].is_live(now) || self.grants[grant].status_at(now) != GrantStatus::Active
+        if !self.tokens[t].is_live(now)
+            || !self.is_current(t)
+            || self.grants[grant].status_at(now) != GrantStatus::Active
         {
             return false;
         }
@@ -955,12 +981,24 @@ impl Model {
             gr.refresh_token_set = false;
             gr.history
                 .push((TransitionReason::Expired, GrantStatus::Expired));
-            for &t in &gr.tokens {
-                self.tokens[t].deleted = true;
-            }
+        }
+        // Expired tokens go through their own expiry index, in (expires_at, digest)
+        // order, up to the same limit.
+        let mut tokens: Vec<usize> = (0..self.tokens.len())
+            .filter(|&t| {
+                let tok = &self.tokens[t];
+                !tok.deleted && tok.zone == zone && tok.expires_at <= now
+            })
+            .collect();
+        tokens.sort_by_key(|&t| (self.tokens[t].expires_at, self.tokens[t].digest));
+        let more = more || tokens.len() > limit;
+        tokens.truncate(limit);
+        for &t in &tokens {
+            self.tokens[t].deleted = true;
         }
         Ok(Swept {
             expired: due.len(),
+            tokens_removed: tokens.len(),
             more,
         })
     }
@@ -1005,6 +1043,13 @@ impl Model {
     pub fn history(&self, grant: usize) -> Option<Vec<(TransitionReason, GrantStatus)>> {
         let g = self.grants.get(grant).filter(|g| !g.deleted)?;
         let mut history = g.history.clone();
+        if g.refreshed_at.is_some() {
+            let at = history
+                .iter()
+                .position(|(_, to)| *to != GrantStatus::Active)
+                .unwrap_or(history.len());
+            history.insert(at, (TransitionReason::Refreshed, GrantStatus::Active));
+        }
         if g.expired_unswept(self.now()) {
             history.push((TransitionReason::Expired, GrantStatus::Expired));
         }
@@ -1016,7 +1061,10 @@ impl Model {
         let now = self.now();
         let t = self.token_in(zone, token)?;
         let tok = &self.tokens[t];
-        if !tok.is_live(now) || self.grants[tok.grant].status_at(now) != GrantStatus::Active {
+        if !tok.is_live(now)
+            || !self.is_current(t)
+            || self.grants[tok.grant].status_at(now) != GrantStatus::Active
+        {
             return None;
         }
         // A refresh token also stops working when its client stopped refreshing.
@@ -1050,15 +1098,32 @@ impl Model {
             .find(|&t| self.tokens[t].kind == kind)
     }
 
-    /// The refresh tokens of a grant that have been spent, oldest first.
+    /// The refresh tokens of a grant that a rotation has spent, oldest first.
     pub fn spent_refresh_tokens(&self, grant: usize) -> Vec<usize> {
         self.grants.get(grant).map_or_else(Vec::new, |g| {
             g.tokens
                 .iter()
                 .copied()
-                .filter(|&t| self.tokens[t].spent_at.is_some())
+                .filter(|&t| {
+                    let tok = &self.tokens[t];
+                    tok.kind == TokenKind::Refresh && tok.generation < g.generation
+                })
                 .collect()
         })
+    }
+
+    /// Whether a token is its grant's current one: any access token, and a refresh
+    /// token of the grant's generation.
+    pub fn is_current(&self, token: usize) -> bool {
+        let tok = &self.tokens[token];
+        tok.kind == TokenKind::Access || tok.generation == self.grants[tok.grant].generation
+    }
+
+    /// Records the digest of the text the engine issued for a token.
+    pub fn bind_token(&mut self, token: usize, digest: Digest) {
+        if let Some(t) = self.tokens.get_mut(token) {
+            t.digest = Some(digest);
+        }
     }
 }
 
@@ -1229,12 +1294,21 @@ pub enum Op {
         /// Present it in the other zone.
         wrong_zone: bool,
     },
-    /// Replays a spent refresh token (of the grant if it has one, else of any grant).
+    /// Replays a spent refresh token (of the grant if it has one, else of any grant):
+    /// in a long chain, one from anywhere in it.
     RefreshSpent {
         /// The grant.
         grant: u8,
         /// Which spent token.
-        nth: u8,
+        nth: u16,
+    },
+    /// Rotates a grant's refresh token over and over, as its own client, comparing
+    /// every rotation: the long histories that constant-cost rotation is about.
+    RotateMany {
+        /// The grant.
+        grant: u8,
+        /// How many rotations.
+        times: u16,
     },
     /// Presents any token to refresh, by the client it was issued to, in its zone:
     /// old access tokens, expired, pruned or swept tokens included.
@@ -1494,7 +1568,9 @@ pub fn op_strategy() -> impl Strategy<Value = Op> {
             wrong_zone,
         },
     );
-    let replay = (0..8u8, 0..8u8).prop_map(|(grant, nth)| Op::RefreshSpent { grant, nth });
+    let replay = (0..8u8, any::<u16>()).prop_map(|(grant, nth)| Op::RefreshSpent { grant, nth });
+    let rotate_many = (0..8u8, prop_oneof![3 => 1..=20u16, 1 => 100..=300u16])
+        .prop_map(|(grant, times)| Op::RotateMany { grant, times });
     let revoke_grant = (0..8u8, wrong_zone_strategy())
         .prop_map(|(grant, wrong_zone)| Op::RevokeGrant { grant, wrong_zone });
     let revoke_token = (token_pick_strategy(), wrong_zone_strategy())
@@ -1527,6 +1603,7 @@ pub fn op_strategy() -> impl Strategy<Value = Op> {
         2 => introspect,
         6 => refresh,
         2 => replay,
+        1 => rotate_many,
         2 => token_pick_strategy().prop_map(|token| Op::RefreshWith { token }),
         2 => revoke_grant,
         2 => revoke_token,
@@ -1701,6 +1778,8 @@ struct Run {
     model: Model,
     /// The plaintext of each model token, by issue index.
     secrets: Vec<Secret>,
+    /// Which tokens were already seen inactive with their record gone.
+    gone: Vec<bool>,
 }
 
 type Checked = Result<(), String>;
@@ -1719,6 +1798,7 @@ impl Run {
             clock,
             model,
             secrets: Vec::new(),
+            gone: Vec::new(),
         }
     }
 
@@ -1728,6 +1808,7 @@ impl Run {
             clock,
             model,
             secrets,
+            gone,
         } = self;
         let store = engine.storage().clone();
         drop(engine);
@@ -1741,6 +1822,7 @@ impl Run {
             clock,
             model,
             secrets,
+            gone,
         })
     }
 
@@ -1970,6 +2052,26 @@ impl Run {
                 });
                 self.refresh(zone, &client_id, token, None).await
             }
+            Op::RotateMany { grant, times } => {
+                let Some(grant) = self.pick_grant(*grant) else {
+                    return Ok(());
+                };
+                for _ in 0..*times {
+                    let token = self
+                        .model
+                        .latest_token(grant, TokenKind::Refresh)
+                        .or_else(|| self.model.latest_token(grant, TokenKind::Access));
+                    let gr = &self.model.grants[grant];
+                    let (zone, client_id) = (gr.zone, gr.client_id.clone());
+                    let before = self.secrets.len();
+                    self.refresh(zone, &client_id, token, None).await?;
+                    if self.secrets.len() == before {
+                        // Refused, as the model agreed: the rest would be refused too.
+                        break;
+                    }
+                }
+                Ok(())
+            }
             Op::RefreshWith { token } => {
                 let token = self.pick_token(*token);
                 let (zone, client_id) = token.map_or((Zone::A, UNKNOWN_CLIENT.to_owned()), |t| {
@@ -2017,7 +2119,10 @@ impl Run {
                 let got = self.engine.sweep_expired(zone.id(), *limit).await;
                 let want = self.model.sweep(*zone, *limit);
                 self.outcome(got, want, |_, got, want| {
-                    ensure(got.expired == want.expired && got.more == want.more, || {
+                    let same = got.expired == want.expired
+                        && got.tokens_removed == want.tokens_removed
+                        && got.more == want.more;
+                    ensure(same, || {
                         format!("sweep reported {got:?}, the model {want:?}")
                     })
                 })
@@ -2152,8 +2257,13 @@ impl Run {
             "the model's token indices are out of step".to_owned()
         })?;
         self.secrets.push(got.access_token.clone());
+        self.model
+            .bind_token(want.access, got.access_token.digest());
         match (&got.refresh_token, want.refresh) {
-            (Some(secret), Some(_)) => self.secrets.push(secret.clone()),
+            (Some(secret), Some(refresh)) => {
+                self.secrets.push(secret.clone());
+                self.model.bind_token(refresh, secret.digest());
+            }
             (None, None) => {}
             (got, want) => {
                 return Err(format!(
@@ -2424,7 +2534,7 @@ impl Run {
     }
 
     /// Compares everything the model knows with what the engine shows.
-    async fn check_state(&self) -> Checked {
+    async fn check_state(&mut self) -> Checked {
         ensure(self.secrets.len() == self.model.tokens.len(), || {
             "the model's tokens and the plaintexts are out of step".to_owned()
         })?;
@@ -2483,9 +2593,16 @@ impl Run {
             }
         }
         for (index, token) in self.model.tokens.iter().enumerate() {
+            // A token whose record is gone never comes back: once seen inactive, it
+            // need not be asked again after every later operation.
+            if self.gone.get(index).copied().unwrap_or(false) {
+                continue;
+            }
             self.compare_introspection(token.zone, &self.secrets[index], Some(index))
                 .await?;
         }
+        let gone: Vec<bool> = self.model.tokens.iter().map(|t| t.deleted).collect();
+        self.gone = gone;
         Ok(())
     }
 }

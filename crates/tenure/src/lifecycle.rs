@@ -10,9 +10,10 @@ use chrono::Duration;
 use crate::error::{Error, InvalidGrantReason, Result};
 use crate::event::Event;
 use crate::model::{
-    Actor, Client, Grant, GrantStatus, GrantType, Token, TokenKind, Transition, TransitionReason,
+    Actor, Client, Grant, GrantStatus, GrantType, RefreshChain, Token, TokenKind, Transition,
+    TransitionReason,
 };
-use crate::secret::Digest;
+use crate::secret::{Digest, RefreshReference, Secret, SecretBytes, SecretKind};
 use crate::time::Timestamp;
 
 /// What a rule decided: records to write and events to send once they are written.
@@ -32,6 +33,10 @@ pub struct Changes {
     pub transitions: Vec<Transition>,
     /// Events to send after commit.
     pub events: Vec<Event>,
+    /// The plaintext of the access token issued, shown once.
+    pub access_token: Option<Secret>,
+    /// The plaintext of the refresh token issued, shown once.
+    pub refresh_token: Option<Secret>,
 }
 
 impl Changes {
@@ -46,15 +51,19 @@ impl Changes {
     }
 }
 
-/// Fresh values the engine drew for a rule that issues tokens.
+/// Fresh values the engine drew for a rule that issues tokens. The rule mints the
+/// tokens from them, since a refresh token's text carries facts the rule decides
+/// (its generation and expiry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fresh {
     /// The id for a new grant.
     pub grant_id: String,
-    /// The digest of the new access token.
-    pub access: Digest,
-    /// The digest of the new refresh token, used if one is issued.
-    pub refresh: Digest,
+    /// The random body of the new access token.
+    pub access: SecretBytes,
+    /// The random part of the new refresh token, used if one is issued.
+    pub refresh: SecretBytes,
+    /// A family secret for a grant that has none yet (see [`RefreshChain`]).
+    pub family: SecretBytes,
 }
 
 /// A request to create a grant, as the rules see it.
@@ -125,15 +134,14 @@ fn check_client_may(client: &Client, grant_type: GrantType) -> Result<()> {
     Ok(())
 }
 
-fn issue_token(
+fn token(
     grant: &Grant,
     kind: TokenKind,
     digest: Digest,
     scopes: Vec<String>,
-    ttl_seconds: u32,
+    expires_at: Timestamp,
     now: Timestamp,
 ) -> Token {
-    let expires_at = (now + Duration::seconds(i64::from(ttl_seconds))).min(grant.expires_at);
     Token {
         digest,
         zone_id: grant.zone_id.clone(),
@@ -144,9 +152,83 @@ fn issue_token(
         scopes,
         issued_at: now,
         expires_at,
-        spent_at: None,
+        generation: grant.refresh.generation,
         revoked_at: None,
     }
+}
+
+/// A token's expiry: its lifetime from now, never later than its grant's.
+fn expiry(grant: &Grant, ttl_seconds: u32, now: Timestamp) -> Timestamp {
+    (now + Duration::seconds(i64::from(ttl_seconds))).min(grant.expires_at)
+}
+
+/// What issuing tokens under a grant produced.
+struct Minted {
+    tokens: Vec<Token>,
+    access: Secret,
+    refresh: Option<Secret>,
+}
+
+/// Issues an access token, and a refresh token when the client issues them, under
+/// `grant`, whose refresh chain moves to its next generation: from now on a refresh
+/// token of an earlier generation is spent. `family` is the grant's family secret as
+/// a presented refresh token carried it; without one that matches (a new grant, or
+/// one from before refresh tokens carried it) the grant starts a fresh family.
+fn mint(
+    grant: &mut Grant,
+    client: &Client,
+    scopes: Vec<String>,
+    family: Option<&SecretBytes>,
+    fresh: &Fresh,
+    now: Timestamp,
+) -> Result<Minted> {
+    let issues_refresh = client.issues_refresh_tokens();
+    grant.refresh.generation = grant.refresh.generation.saturating_add(1);
+    grant.refresh.current = None;
+    let access = Secret::from_bits(SecretKind::AccessToken, &fresh.access);
+    let mut tokens = vec![token(
+        grant,
+        TokenKind::Access,
+        access.digest(),
+        scopes.clone(),
+        expiry(grant, client.access_token_ttl_seconds, now),
+        now,
+    )];
+    let mut refresh = None;
+    if issues_refresh {
+        let family = match family {
+            Some(f) if grant.refresh.family.is_some_and(|d| f.matches(&d)) => f,
+            _ => {
+                grant.refresh.family = Some(fresh.family.digest());
+                &fresh.family
+            }
+        };
+        let expires_at = expiry(grant, client.refresh_token_ttl_seconds, now);
+        let reference = RefreshReference {
+            grant_id: grant.id.clone(),
+            generation: grant.refresh.generation,
+            expires_at,
+            family: family.clone(),
+        };
+        let secret = Secret::refresh_token(&reference, &fresh.refresh)
+            .ok_or_else(|| Error::invalid_input("grant_id", "too long to carry in a token"))?;
+        grant.refresh.current = Some(secret.digest());
+        tokens.push(token(
+            grant,
+            TokenKind::Refresh,
+            secret.digest(),
+            scopes,
+            expires_at,
+            now,
+        ));
+        refresh = Some(secret);
+    }
+    grant.refresh_token_set = issues_refresh;
+    Ok(Minted {
+        tokens,
+        access,
+        refresh,
+    })
 }
 
 /// Authorization: creates a grant and issues an access token, plus a refresh token
@@ -160,9 +242,12 @@ pub fn authorize(
     fresh: &Fresh,
     now: Timestamp,
 ) -> Result<(Grant, Changes)> {
-    let (grant, mut changes) = create_grant(client, allowed, request, &fresh.grant_id, now)?;
-    let (grant, issued) = issue_tokens(&grant, client, fresh, now);
-    changes.issued_tokens = issued;
+    let (mut grant, mut changes) = create_grant(client, allowed, request, &fresh.grant_id, now)?;
+    let scopes = grant.scopes.clone();
+    let minted = mint(&mut grant, client, scopes, None, fresh, now)?;
+    changes.issued_tokens = minted.tokens;
+    changes.access_token = Some(minted.access);
+    changes.refresh_token = minted.refresh;
     changes.grant = Some(grant.clone());
     Ok((grant, changes))
 }
@@ -226,6 +311,7 @@ pub fn create_grant(
         expires_at,
         refreshed_at: None,
         refresh_token_set: false,
+        refresh: RefreshChain::default(),
     };
     let changes = Changes {
         transitions: vec![Transition {
@@ -250,37 +336,6 @@ pub fn create_grant(
     Ok((grant, changes))
 }
 
-/// The first tokens of a grant: an access token, and a refresh token if the client
-/// issues them. Returns the grant with `refresh_token_set` brought up to date.
-fn issue_tokens(
-    grant: &Grant,
-    client: &Client,
-    fresh: &Fresh,
-    now: Timestamp,
-) -> (Grant, Vec<Token>) {
-    let mut grant = grant.clone();
-    let mut issued = vec![issue_token(
-        &grant,
-        TokenKind::Access,
-        fresh.access,
-        grant.scopes.clone(),
-        client.access_token_ttl_seconds,
-        now,
-    )];
-    if client.issues_refresh_tokens() {
-        issued.push(issue_token(
-            &grant,
-            TokenKind::Refresh,
-            fresh.refresh,
-            grant.scopes.clone(),
-            client.refresh_token_ttl_seconds,
-            now,
-        ));
-        grant.refresh_token_set = true;
-    }
-    (grant, issued)
-}
-
 /// Issues the first tokens of a grant a device approval created (RFC 8628 §3.5):
 /// the client must still be enabled and allowed the device-code grant, and the
 /// grant still active.
@@ -296,13 +351,17 @@ pub fn redeem(
             reason: InvalidGrantReason::GrantInactive,
         });
     }
-    let (mut next, issued) = issue_tokens(grant, client, fresh, now);
+    let mut next = grant.clone();
+    let scopes = next.scopes.clone();
+    let minted = mint(&mut next, client, scopes, None, fresh, now)?;
     touch(&mut next, now);
     Ok((
         next.clone(),
         Changes {
             grant: Some(next),
-            issued_tokens: issued,
+            issued_tokens: minted.tokens,
+            access_token: Some(minted.access),
+            refresh_token: minted.refresh,
             ..Changes::default()
         },
     ))
@@ -318,14 +377,14 @@ pub fn record_use(client: &Client, now: Timestamp, period: Duration) -> Option<C
     })
 }
 
-/// Revokes an active grant and every live token under it.
+/// Revokes an active grant, and with it every token under it: a token is live only
+/// while its grant is active, so no token is rewritten and the cost is the same for
+/// a grant that issued one token or ten thousand.
 ///
 /// Revoking a revoked grant changes nothing (`Ok(None)`); revoking an expired grant
-/// is refused with [`Error::InvalidTransition`] naming both states. Spent refresh
-/// tokens stay spent, so a later presentation is still recognised as reuse.
+/// is refused with [`Error::InvalidTransition`] naming both states.
 pub fn revoke(
     grant: &Grant,
-    tokens: &[Token],
     reason: TransitionReason,
     actor: Actor,
     now: Timestamp,
@@ -341,14 +400,6 @@ pub fn revoke(
             next.status = GrantStatus::Revoked;
             next.refresh_token_set = false;
             touch(&mut next, now);
-            let updated_tokens = tokens
-                .iter()
-                .filter(|t| t.spent_at.is_none() && t.revoked_at.is_none())
-                .map(|t| Token {
-                    revoked_at: Some(now),
-                    ..t.clone()
-                })
-                .collect();
             Ok(Some(Changes {
                 transitions: vec![Transition {
                     zone_id: grant.zone_id.clone(),
@@ -366,7 +417,6 @@ pub fn revoke(
                     actor,
                     at: now,
                 }],
-                updated_tokens,
                 grant: Some(next),
                 ..Changes::default()
             }))
@@ -375,9 +425,10 @@ pub fn revoke(
 }
 
 /// Persists an expiry: for a grant stored active whose expiry has passed, the
-/// expired record, its history entry, and the deletion of its tokens (all of which
-/// expired with it). `None` for any other grant.
-pub fn expire(grant: &Grant, tokens: &[Token], now: Timestamp) -> Option<Changes> {
+/// expired record and its history entry. `None` for any other grant. Its tokens,
+/// which expired no later than it, are pruned by the sweep through their own
+/// expiry index.
+pub fn expire(grant: &Grant, now: Timestamp) -> Option<Changes> {
     if grant.status != GrantStatus::Active || grant.expires_at > now {
         return None;
     }
@@ -390,7 +441,6 @@ pub fn expire(grant: &Grant, tokens: &[Token], now: Timestamp) -> Option<Changes
             grant_id: grant.id.clone(),
             at: grant.expires_at,
         }],
-        removed_tokens: tokens.iter().map(|t| t.digest).collect(),
         grant: Some(next),
         ..Changes::default()
     })
@@ -405,9 +455,22 @@ pub struct Refresh<'a> {
     pub allowed: &'a [String],
     /// Checked, de-duplicated scopes asked for; `None` for the grant's.
     pub scopes: Option<&'a [String]>,
-    /// How long after being spent a refresh token may still be redeemed (for a lost
-    /// response); zero by default.
+    /// How long after a rotation the refresh token it spent may still be redeemed
+    /// once more (for a client that lost the response); zero by default.
     pub reuse_grace: Duration,
+}
+
+/// A presented refresh token as the engine found it: its record if one is stored
+/// (the grant's current token, an access token, or a token from before tokens
+/// carried a reference), and the reference its text carries, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Presented<'a> {
+    /// The digest of the presented text.
+    pub digest: Digest,
+    /// The stored record with that digest.
+    pub record: Option<&'a Token>,
+    /// What the text says of itself.
+    pub reference: Option<&'a RefreshReference>,
 }
 
 /// What a refresh decided.
@@ -422,74 +485,163 @@ pub enum RefreshOutcome {
     Reused(Changes),
 }
 
+/// The facts of a presented refresh token that the rules judge.
+struct Judged<'a> {
+    kind: TokenKind,
+    client_id: &'a str,
+    expires_at: Timestamp,
+    generation: u64,
+    issued_at: Option<Timestamp>,
+    revoked: bool,
+}
+
 /// Refresh with rotation (RFC 6749 §6, RFC 9700 §4.14.2).
 ///
-/// Checks, in order: the token is a refresh token of this client and not expired; a
-/// spent token is reuse (outside the grace window) and revokes the grant; a revoked
-/// token or an inactive grant is refused; the client must be enabled and allow
-/// `refresh_token`; the scopes asked for (default: the grant's) must lie within the
-/// grant's, and are intersected with what the client is allowed now.
-/// Tokens of the grant that have expired are pruned in the same write.
+/// The presented token is known by its record, or, once its record is gone (a
+/// spent refresh token's is deleted by the rotation that spends it), by the
+/// reference its text carries, which must name this grant and carry the grant's
+/// family secret. Checks, in order:
+///
+/// 1. a token neither stored nor carrying this grant's reference is unknown;
+/// 2. it must be a refresh token ([`InvalidGrantReason::NotARefreshToken`]),
+/// 3. of the presenting client ([`InvalidGrantReason::ClientMismatch`]),
+/// 4. and not expired ([`InvalidGrantReason::TokenExpired`]);
+/// 5. a token of a generation the grant has not reached, or of the current one
+///    with no record, was never issued: unknown;
+/// 6. a token of an older generation is spent: reuse, which revokes the grant,
+///    unless it is the token the last rotation spent, presented again within the
+///    grace window after that rotation while the grant is active;
+/// 7. a token revoked alone, or under a revoked grant, is refused
+///    ([`InvalidGrantReason::TokenRevoked`]), as is one under an expired grant
+///    ([`InvalidGrantReason::GrantInactive`]);
+/// 8. the client must be enabled and allow `refresh_token`, and must not have
+///    stopped refresh tokens since this one was issued
+///    ([`InvalidGrantReason::RefreshStopped`]);
+/// 9. the scopes asked for (default: the grant's) must lie within the grant's, and
+///    are intersected with what the client is allowed now.
+///
+/// A rotation moves the grant to its next generation, deletes the record of its
+/// current refresh token, and issues an access token and, if the client still
+/// issues them, a refresh token. It reads and writes the same records on a grant's
+/// thousandth rotation as on its first. The refresh is recorded on the grant
+/// (`refreshed_at`) and as an event; the history keeps the latest one (see
+/// [`refresh_transition`]).
 pub fn refresh(
     grant: &Grant,
-    presented: &Token,
-    tokens: &[Token],
+    presented: Presented<'_>,
     client: &Client,
     request: &Refresh<'_>,
     fresh: &Fresh,
     now: Timestamp,
 ) -> Result<RefreshOutcome> {
     let invalid = |reason| Err(Error::InvalidGrant { reason });
-    if presented.kind != TokenKind::Refresh {
+    let family = presented.reference.filter(|r| {
+        r.grant_id == grant.id && grant.refresh.family.is_some_and(|d| r.family.matches(&d))
+    });
+    let judged = match (presented.record, family) {
+        (Some(t), _) => Judged {
+            kind: t.kind,
+            client_id: &t.client_id,
+            expires_at: t.expires_at,
+            generation: t.generation,
+            issued_at: Some(t.issued_at),
+            revoked: t.revoked_at.is_some(),
+        },
+        (None, Some(r)) => Judged {
+            kind: TokenKind::Refresh,
+            client_id: &grant.client_id,
+            expires_at: r.expires_at,
+            generation: r.generation,
+            issued_at: None,
+            revoked: false,
+        },
+        (None, None) => return invalid(InvalidGrantReason::UnknownToken),
+    };
+    if judged.kind != TokenKind::Refresh {
         return invalid(InvalidGrantReason::NotARefreshToken);
     }
-    if presented.client_id != request.client_id {
+    if judged.client_id != request.client_id {
         return invalid(InvalidGrantReason::ClientMismatch);
     }
-    if now >= presented.expires_at {
+    if now >= judged.expires_at {
         return invalid(InvalidGrantReason::TokenExpired);
     }
-    let grant_active = grant.status_at(now) == GrantStatus::Active;
-    let mut in_grace = false;
-    if let Some(spent_at) = presented.spent_at {
-        in_grace = request.reuse_grace > Duration::zero()
-            && grant_active
-            && presented.revoked_at.is_none()
-            && now < spent_at + request.reuse_grace;
-        if !in_grace {
-            let mut changes = revoke(
-                grant,
-                tokens,
-                TransitionReason::ReuseDetected,
-                Actor::System,
-                now,
-            )
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-            changes.events.insert(
-                0,
-                Event::RefreshTokenReused {
-                    zone_id: grant.zone_id.clone(),
-                    grant_id: grant.id.clone(),
-                    client_id: request.client_id.to_owned(),
-                    at: now,
-                },
-            );
-            return Ok(RefreshOutcome::Reused(changes));
-        }
+    let current = grant.refresh.generation;
+    if judged.generation > current || (judged.generation == current && presented.record.is_none()) {
+        return invalid(InvalidGrantReason::UnknownToken);
     }
-    if presented.revoked_at.is_some() {
+    let status = grant.status_at(now);
+    let in_grace = judged.generation < current
+        && request.reuse_grace > Duration::zero()
+        && status == GrantStatus::Active
+        && !judged.revoked
+        && judged.generation + 1 == current
+        && grant.refresh.previous == Some(presented.digest)
+        && grant
+            .refreshed_at
+            .is_some_and(|at| now < at + request.reuse_grace);
+    if judged.generation < current && !in_grace {
+        return Ok(RefreshOutcome::Reused(reused(
+            grant,
+            request.client_id,
+            now,
+        )));
+    }
+    if judged.revoked || status == GrantStatus::Revoked {
         return invalid(InvalidGrantReason::TokenRevoked);
     }
-    if !grant_active {
+    if status != GrantStatus::Active {
         return invalid(InvalidGrantReason::GrantInactive);
     }
     check_client_may(client, GrantType::RefreshToken)?;
-    if client.stopped_refresh_token(presented.issued_at) {
+    // A token spent by the last rotation was issued before it, and any stop that
+    // came before that rotation would have refused it.
+    let issued_at = judged
+        .issued_at
+        .or(grant.refreshed_at)
+        .unwrap_or(grant.created_at);
+    if client.stopped_refresh_token(issued_at) {
         return invalid(InvalidGrantReason::RefreshStopped);
     }
+    let scopes = refreshed_scopes(grant, request)?;
 
+    let mut next = grant.clone();
+    next.refreshed_at = Some(now);
+    touch(&mut next, now);
+    // The current token is spent now: its record goes. Records of tokens from before
+    // tokens carried a reference are the exception; they stay, reading as spent, to
+    // their own expiry, so that their reuse is still caught.
+    let removed_tokens: Vec<Digest> = grant.refresh.current.into_iter().collect();
+    let minted = mint(
+        &mut next,
+        client,
+        scopes,
+        presented.reference.map(|r| &r.family),
+        fresh,
+        now,
+    )?;
+    next.refresh.previous = Some(presented.digest);
+    Ok(RefreshOutcome::Rotated(
+        Box::new(next.clone()),
+        Changes {
+            events: vec![Event::GrantRefreshed {
+                zone_id: grant.zone_id.clone(),
+                grant_id: grant.id.clone(),
+                at: now,
+            }],
+            grant: Some(next),
+            issued_tokens: minted.tokens,
+            removed_tokens,
+            access_token: Some(minted.access),
+            refresh_token: minted.refresh,
+            ..Changes::default()
+        },
+    ))
+}
+
+/// The scopes a refresh gives: those asked for (default: the grant's), which must
+/// lie within the grant's, narrowed to what the client is allowed now.
+fn refreshed_scopes(grant: &Grant, request: &Refresh<'_>) -> Result<Vec<String>> {
     let asked: &[String] = request.scopes.unwrap_or(&grant.scopes);
     let beyond: Vec<String> = asked
         .iter()
@@ -509,89 +661,87 @@ pub fn refresh(
             scopes: asked.to_vec(),
         });
     }
-
-    let mut next = grant.clone();
-    next.refreshed_at = Some(now);
-    touch(&mut next, now);
-    let mut updated_tokens = vec![Token {
-        spent_at: Some(now),
-        ..presented.clone()
-    }];
-    let mut removed_tokens = Vec::new();
-    for token in tokens.iter().filter(|t| t.digest != presented.digest) {
-        if token.expires_at <= now {
-            removed_tokens.push(token.digest);
-        } else if in_grace && token.kind == TokenKind::Refresh && token.is_live(now) {
-            // Redeeming a token inside the grace window spends the successor the client
-            // never received, so the grant keeps one live refresh token.
-            updated_tokens.push(Token {
-                spent_at: Some(now),
-                ..token.clone()
-            });
-        }
-    }
-    let mut issued_tokens = vec![issue_token(
-        &next,
-        TokenKind::Access,
-        fresh.access,
-        scopes.clone(),
-        client.access_token_ttl_seconds,
-        now,
-    )];
-    let issues_refresh = client.issues_refresh_tokens();
-    if issues_refresh {
-        issued_tokens.push(issue_token(
-            &next,
-            TokenKind::Refresh,
-            fresh.refresh,
-            scopes,
-            client.refresh_token_ttl_seconds,
-            now,
-        ));
-    }
-    next.refresh_token_set = issues_refresh;
-    Ok(RefreshOutcome::Rotated(
-        Box::new(next.clone()),
-        Changes {
-            client: None,
-            transitions: vec![Transition {
-                zone_id: grant.zone_id.clone(),
-                grant_id: grant.id.clone(),
-                from: Some(GrantStatus::Active),
-                to: GrantStatus::Active,
-                reason: TransitionReason::Refreshed,
-                actor: Actor::Client {
-                    id: request.client_id.to_owned(),
-                },
-                at: now,
-            }],
-            events: vec![Event::GrantRefreshed {
-                zone_id: grant.zone_id.clone(),
-                grant_id: grant.id.clone(),
-                at: now,
-            }],
-            grant: Some(next),
-            updated_tokens,
-            issued_tokens,
-            removed_tokens,
-        },
-    ))
+    Ok(scopes)
 }
 
-/// Revokes one token (RFC 7009). An access token is revoked alone; a live refresh
-/// token takes its grant, and so every access token of it, with it. A token that is
-/// already unusable changes nothing: spent, revoked, expired, under an inactive
+/// Reuse of a spent refresh token: the grant's revocation (nothing if it is no
+/// longer active) and the event that says why.
+fn reused(grant: &Grant, client_id: &str, now: Timestamp) -> Changes {
+    let mut changes = revoke(grant, TransitionReason::ReuseDetected, Actor::System, now)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    changes.events.insert(
+        0,
+        Event::RefreshTokenReused {
+            zone_id: grant.zone_id.clone(),
+            grant_id: grant.id.clone(),
+            client_id: client_id.to_owned(),
+            at: now,
+        },
+    );
+    changes
+}
+
+/// The history entry of a grant's latest refresh, which the grant itself records
+/// (`refreshed_at`): a grant keeps a constant footprint however often it rotates, so
+/// its history holds its changes of state and its latest refresh, while every
+/// refresh is also published as an [`Event::GrantRefreshed`]. `None` before the
+/// first refresh.
+pub fn refresh_transition(grant: &Grant) -> Option<Transition> {
+    Some(Transition {
+        zone_id: grant.zone_id.clone(),
+        grant_id: grant.id.clone(),
+        from: Some(GrantStatus::Active),
+        to: GrantStatus::Active,
+        reason: TransitionReason::Refreshed,
+        actor: Actor::Client {
+            id: grant.client_id.clone(),
+        },
+        at: grant.refreshed_at?,
+    })
+}
+
+/// A grant's history as it reads: the stored entries, its latest refresh in its
+/// place (after the entries of the grant's active life, before its end), and an
+/// expiry not yet swept at the end.
+pub fn history(grant: &Grant, mut stored: Vec<Transition>, now: Timestamp) -> Vec<Transition> {
+    if let Some(refreshed) = refresh_transition(grant) {
+        let known = stored
+            .iter()
+            .any(|t| t.reason == TransitionReason::Refreshed && t.at == refreshed.at);
+        if !known {
+            // After every entry of the grant's active life (a clock stepped back can
+            // date the refresh before them), before its end.
+            let at = stored
+                .iter()
+                .position(|t| t.to != GrantStatus::Active)
+                .unwrap_or(stored.len());
+            stored.insert(at, refreshed);
+        }
+    }
+    if grant.status_at(now) != grant.status {
+        stored.push(expiry_transition(grant));
+    }
+    stored
+}
+
+/// Revokes one token (RFC 7009). An access token is revoked alone; the current
+/// refresh token takes its grant, and so every token of it, with it. A token that
+/// is already unusable changes nothing: expired, revoked, spent, under an inactive
 /// grant, or a refresh token its client stopped (`client`: `None` when the client
 /// is gone).
 pub fn revoke_token(
     presented: &Token,
     grant: &Grant,
-    tokens: &[Token],
     client: Option<&Client>,
     actor: Actor,
     now: Timestamp,
 ) -> Changes {
-    if !presented.is_live(now) || grant.status_at(now) != GrantStatus::Active {
+    if !presented.is_live(now)
+        || !presented.is_current(grant)
+        || grant.status_at(now) != GrantStatus::Active
+    {
         return Changes::default();
     }
     if presented.kind == TokenKind::Refresh
@@ -613,16 +763,10 @@ pub fn revoke_token(
             }],
             ..Changes::default()
         },
-        TokenKind::Refresh => revoke(
-            grant,
-            tokens,
-            TransitionReason::RefreshTokenRevoked,
-            actor,
-            now,
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_default(),
+        TokenKind::Refresh => revoke(grant, TransitionReason::RefreshTokenRevoked, actor, now)
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
     }
 }
 
@@ -710,11 +854,245 @@ fn answer(token: Token, grant: Grant) -> ActiveToken {
     }
 }
 
-/// Whether a token is good now: live itself, under a grant active now, and, for a
-/// refresh token, issued before its client stopped refresh tokens.
+/// Whether a token is good now: live itself, current (a refresh token of the
+/// grant's generation), under a grant active now, and, for a refresh token, issued
+/// after its client last stopped refresh tokens.
 fn is_active(token: &Token, grant: &Grant, client: Option<&Client>, now: Timestamp) -> bool {
     token.is_live(now)
+        && token.is_current(grant)
         && grant.status_at(now) == GrantStatus::Active
         && (token.kind != TokenKind::Refresh
             || client.is_some_and(|c| !c.stopped_refresh_token(token.issued_at)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AccessType, ClientType, ScopePolicy};
+
+    fn at(ms: i64) -> Timestamp {
+        chrono::DateTime::from_timestamp_millis(1_900_000_000_000 + ms).unwrap_or_default()
+    }
+
+    fn client() -> Client {
+        Client {
+            id: "c".into(),
+            zone_id: "z".into(),
+            organization_id: "o".into(),
+            name: "C".into(),
+            description: None,
+            client_type: ClientType::Public,
+            owner_account_id: None,
+            allowed_scopes: vec!["read".into()],
+            allowed_grants: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            scope_policy: ScopePolicy::Explicit,
+            access_type: AccessType::Offline,
+            access_token_ttl_seconds: 60,
+            refresh_token_ttl_seconds: 3600,
+            redirect_uris: Vec::new(),
+            enabled: true,
+            secret_digest: None,
+            created_at: at(0),
+            updated_at: at(0),
+            refresh_stopped_at: None,
+            last_used_at: None,
+        }
+    }
+
+    fn fresh(n: u8) -> Fresh {
+        Fresh {
+            grant_id: "g".into(),
+            access: SecretBytes::from_bytes([n; 32]),
+            refresh: SecretBytes::from_bytes([n.wrapping_add(100); 32]),
+            family: SecretBytes::from_bytes([n.wrapping_add(200); 32]),
+        }
+    }
+
+    fn authorized() -> (Grant, Changes) {
+        let request = NewGrant {
+            zone_id: "z".into(),
+            organization_id: "o".into(),
+            user_id: "u".into(),
+            resource_id: "r".into(),
+            provider_id: "p".into(),
+            scopes: vec!["read".into()],
+            expires_at: None,
+            grant_type: GrantType::AuthorizationCode,
+            actor: Actor::Admin,
+        };
+        let allowed = vec!["read".to_owned()];
+        authorize(&client(), &allowed, request, &fresh(1), at(0)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn refresh_with(
+        grant: &Grant,
+        secret: &Secret,
+        record: Option<&Token>,
+        now: i64,
+    ) -> Result<RefreshOutcome> {
+        let reference = secret.refresh_reference();
+        let allowed = vec!["read".to_owned()];
+        refresh(
+            grant,
+            Presented {
+                digest: secret.digest(),
+                record,
+                reference: reference.as_ref(),
+            },
+            &client(),
+            &Refresh {
+                client_id: "c",
+                allowed: &allowed,
+                scopes: None,
+                reuse_grace: Duration::zero(),
+            },
+            &fresh(2),
+            at(now),
+        )
+    }
+
+    fn rotated(outcome: Result<RefreshOutcome>) -> (Grant, Changes) {
+        match outcome {
+            Ok(RefreshOutcome::Rotated(grant, changes)) => (*grant, changes),
+            other => panic!("expected a rotation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_rotation_writes_the_same_records_whatever_the_history() {
+        let (grant, changes) = authorized();
+        let first = changes
+            .refresh_token
+            .clone()
+            .unwrap_or_else(|| panic!("no refresh token"));
+        let record = changes.issued_tokens[1].clone();
+        assert_eq!(grant.refresh.generation, 1);
+        assert_eq!(grant.refresh.current, Some(first.digest()));
+        let (next, changes) = rotated(refresh_with(&grant, &first, Some(&record), 10));
+        assert_eq!(next.refresh.generation, 2);
+        assert_eq!(next.refresh.previous, Some(first.digest()));
+        assert_eq!(changes.removed_tokens, vec![first.digest()]);
+        assert_eq!(changes.issued_tokens.len(), 2);
+        assert!(changes.updated_tokens.is_empty() && changes.transitions.is_empty());
+        // The family carries over: the new token names the same grant and family.
+        let second = changes
+            .refresh_token
+            .unwrap_or_else(|| panic!("no refresh token"));
+        let (a, b) = (first.refresh_reference(), second.refresh_reference());
+        assert_eq!(a.as_ref().map(|r| &r.family), b.as_ref().map(|r| &r.family));
+        assert_eq!(b.map(|r| r.generation), Some(2));
+    }
+
+    #[test]
+    fn a_spent_token_known_only_by_its_reference_is_reuse() {
+        let (grant, changes) = authorized();
+        let first = changes
+            .refresh_token
+            .clone()
+            .unwrap_or_else(|| panic!("no refresh token"));
+        let record = changes.issued_tokens[1].clone();
+        let (next, _) = rotated(refresh_with(&grant, &first, Some(&record), 10));
+        match refresh_with(&next, &first, None, 20) {
+            Ok(RefreshOutcome::Reused(changes)) => {
+                let revoked = changes.grant.unwrap_or_else(|| panic!("no revocation"));
+                assert_eq!(revoked.status, GrantStatus::Revoked);
+                assert_eq!(
+                    changes.transitions[0].reason,
+                    TransitionReason::ReuseDetected
+                );
+                assert!(changes.updated_tokens.is_empty(), "no token is rewritten");
+            }
+            other => panic!("expected reuse, got {other:?}"),
+        }
+        // After its own expiry it is just expired, and revokes nothing.
+        let late = refresh_with(&next, &first, None, 3_600_000);
+        assert!(matches!(
+            late,
+            Err(Error::InvalidGrant {
+                reason: InvalidGrantReason::TokenExpired
+            })
+        ));
+    }
+
+    #[test]
+    fn a_reference_that_does_not_prove_its_family_is_unknown() {
+        let (grant, changes) = authorized();
+        let first = changes
+            .refresh_token
+            .clone()
+            .unwrap_or_else(|| panic!("no refresh token"));
+        let mut reference = first
+            .refresh_reference()
+            .unwrap_or_else(|| panic!("no reference"));
+        let bits = SecretBytes::from_bytes([9; 32]);
+        let unknown = |grant: &Grant, reference: &RefreshReference| {
+            let forged =
+                Secret::refresh_token(reference, &bits).unwrap_or_else(|| panic!("encode"));
+            matches!(
+                refresh_with(grant, &forged, None, 10),
+                Err(Error::InvalidGrant {
+                    reason: InvalidGrantReason::UnknownToken
+                })
+            )
+        };
+        // The current generation without its record, a generation not reached yet,
+        // a wrong family, another grant's id: never issued.
+        assert!(unknown(&grant, &reference));
+        reference.generation = 7;
+        assert!(unknown(&grant, &reference));
+        reference.generation = 0;
+        reference.family = SecretBytes::from_bytes([3; 32]);
+        assert!(unknown(&grant, &reference));
+        let mut other = grant.clone();
+        other.id = "other".into();
+        let mut reference = first
+            .refresh_reference()
+            .unwrap_or_else(|| panic!("no reference"));
+        reference.generation = 0;
+        reference.grant_id = "g".into();
+        assert!(unknown(&other, &reference));
+    }
+
+    #[test]
+    fn revoking_a_grant_writes_the_grant_and_its_history_only() {
+        let (grant, _) = authorized();
+        let changes = revoke(&grant, TransitionReason::Revoked, Actor::Admin, at(5))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no change"));
+        assert!(changes.updated_tokens.is_empty() && changes.removed_tokens.is_empty());
+        assert_eq!(changes.transitions.len(), 1);
+        assert!(changes.grant.is_some());
+    }
+
+    #[test]
+    fn the_history_shows_the_latest_refresh_before_the_grants_end() {
+        let (mut grant, changes) = authorized();
+        let created = changes.transitions.clone();
+        grant.refreshed_at = Some(at(50));
+        let mut revoked = created.clone();
+        revoked.push(Transition {
+            to: GrantStatus::Revoked,
+            from: Some(GrantStatus::Active),
+            reason: TransitionReason::Revoked,
+            actor: Actor::Admin,
+            at: at(50),
+            ..created[0].clone()
+        });
+        let reasons = |h: Vec<Transition>| h.into_iter().map(|t| t.reason).collect::<Vec<_>>();
+        assert_eq!(
+            reasons(history(&grant, revoked, at(60))),
+            [
+                TransitionReason::Created,
+                TransitionReason::Refreshed,
+                TransitionReason::Revoked
+            ]
+        );
+        // A refresh stored by an older version is not shown twice.
+        let mut stored = created.clone();
+        stored.extend(refresh_transition(&grant));
+        assert_eq!(
+            reasons(history(&grant, stored, at(60))),
+            [TransitionReason::Created, TransitionReason::Refreshed]
+        );
+    }
 }

@@ -246,6 +246,50 @@ pub struct Grant {
     pub refreshed_at: Option<Timestamp>,
     /// Whether a live refresh token is held for the grant.
     pub refresh_token_set: bool,
+    /// Where the grant's refresh-token rotation stands. Not part of the seed's
+    /// Grant: it is never serialized with it, and reads as the default from it.
+    #[serde(skip)]
+    pub refresh: RefreshChain,
+}
+
+/// Where a grant's refresh-token rotation stands: what tells its current refresh
+/// token from every spent one, in constant space however often it rotated.
+///
+/// Each rotation increments `generation`; a refresh token is current only if it
+/// carries the grant's generation. Every refresh token a grant issues also carries
+/// the grant's *family secret* (see [`crate::secret::RefreshReference`]), of which
+/// the grant keeps only the digest, so that a spent token whose record is long gone
+/// still proves it belongs to the grant, and its reuse is caught. Digests only:
+/// no plaintext secret is stored here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct RefreshChain {
+    /// The generation of the current refresh token: 0 before the first is issued,
+    /// then 1, incremented by every rotation.
+    pub generation: u64,
+    /// The digest of the family secret the grant's refresh tokens carry; `None` for
+    /// a grant that has issued none since it was last upgraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<Digest>,
+    /// The digest of the current refresh token, whose record a rotation deletes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<Digest>,
+    /// The digest of the refresh token the last rotation spent: the only spent token
+    /// the reuse grace window can accept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Digest>,
+}
+
+impl RefreshChain {
+    /// The chain of a grant written by a version of tenure that kept every spent
+    /// refresh token instead: generation 1, which the live refresh token of such a
+    /// grant carries, and no family yet (the next rotation draws one). See
+    /// [`Token::legacy_generation`].
+    pub const LEGACY: RefreshChain = RefreshChain {
+        generation: 1,
+        family: None,
+        current: None,
+        previous: None,
+    };
 }
 
 impl Grant {
@@ -329,7 +373,11 @@ impl TokenKind {
 
 /// A token issued under a grant, kept as the digest of its secret and a snapshot of
 /// the scopes and expiry it was issued with.
+///
+/// Its JSON also reads the form older versions wrote, with a `spent_at` time and no
+/// `generation` (see [`Token::legacy_generation`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "TokenWire")]
 pub struct Token {
     /// The SHA-256 digest of the secret; the token's key.
     pub digest: Digest,
@@ -351,14 +399,12 @@ pub struct Token {
     /// Expiry, fixed at issuance; never later than the grant's.
     #[serde(with = "rfc3339")]
     pub expires_at: Timestamp,
-    /// When a refresh token was exchanged at a refresh.
-    #[serde(
-        default,
-        with = "rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub spent_at: Option<Timestamp>,
-    /// When the token was revoked.
+    /// The grant's refresh generation when the token was issued. A refresh token is
+    /// current only while its grant is still at this generation (see
+    /// [`RefreshChain`]); an access token outlives rotations to its own expiry.
+    pub generation: u64,
+    /// When the token alone was revoked (RFC 7009); revoking its grant does not
+    /// write it.
     #[serde(
         default,
         with = "rfc3339::option",
@@ -367,10 +413,67 @@ pub struct Token {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// A token's JSON as read: today's form, or the older one with `spent_at`.
+#[derive(Deserialize)]
+struct TokenWire {
+    digest: Digest,
+    zone_id: String,
+    grant_id: String,
+    client_id: String,
+    user_id: String,
+    kind: TokenKind,
+    scopes: Vec<String>,
+    #[serde(with = "rfc3339")]
+    issued_at: Timestamp,
+    #[serde(with = "rfc3339")]
+    expires_at: Timestamp,
+    #[serde(default)]
+    generation: Option<u64>,
+    #[serde(default, with = "rfc3339::option")]
+    spent_at: Option<Timestamp>,
+    #[serde(default, with = "rfc3339::option")]
+    revoked_at: Option<Timestamp>,
+}
+
+impl From<TokenWire> for Token {
+    fn from(w: TokenWire) -> Token {
+        Token {
+            generation: w
+                .generation
+                .unwrap_or_else(|| Token::legacy_generation(w.spent_at.is_some())),
+            digest: w.digest,
+            zone_id: w.zone_id,
+            grant_id: w.grant_id,
+            client_id: w.client_id,
+            user_id: w.user_id,
+            kind: w.kind,
+            scopes: w.scopes,
+            issued_at: w.issued_at,
+            expires_at: w.expires_at,
+            revoked_at: w.revoked_at,
+        }
+    }
+}
+
 impl Token {
-    /// Whether the token can be used at `now`, leaving its grant aside.
+    /// Whether the token can be used at `now`, leaving its grant aside: not expired
+    /// and not revoked alone.
     pub fn is_live(&self, now: Timestamp) -> bool {
-        self.spent_at.is_none() && self.revoked_at.is_none() && now < self.expires_at
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+
+    /// Whether the token is its grant's current one: any access token, and a
+    /// refresh token of the grant's current generation. A refresh token of an older
+    /// generation was spent by a rotation.
+    pub fn is_current(&self, grant: &Grant) -> bool {
+        self.kind == TokenKind::Access || self.generation == grant.refresh.generation
+    }
+
+    /// The generation of a refresh token written by a version of tenure that kept
+    /// spent refresh tokens with a `spent_at` time: 0 if it was spent (so it reads
+    /// as spent under a grant at [`RefreshChain::LEGACY`]), 1 if not.
+    pub const fn legacy_generation(spent: bool) -> u64 {
+        if spent { 0 } else { 1 }
     }
 }
 

@@ -35,6 +35,18 @@
 //!    from an index of that user's records.
 //! 10. **Times are kept to the millisecond**, as the engine writes them; a token's
 //!     `grant_id` and a record's zone and id never change once it is created.
+//! 11. **Guards.** A [`Write::Check`] writes nothing: it holds the set to a record's
+//!     state like any other write's [`Expect`], so that a decision that depends on a
+//!     record it does not change (an access token revoked alone depends on its
+//!     grant) need not rewrite that record to have it checked.
+//! 12. **The token expiry index.** [`Storage::expired_tokens`] yields the tokens whose
+//!     `expires_at` is at or before the given time, in order of `(expires_at,
+//!     digest)`, and only those, so that pruning expired tokens costs in proportion
+//!     to their number.
+//! 13. **A grant's state is stored whole**, its [`RefreshChain`](crate::RefreshChain)
+//!     included, and a token's `generation` with it: the engine decides which
+//!     refresh token is current from them alone, so a rotation or a revocation
+//!     writes one grant and never a grant's other tokens.
 
 use std::fmt;
 use std::sync::Arc;
@@ -131,6 +143,13 @@ pub enum Write {
         /// The version that must be stored now.
         expect: Version,
     },
+    /// Writes nothing, but holds the set to `record` being in the state `expect` says.
+    Check {
+        /// The record.
+        record: RecordKey,
+        /// What must be stored now.
+        expect: Expect,
+    },
     /// Appends an entry to a grant's history. Not versioned: history only grows, and
     /// every set that appends also puts the grant, whose version guards it.
     AppendTransition(Transition),
@@ -166,6 +185,33 @@ pub enum Write {
         device_code: Digest,
         /// The version that must be stored now.
         expect: Version,
+    },
+}
+
+/// The address of a versioned record, for a [`Write::Check`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RecordKey {
+    /// A client.
+    Client {
+        /// The zone.
+        zone_id: String,
+        /// The client's id.
+        id: String,
+    },
+    /// A grant.
+    Grant {
+        /// The zone.
+        zone_id: String,
+        /// The grant's id.
+        id: String,
+    },
+    /// A token.
+    Token {
+        /// The zone.
+        zone_id: String,
+        /// The token's digest.
+        digest: Digest,
     },
 }
 
@@ -370,6 +416,15 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
     /// Every token of a grant, in no particular order.
     async fn grant_tokens(&self, zone_id: &str, grant_id: &str) -> Result<Vec<Versioned<Token>>>;
 
+    /// Tokens whose expiry is at or before `now`, in order of `(expires_at, digest)`,
+    /// at most `limit`.
+    async fn expired_tokens(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Token>>>;
+
     /// A personal grant by id.
     async fn get_personal_grant(
         &self,
@@ -495,6 +550,14 @@ macro_rules! forward_storage {
                 grant_id: &str,
             ) -> Result<Vec<Versioned<Token>>> {
                 (**self).grant_tokens(zone_id, grant_id).await
+            }
+            async fn expired_tokens(
+                &self,
+                zone_id: &str,
+                now: Timestamp,
+                limit: usize,
+            ) -> Result<Vec<Versioned<Token>>> {
+                (**self).expired_tokens(zone_id, now, limit).await
             }
             async fn get_personal_grant(
                 &self,

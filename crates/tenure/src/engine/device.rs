@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use chrono::Duration;
 
+use super::Read;
 use crate::device::{
     self, DeviceAuthorization, DeviceState, PollDecision, display_user_code, generate_user_code,
     normalize_user_code,
@@ -318,14 +319,11 @@ impl Engine {
                     now,
                 )?;
                 let approved = device::decide(device, user_id, Some(&grant_id), now)?;
-                self.commit(
-                    &changes,
-                    None,
-                    &HashMap::new(),
-                    None,
-                    Some((approved, stored.version)),
-                )
-                .await?;
+                let read = Read {
+                    device: Some((approved, stored.version)),
+                    ..Read::zone(zone_id)
+                };
+                self.commit(&changes, read).await?;
                 Ok((grant, changes))
             })
             .await?;
@@ -395,19 +393,13 @@ impl Engine {
                             .await?
                             .ok_or_else(|| Error::not_found(RecordKind::Grant, grant_id.clone()))?;
                         let client = self.load_client(zone_id, client_id).await?.record;
-                        let (fresh, access, refresh) = self.fresh(now)?;
-                        let (grant_now, changes) =
+                        let fresh = self.fresh(now)?;
+                        let (grant_now, mut changes) =
                             lifecycle::redeem(&grant.record, &client, &fresh, now)?;
-                        let redeemed = next.map(|d| (d, stored.version));
-                        self.commit(
-                            &changes,
-                            Some(grant.version),
-                            &HashMap::new(),
-                            None,
-                            redeemed,
-                        )
-                        .await?;
-                        let tokens = issued(grant_now, &changes, access, refresh, now);
+                        let mut read = Read::zone(zone_id).grant(&grant);
+                        read.device = next.map(|d| (d, stored.version));
+                        self.commit(&changes, read).await?;
+                        let tokens = issued(grant_now, &mut changes, now);
                         Ok((DevicePoll::Issued(Box::new(tokens)), changes))
                     }
                     decision => {

@@ -21,10 +21,10 @@ use crate::lifecycle::{self, Changes, Fresh, Introspection, NewGrant, RefreshOut
 use crate::model::{
     Actor, Client, Grant, GrantStatus, GrantType, Token, TokenKind, Transition, TransitionReason,
 };
-use crate::secret::{Digest, Secret, SecretKind};
+use crate::secret::{Digest, Secret, SecretBytes};
 use crate::storage::{
-    Expect, GrantFilter, GrantPage, GrantQuery, Keyset, Position, SortOrder, Storage, Versioned,
-    Write, WriteSet,
+    Expect, GrantFilter, GrantPage, GrantQuery, Keyset, Position, RecordKey, SortOrder, Storage,
+    Versioned, Write, WriteSet,
 };
 use crate::time::{Clock, SystemClock, Timestamp, to_millis};
 use crate::validate;
@@ -305,24 +305,46 @@ pub enum GrantsOf {
 pub struct SweepReport {
     /// Grants whose expiry was persisted.
     pub expired: usize,
+    /// Expired tokens deleted.
+    pub tokens_removed: usize,
     /// Expired device authorizations deleted.
     pub devices_removed: usize,
-    /// Whether expired grants remain beyond the batch.
+    /// Whether expired grants or tokens remain beyond the batch.
     pub more: bool,
 }
 
-/// A grant's tokens as the rules take them, and the versions a commit expects of
-/// them; moved apart, not copied.
-fn split(tokens: Vec<Versioned<Token>>) -> (Vec<Token>, HashMap<Digest, u64>) {
-    let mut versions = HashMap::with_capacity(tokens.len());
-    let records = tokens
-        .into_iter()
-        .map(|t| {
-            versions.insert(t.record.digest, t.version);
-            t.record
-        })
-        .collect();
-    (records, versions)
+/// The versions of the records a rule decided on, which the commit expects.
+#[derive(Debug, Default)]
+struct Read {
+    /// The zone.
+    zone_id: String,
+    /// The grant's id and version, if one was read.
+    grant: Option<(String, u64)>,
+    /// The versions of the tokens read.
+    tokens: HashMap<Digest, u64>,
+    /// The client's version, if it was read.
+    client: Option<u64>,
+    /// A device authorization to write, at the version it was read at.
+    device: Option<(crate::device::DeviceAuthorization, u64)>,
+}
+
+impl Read {
+    fn zone(zone_id: &str) -> Read {
+        Read {
+            zone_id: zone_id.to_owned(),
+            ..Read::default()
+        }
+    }
+
+    fn grant(mut self, grant: &Versioned<Grant>) -> Read {
+        self.grant = Some((grant.record.id.clone(), grant.version));
+        self
+    }
+
+    fn token(mut self, token: &Versioned<Token>) -> Read {
+        self.tokens.insert(token.record.digest, token.version);
+        self
+    }
 }
 
 impl Engine {
@@ -384,20 +406,15 @@ impl Engine {
         Err(last)
     }
 
-    /// Commits the changes a rule decided, given the versions the records were read at.
-    async fn commit(
-        &self,
-        changes: &Changes,
-        grant_version: Option<u64>,
-        token_versions: &HashMap<Digest, u64>,
-        client_version: Option<u64>,
-        device: Option<(crate::device::DeviceAuthorization, u64)>,
-    ) -> Result<()> {
-        if changes.is_empty() && device.is_none() {
+    /// Commits the changes a rule decided, expecting every record it read at the
+    /// version it was read at. A grant that was read but is not written is checked
+    /// ([`Write::Check`]) rather than rewritten.
+    async fn commit(&self, changes: &Changes, read: Read) -> Result<()> {
+        if changes.is_empty() && read.device.is_none() {
             return Ok(());
         }
         let mut set = WriteSet::new();
-        if let Some((device, version)) = device {
+        if let Some((device, version)) = read.device {
             set.push(Write::PutDeviceAuthorization {
                 device,
                 expect: Expect::Version(version),
@@ -406,18 +423,33 @@ impl Engine {
         if let Some(client) = &changes.client {
             set.push(Write::PutClient {
                 client: client.clone(),
-                expect: Expect::Version(client_version.ok_or(Error::Conflict)?),
+                expect: Expect::Version(read.client.ok_or(Error::Conflict)?),
             });
         }
-        if let Some(grant) = &changes.grant {
-            let expect = grant_version.map_or(Expect::Absent, Expect::Version);
-            set.push(Write::PutGrant {
-                grant: grant.clone(),
-                expect,
-            });
+        match (&changes.grant, &read.grant) {
+            (Some(grant), read_grant) => {
+                let expect = read_grant
+                    .as_ref()
+                    .map_or(Expect::Absent, |(_, v)| Expect::Version(*v));
+                set.push(Write::PutGrant {
+                    grant: grant.clone(),
+                    expect,
+                });
+            }
+            (None, Some((id, version))) => {
+                set.push(Write::Check {
+                    record: RecordKey::Grant {
+                        zone_id: read.zone_id.clone(),
+                        id: id.clone(),
+                    },
+                    expect: Expect::Version(*version),
+                });
+            }
+            (None, None) => {}
         }
         for token in &changes.updated_tokens {
-            let version = token_versions
+            let version = read
+                .tokens
                 .get(&token.digest)
                 .copied()
                 .ok_or(Error::Conflict)?;
@@ -433,14 +465,9 @@ impl Engine {
             });
         }
         for digest in &changes.removed_tokens {
-            let version = token_versions.get(digest).copied().ok_or(Error::Conflict)?;
-            let zone_id = changes
-                .grant
-                .as_ref()
-                .map(|g| g.zone_id.clone())
-                .unwrap_or_default();
+            let version = read.tokens.get(digest).copied().ok_or(Error::Conflict)?;
             set.push(Write::DeleteToken {
-                zone_id,
+                zone_id: read.zone_id.clone(),
                 digest: *digest,
                 expect: version,
             });
@@ -451,18 +478,14 @@ impl Engine {
         self.inner.storage.apply(set).await
     }
 
-    fn fresh(&self, now: Timestamp) -> Result<(Fresh, Secret, Secret)> {
-        let access = Secret::generate(SecretKind::AccessToken)?;
-        let refresh = Secret::generate(SecretKind::RefreshToken)?;
-        Ok((
-            Fresh {
-                grant_id: self.new_id(now),
-                access: access.digest(),
-                refresh: refresh.digest(),
-            },
+    fn fresh(&self, now: Timestamp) -> Result<Fresh> {
+        let [access, refresh, family] = SecretBytes::generate_many::<3>()?;
+        Ok(Fresh {
+            grant_id: self.new_id(now),
             access,
             refresh,
-        ))
+            family,
+        })
     }
 
     // ----- grants -----
@@ -487,7 +510,7 @@ impl Engine {
             let allowed = self
                 .allowed_scopes(&client, &request.user_id, &scopes)
                 .await?;
-            let (fresh, access, refresh) = self.fresh(now)?;
+            let fresh = self.fresh(now)?;
             let (grant, mut changes) = lifecycle::authorize(
                 &client,
                 &allowed,
@@ -512,10 +535,13 @@ impl Engine {
             )?;
             changes.client =
                 lifecycle::record_use(&client, now, self.inner.config.last_used_period);
-            self.commit(&changes, None, &HashMap::new(), Some(stored.version), None)
-                .await?;
+            let read = Read {
+                client: Some(stored.version),
+                ..Read::zone(zone_id)
+            };
+            self.commit(&changes, read).await?;
             self.publish(&changes.events);
-            Ok(issued(grant, &changes, access, refresh, now))
+            Ok(issued(grant, &mut changes, now))
         })
         .await
     }
@@ -537,14 +563,12 @@ impl Engine {
         Ok(grant.record.as_of(self.now()))
     }
 
-    /// A grant's transitions, oldest first, including an expiry not yet swept.
+    /// A grant's transitions, oldest first: its changes of state, its latest refresh,
+    /// and an expiry not yet swept (see [`lifecycle::history`]).
     pub async fn grant_history(&self, zone_id: &str, id: &str) -> Result<Vec<Transition>> {
         let grant = self.load_grant(zone_id, id).await?.record;
-        let mut history = self.inner.storage.grant_history(zone_id, id).await?;
-        if grant.status_at(self.now()) != grant.status {
-            history.push(lifecycle::expiry_transition(&grant));
-        }
-        Ok(history)
+        let stored = self.inner.storage.grant_history(zone_id, id).await?;
+        Ok(lifecycle::history(&grant, stored, self.now()))
     }
 
     /// The client a refresh token's standing depends on (a withdrawn refresh grant
@@ -598,34 +622,43 @@ impl Engine {
             None => None,
         };
         let digest = request.refresh_token.digest();
+        let reference = request.refresh_token.refresh_reference();
         let storage = &self.inner.storage;
-        let (outcome, access, refresh, now) = self
+        let (outcome, now) = self
             .retrying(|| async {
-                let Some((_, Some(grant))) = storage.get_token_and_grant(zone_id, &digest).await?
-                else {
-                    return Err(Error::InvalidGrant {
-                        reason: InvalidGrantReason::UnknownToken,
-                    });
+                // The token by its digest with its grant; a spent refresh token's
+                // record is gone, and its text names its grant instead.
+                let (record, grant) = match storage.get_token_and_grant(zone_id, &digest).await? {
+                    Some((token, Some(grant))) => (Some(token), grant),
+                    Some((_, None)) => {
+                        return Err(Error::InvalidGrant {
+                            reason: InvalidGrantReason::UnknownToken,
+                        });
+                    }
+                    None => {
+                        let grant = match &reference {
+                            Some(r) => storage.get_grant(zone_id, &r.grant_id).await?,
+                            None => None,
+                        };
+                        let Some(grant) = grant else {
+                            return Err(Error::InvalidGrant {
+                                reason: InvalidGrantReason::UnknownToken,
+                            });
+                        };
+                        (None, grant)
+                    }
                 };
-                let (tokens, versions) =
-                    split(storage.grant_tokens(zone_id, &grant.record.id).await?);
-                // Decide on the presented token as read with the grant's tokens, whose
-                // versions the commit expects; the first read only found the grant.
-                let token = tokens
-                    .iter()
-                    .find(|t| t.digest == digest)
-                    .cloned()
-                    .ok_or(Error::Conflict)?;
                 let Some(Versioned {
                     record: client,
                     version: client_version,
                 }) = storage.get_client(zone_id, &request.client_id).await?
                 else {
                     // The rules check the token's kind before its client.
-                    let reason = if token.kind == TokenKind::Refresh {
-                        InvalidGrantReason::ClientMismatch
-                    } else {
-                        InvalidGrantReason::NotARefreshToken
+                    let reason = match &record {
+                        Some(t) if t.record.kind == TokenKind::Access => {
+                            InvalidGrantReason::NotARefreshToken
+                        }
+                        _ => InvalidGrantReason::ClientMismatch,
                     };
                     return Err(Error::InvalidGrant { reason });
                 };
@@ -634,11 +667,14 @@ impl Engine {
                 let allowed = self
                     .allowed_scopes(&client, &grant.record.user_id, wanted)
                     .await?;
-                let (fresh, access, refresh) = self.fresh(now)?;
+                let fresh = self.fresh(now)?;
                 let outcome = lifecycle::refresh(
                     &grant.record,
-                    &token,
-                    &tokens,
+                    lifecycle::Presented {
+                        digest,
+                        record: record.as_ref().map(|t| &t.record),
+                        reference: reference.as_ref(),
+                    },
                     &client,
                     &lifecycle::Refresh {
                         client_id: &request.client_id,
@@ -649,10 +685,29 @@ impl Engine {
                     &fresh,
                     now,
                 )?;
+                let mut read = Read::zone(zone_id).grant(&grant);
                 let outcome = match outcome {
                     RefreshOutcome::Rotated(grant, mut changes) => {
                         changes.client =
                             lifecycle::record_use(&client, now, self.inner.config.last_used_period);
+                        read.client = Some(client_version);
+                        if let Some(token) = &record {
+                            read = read.token(token);
+                        }
+                        // The current token's record, unless it was the one presented:
+                        // a redemption inside the grace window spends it unseen.
+                        let unread: Vec<Digest> = changes
+                            .removed_tokens
+                            .iter()
+                            .filter(|d| !read.tokens.contains_key(d))
+                            .copied()
+                            .collect();
+                        for removed in unread {
+                            match storage.get_token(zone_id, &removed).await? {
+                                Some(token) => read = read.token(&token),
+                                None => changes.removed_tokens.retain(|d| *d != removed),
+                            }
+                        }
                         RefreshOutcome::Rotated(grant, changes)
                     }
                     reused => reused,
@@ -660,21 +715,14 @@ impl Engine {
                 let changes = match &outcome {
                     RefreshOutcome::Rotated(_, c) | RefreshOutcome::Reused(c) => c,
                 };
-                self.commit(
-                    changes,
-                    Some(grant.version),
-                    &versions,
-                    Some(client_version),
-                    None,
-                )
-                .await?;
-                Ok((outcome, access, refresh, now))
+                self.commit(changes, read).await?;
+                Ok((outcome, now))
             })
             .await?;
         match outcome {
-            RefreshOutcome::Rotated(grant, changes) => {
+            RefreshOutcome::Rotated(grant, mut changes) => {
                 self.publish(&changes.events);
-                Ok(issued(*grant, &changes, access, refresh, now))
+                Ok(issued(*grant, &mut changes, now))
             }
             RefreshOutcome::Reused(changes) => {
                 self.publish(&changes.events);
@@ -695,21 +743,13 @@ impl Engine {
     /// Revokes a grant and every token under it. Revoking a revoked grant succeeds and
     /// changes nothing; revoking an expired one is an [`Error::InvalidTransition`].
     pub async fn revoke_grant(&self, zone_id: &str, id: &str, actor: Actor) -> Result<Grant> {
-        let storage = &self.inner.storage;
         self.retrying(|| async {
             let grant = self.load_grant(zone_id, id).await?;
-            let (tokens, versions) = split(storage.grant_tokens(zone_id, id).await?);
             let now = self.now();
-            match lifecycle::revoke(
-                &grant.record,
-                &tokens,
-                TransitionReason::Revoked,
-                actor.clone(),
-                now,
-            )? {
+            match lifecycle::revoke(&grant.record, TransitionReason::Revoked, actor.clone(), now)? {
                 None => Ok(grant.record.as_of(now)),
                 Some(changes) => {
-                    self.commit(&changes, Some(grant.version), &versions, None, None)
+                    self.commit(&changes, Read::zone(zone_id).grant(&grant))
                         .await?;
                     self.publish(&changes.events);
                     Ok(changes.grant.unwrap_or(grant.record))
@@ -749,19 +789,13 @@ impl Engine {
             let Some(grant) = grant else {
                 return Ok(false);
             };
-            let (tokens, versions) = split(storage.grant_tokens(zone_id, &grant.record.id).await?);
-            // Decide on the token as read with the grant's tokens (see `refresh`).
-            let Some(token) = tokens.iter().find(|t| t.digest == digest).cloned() else {
-                return Err(Error::Conflict);
-            };
             let actor = Actor::Client {
-                id: token.client_id.clone(),
+                id: token.record.client_id.clone(),
             };
-            let client = self.client_of_refresh_token(zone_id, &token).await?;
+            let client = self.client_of_refresh_token(zone_id, &token.record).await?;
             let changes = lifecycle::revoke_token(
-                &token,
+                &token.record,
                 &grant.record,
-                &tokens,
                 client.as_ref(),
                 actor,
                 self.now(),
@@ -769,13 +803,9 @@ impl Engine {
             if changes.is_empty() {
                 return Ok(false);
             }
-            // A lone access-token revocation leaves the grant as it is; its version is
-            // still checked, so the revocation cannot race a deletion of the grant.
-            let mut changes = changes;
-            if changes.grant.is_none() {
-                changes.grant = Some(grant.record.clone());
-            }
-            self.commit(&changes, Some(grant.version), &versions, None, None)
+            // A lone access-token revocation leaves the grant as it is; the commit
+            // still checks its version, so it cannot race a deletion of the grant.
+            self.commit(&changes, Read::zone(zone_id).grant(&grant).token(&token))
                 .await?;
             self.publish(&changes.events);
             Ok(true)
@@ -953,8 +983,9 @@ impl Engine {
     }
 
     /// Persists the expiry of up to `limit` grants whose expiry has passed, oldest
-    /// expiry first, and deletes up to `limit` expired device authorizations. Its cost grows with the number of expired grants, not with the
-    /// size of the zone.
+    /// expiry first, deletes up to `limit` expired tokens (through the token expiry
+    /// index) and up to `limit` expired device authorizations. Its cost grows with the
+    /// number of expired records, not with the size of the zone.
     pub async fn sweep_expired(&self, zone_id: &str, limit: usize) -> Result<SweepReport> {
         validate::reference("zone_id", zone_id)?;
         if limit == 0 {
@@ -975,11 +1006,10 @@ impl Engine {
                     let Some(grant) = storage.get_grant(zone_id, &id).await? else {
                         return Ok(false);
                     };
-                    let (tokens, versions) = split(storage.grant_tokens(zone_id, &id).await?);
-                    let Some(changes) = lifecycle::expire(&grant.record, &tokens, now) else {
+                    let Some(changes) = lifecycle::expire(&grant.record, now) else {
                         return Ok(false);
                     };
-                    self.commit(&changes, Some(grant.version), &versions, None, None)
+                    self.commit(&changes, Read::zone(zone_id).grant(&grant))
                         .await?;
                     self.publish(&changes.events);
                     Ok(true)
@@ -989,12 +1019,46 @@ impl Engine {
                 expired += 1;
             }
         }
+        let (tokens_removed, more_tokens) = self.sweep_tokens(zone_id, now, limit).await?;
         let devices_removed = self.sweep_devices(zone_id, now, limit).await?;
         Ok(SweepReport {
             expired,
+            tokens_removed,
             devices_removed,
-            more,
+            more: more || more_tokens,
         })
+    }
+
+    /// Deletes up to `limit` tokens whose expiry has passed, found through the token
+    /// expiry index, in one write set. Returns how many, and whether more remain.
+    async fn sweep_tokens(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<(usize, bool)> {
+        let storage = &self.inner.storage;
+        self.retrying(|| async {
+            let mut due = storage
+                .expired_tokens(zone_id, now, limit.saturating_add(1))
+                .await?;
+            let more = due.len() > limit;
+            due.truncate(limit);
+            if due.is_empty() {
+                return Ok((0, more));
+            }
+            let mut set = WriteSet::new();
+            for token in &due {
+                set.push(Write::DeleteToken {
+                    zone_id: zone_id.to_owned(),
+                    digest: token.record.digest,
+                    expect: token.version,
+                });
+            }
+            storage.apply(set).await?;
+            Ok((due.len(), more))
+        })
+        .await
     }
 
     /// Revokes every active grant of a user, a client or a resource in a zone, with
@@ -1038,27 +1102,24 @@ impl Engine {
     }
 }
 
-fn issued(
-    grant: Grant,
-    changes: &Changes,
-    access: Secret,
-    refresh: Secret,
-    now: Timestamp,
-) -> Issued {
+/// The answer to a caller who was just issued tokens, with their plaintexts moved
+/// out of the changes.
+fn issued(grant: Grant, changes: &mut Changes, now: Timestamp) -> Issued {
     let access_token = changes
         .issued_tokens
         .iter()
         .find(|t| t.kind == TokenKind::Access);
-    let has_refresh = changes
-        .issued_tokens
-        .iter()
-        .any(|t| t.kind == TokenKind::Refresh);
+    let scopes = access_token.map(|t| t.scopes.clone()).unwrap_or_default();
+    let access_expires_at = access_token.map_or(now, |t| t.expires_at);
     Issued {
         grant,
-        scopes: access_token.map(|t| t.scopes.clone()).unwrap_or_default(),
-        access_expires_at: access_token.map_or(now, |t| t.expires_at),
-        access_token: access,
-        refresh_token: has_refresh.then_some(refresh),
+        scopes,
+        access_expires_at,
+        access_token: changes
+            .access_token
+            .take()
+            .unwrap_or_else(|| Secret::from_presented(String::new())),
+        refresh_token: changes.refresh_token.take(),
         issued_at: now,
     }
 }
