@@ -613,22 +613,25 @@ pub async fn tokens(args: &StoreArgs, command: TokensCommand) -> Result<(), CliE
 pub struct SweepArgs {
     #[command(flatten)]
     zone: ZoneArg,
-    /// Grants to expire per batch.
+    /// Grants to expire, and expired tokens and device authorizations to prune,
+    /// per batch.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
     #[command(flatten)]
     format: Format,
 }
 
-/// Runs `sweep`: batches until nothing expired remains.
+/// Runs `sweep`: batches until nothing expired remains (no grant or token beyond
+/// the batch, and fewer device authorizations pruned than the batch allowed).
 pub async fn sweep(args: &StoreArgs, a: SweepArgs) -> Result<(), CliError> {
     let (store, engine) = engine(args).await?;
-    let (mut expired, mut devices) = (0, 0);
+    let (mut expired, mut tokens, mut devices) = (0, 0, 0);
     loop {
         let report = engine.sweep_expired(&a.zone.zone, a.batch).await?;
         expired += report.expired;
+        tokens += report.tokens_removed;
         devices += report.devices_removed;
-        if !report.more {
+        if !report.more && report.devices_removed < a.batch {
             break;
         }
     }
@@ -636,10 +639,12 @@ pub async fn sweep(args: &StoreArgs, a: SweepArgs) -> Result<(), CliError> {
     if a.format.json {
         println!(
             "{}",
-            json!({"expired": expired, "devices_removed": devices})
+            json!({"expired": expired, "tokens_removed": tokens, "devices_removed": devices})
         );
     } else {
-        println!("expired {expired} grants, removed {devices} device authorizations");
+        println!(
+            "expired {expired} grants, removed {tokens} expired tokens and {devices} device authorizations"
+        );
     }
     Ok(())
 }

@@ -174,7 +174,10 @@ pub async fn run(args: &StoreArgs) -> Result<(), CliError> {
         read.status
     ));
     let report = engine.sweep_expired(&zone, 100).await?;
-    t.say(format!("the sweep persisted {} expiration", report.expired));
+    t.say(format!(
+        "the sweep persisted {} expiration and pruned {} expired tokens",
+        report.expired, report.tokens_removed
+    ));
 
     println!("\nwhy alice's grant is revoked:");
     for tr in engine.grant_history(&zone, &grant_id).await? {

@@ -46,7 +46,7 @@ enum Command {
     /// Introspect and revoke tokens.
     #[command(subcommand)]
     Tokens(commands::TokensCommand),
-    /// Persist the expiry of grants whose time has passed.
+    /// Persist the expiry of grants whose time has passed and prune expired tokens.
     Sweep(commands::SweepArgs),
     /// Write a zone's records as JSON Lines.
     Export(transfer::ExportArgs),

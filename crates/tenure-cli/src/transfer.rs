@@ -1,11 +1,27 @@
 //! `tenure export` and `tenure import`: JSON Lines, one record a line, streamed.
 //!
-//! Each line is `{"kind": K, "record": R}` with `K` one of `client`, `grant` (in the
-//! seed's Grant shape), `transition`, `token` (only digests: secrets are never
-//! stored, so never exported) and `personal_grant`. A grant's transitions and tokens
-//! follow it. Device authorizations live minutes and are not exported. Import
-//! applies each line as one write set, whole or not at all, and is idempotent: a
-//! record already stored as it is in the file is left alone.
+//! # Line format
+//!
+//! Each line is one JSON object, `{"kind": K, "record": R}`, with `K` one of:
+//!
+//! - `client`: a client, as the HTTP API shows it, with its secret's digest;
+//! - `grant`: a grant in the seed's Grant shape, and next to its record its
+//!   refresh-token rotation state, which the seed's shape leaves out:
+//!   `{"kind": "grant", "record": R, "refresh": {"generation": N, "family": D,
+//!   "current": D, "previous": D}}` (digests in hex; `family`, `current` and
+//!   `previous` only when set). A grant line without `refresh`, as versions before
+//!   it wrote, imports as [`RefreshChain::LEGACY`];
+//! - `transition`: an entry of the history of the grant before it;
+//! - `token`: a token of that grant, with only its digest (secrets are never
+//!   stored, so never exported) and its refresh `generation`. A token line in the
+//!   older form, with a `spent_at` time and no `generation`, still imports (see
+//!   [`tenure::Token::legacy_generation`]);
+//! - `personal_grant`: a personal grant.
+//!
+//! A grant's transitions and tokens follow it. Only grant lines carry `refresh`.
+//! Device authorizations live minutes and are not exported. Import applies each
+//! line as one write set, whole or not at all, and is idempotent: a record already
+//! stored as it is in the file is left alone.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write as _};
@@ -16,8 +32,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tenure::client::validate_client;
 use tenure::{
-    Client, Expect, Grant, GrantFilter, GrantQuery, Keyset, PersonalGrant, Position, SortOrder,
-    Storage, Token, Transition, Write, WriteSet, validate,
+    Client, Expect, Grant, GrantFilter, GrantQuery, Keyset, PersonalGrant, Position, RefreshChain,
+    SortOrder, Storage, Token, Transition, Write, WriteSet, validate,
 };
 
 use crate::commands::ZoneArg;
@@ -27,10 +43,39 @@ use crate::store::{Store, StoreArgs};
 /// Records read or written per storage call.
 const BATCH: usize = 100;
 
-/// One line of an export.
+/// One line of an export: a record, and for a grant its refresh chain.
+#[derive(Debug, Serialize, Deserialize)]
+struct Line {
+    #[serde(flatten)]
+    record: Record,
+    /// The grant's refresh-token rotation state; only on grant lines, and absent
+    /// from those written before it was exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh: Option<RefreshChain>,
+}
+
+impl Line {
+    /// A line of a record other than a grant.
+    fn of(record: Record) -> Line {
+        Line {
+            record,
+            refresh: None,
+        }
+    }
+
+    /// A grant's line, its refresh chain next to its seed-shaped record.
+    fn grant(grant: Grant) -> Line {
+        Line {
+            refresh: Some(grant.refresh),
+            record: Record::Grant(grant),
+        }
+    }
+}
+
+/// The record of a line, tagged with its kind.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "record", rename_all = "snake_case")]
-enum Line {
+enum Record {
     Client(Client),
     Grant(Grant),
     Transition(Transition),
@@ -112,7 +157,7 @@ pub async fn export_zone(
     loop {
         let clients = storage.list_clients(zone, after.as_deref(), BATCH).await?;
         for c in &clients {
-            emit(&Line::Client(c.record.clone()))?;
+            emit(&Line::of(Record::Client(c.record.clone())))?;
         }
         match clients.last() {
             Some(last) if clients.len() == BATCH => after = Some(last.record.id.clone()),
@@ -132,16 +177,16 @@ pub async fn export_zone(
             })
             .await?;
         for g in &page.items {
-            emit(&Line::Grant(g.record.clone()))?;
+            emit(&Line::grant(g.record.clone()))?;
             for t in storage.grant_history(zone, &g.record.id).await? {
-                emit(&Line::Transition(t))?;
+                emit(&Line::of(Record::Transition(t)))?;
             }
             let mut tokens = storage.grant_tokens(zone, &g.record.id).await?;
             tokens.sort_by(|a, b| {
                 (a.record.issued_at, a.record.digest).cmp(&(b.record.issued_at, b.record.digest))
             });
             for t in tokens {
-                emit(&Line::Token(t.record))?;
+                emit(&Line::of(Record::Token(t.record)))?;
             }
         }
         match page.items.last() {
@@ -155,7 +200,7 @@ pub async fn export_zone(
             .list_zone_personal_grants(zone, after.as_deref(), BATCH)
             .await?;
         for p in &personal {
-            emit(&Line::PersonalGrant(p.record.clone()))?;
+            emit(&Line::of(Record::PersonalGrant(p.record.clone())))?;
         }
         match personal.last() {
             Some(last) if personal.len() == BATCH => after = Some(last.record.id.clone()),
@@ -253,8 +298,15 @@ async fn upsert(
 }
 
 async fn apply_line(storage: &dyn Storage, line: Line, tally: &mut Tally) -> tenure::Result<()> {
-    match line {
-        Line::Client(c) => {
+    let Line { record, refresh } = line;
+    if refresh.is_some() && !matches!(record, Record::Grant(_)) {
+        return Err(tenure::Error::invalid_input(
+            "refresh",
+            "only a grant line carries a refresh chain",
+        ));
+    }
+    match record {
+        Record::Client(c) => {
             let c = validate_client(c)?;
             let stored = storage.get_client(&c.zone_id, &c.id).await?;
             let same = stored.as_ref().is_some_and(|s| s.record == c);
@@ -267,7 +319,8 @@ async fn apply_line(storage: &dyn Storage, line: Line, tally: &mut Tally) -> ten
             )
             .await
         }
-        Line::Grant(g) => {
+        Record::Grant(mut g) => {
+            g.refresh = refresh.unwrap_or(RefreshChain::LEGACY);
             check_grant(&g)?;
             let stored = storage.get_grant(&g.zone_id, &g.id).await?;
             let same = stored.as_ref().is_some_and(|s| s.record == g);
@@ -280,7 +333,7 @@ async fn apply_line(storage: &dyn Storage, line: Line, tally: &mut Tally) -> ten
             )
             .await
         }
-        Line::Token(t) => {
+        Record::Token(t) => {
             check_token(&t)?;
             if storage.get_grant(&t.zone_id, &t.grant_id).await?.is_none() {
                 return Err(tenure::Error::not_found(
@@ -299,7 +352,7 @@ async fn apply_line(storage: &dyn Storage, line: Line, tally: &mut Tally) -> ten
             )
             .await
         }
-        Line::PersonalGrant(p) => {
+        Record::PersonalGrant(p) => {
             check_personal_grant(&p)?;
             let stored = storage.get_personal_grant(&p.zone_id, &p.id).await?;
             let same = stored.as_ref().is_some_and(|s| s.record == p);
@@ -312,7 +365,7 @@ async fn apply_line(storage: &dyn Storage, line: Line, tally: &mut Tally) -> ten
             )
             .await
         }
-        Line::Transition(t) => {
+        Record::Transition(t) => {
             validate::reference("zone_id", &t.zone_id)?;
             validate::record_id("grant_id", &t.grant_id)?;
             let Some(grant) = storage.get_grant(&t.zone_id, &t.grant_id).await? else {
@@ -475,8 +528,10 @@ mod tests {
         let exported = export_zone(&memory, "z", &mut file, std::path::Path::new("mem"), || {})
             .await
             .unwrap();
-        // 1 client; per grant: 1 grant, 2 transitions, 4 tokens; 1 personal grant.
-        assert_eq!(exported, 1 + 3 * 7 + 1);
+        // 1 client; per grant: 1 grant, 1 transition (the latest refresh is the
+        // grant's `refreshed_at`), 3 tokens (a rotation deletes the spent refresh
+        // token's record); 1 personal grant.
+        assert_eq!(exported, 1 + 3 * 5 + 1);
 
         let dir = tempfile::tempdir().unwrap();
         let sled = SledStorage::open(dir.path()).unwrap();
@@ -505,6 +560,200 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(back, file, "a round trip is byte for byte");
+    }
+
+    /// An engine over `storage` on `clock`, with client `c` in zone `z` when asked.
+    async fn engine_on(
+        storage: Arc<dyn Storage>,
+        clock: &Arc<ManualClock>,
+        register: bool,
+    ) -> Engine {
+        let engine = Engine::builder(storage).clock(clock.clone()).build();
+        if register {
+            engine
+                .register_client("z", ClientRegistration::new("c").id("c").scopes(["read"]))
+                .await
+                .unwrap();
+        }
+        engine
+    }
+
+    #[tokio::test]
+    async fn a_rotated_grant_keeps_its_refresh_chain_across_export_and_import() {
+        let memory = MemoryStorage::new();
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let engine = engine_on(Arc::new(memory.clone()), &clock, true).await;
+        let mut issued = engine
+            .authorize("z", AuthorizeRequest::new("c", "alice", "r", ["read"]))
+            .await
+            .unwrap();
+        let mut spent = Vec::new();
+        for _ in 0..3 {
+            clock.advance(chrono::Duration::seconds(1));
+            let token = issued.refresh_token.clone().unwrap();
+            issued = engine
+                .refresh("z", RefreshRequest::new("c", &token))
+                .await
+                .unwrap();
+            spent.push(token);
+        }
+        let mut file = Vec::new();
+        export_zone(&memory, "z", &mut file, std::path::Path::new("mem"), || {})
+            .await
+            .unwrap();
+        let grant_line: serde_json::Value = String::from_utf8(file.clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|l| l["kind"] == "grant")
+            .unwrap();
+        assert_eq!(grant_line["refresh"]["generation"], 4);
+        assert!(
+            grant_line["record"].get("refresh").is_none(),
+            "the seed's Grant shape is unchanged"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let sled = SledStorage::open(dir.path()).unwrap();
+        import_lines(&sled, &file[..], std::path::Path::new("f"), || {})
+            .await
+            .unwrap();
+        let imported = sled
+            .get_grant("z", &issued.grant.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(imported.record, issued.grant.clone());
+        let target = engine_on(Arc::new(sled.clone()), &clock, false).await;
+        clock.advance(chrono::Duration::seconds(1));
+        let current = issued.refresh_token.clone().unwrap();
+        let next = target
+            .refresh("z", RefreshRequest::new("c", &current))
+            .await
+            .unwrap();
+        assert!(
+            target
+                .introspect("z", next.access_token.expose())
+                .await
+                .unwrap()
+                .is_active()
+        );
+        let reuse = target
+            .refresh("z", RefreshRequest::new("c", &spent[0]))
+            .await;
+        assert!(
+            matches!(reuse, Err(tenure::Error::RefreshTokenReused { .. })),
+            "{reuse:?}"
+        );
+        assert_eq!(
+            target
+                .get_grant("z", &issued.grant.id)
+                .await
+                .unwrap()
+                .status,
+            tenure::GrantStatus::Revoked
+        );
+    }
+
+    #[tokio::test]
+    async fn an_export_written_before_refresh_chains_imports_as_legacy() {
+        use tenure::{Secret, SecretKind};
+        // The client and the grant as an older version exported them: the grant in
+        // the seed's shape with no `refresh`, tokens with `spent_at` and no
+        // `generation`, refresh tokens without a reference in their text.
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let scratch = MemoryStorage::new();
+        let engine = engine_on(Arc::new(scratch.clone()), &clock, true).await;
+        let grant = engine
+            .authorize("z", AuthorizeRequest::new("c", "alice", "r", ["read"]))
+            .await
+            .unwrap()
+            .grant;
+        let client = engine.get_client("z", "c").await.unwrap();
+        let spent = Secret::generate(SecretKind::RefreshToken).unwrap();
+        let live = Secret::generate(SecretKind::RefreshToken).unwrap();
+        let at = |t: tenure::Timestamp| tenure::time::format_rfc3339(&t);
+        let token = |secret: &Secret, spent_at: Option<tenure::Timestamp>| {
+            let mut t = serde_json::json!({
+                "digest": secret.digest(),
+                "zone_id": "z",
+                "grant_id": grant.id,
+                "client_id": "c",
+                "user_id": "alice",
+                "kind": "refresh",
+                "scopes": ["read"],
+                "issued_at": at(grant.created_at),
+                "expires_at": at(grant.expires_at),
+            });
+            if let Some(s) = spent_at {
+                t["spent_at"] = serde_json::json!(at(s));
+            }
+            serde_json::json!({"kind": "token", "record": t}).to_string()
+        };
+        let lines = [
+            serde_json::json!({"kind": "client", "record": client}).to_string(),
+            serde_json::json!({"kind": "grant", "record": grant}).to_string(),
+            token(&spent, Some(grant.created_at)),
+            token(&live, None),
+        ];
+        assert!(!lines[1].contains("refresh\":"), "{}", lines[1]);
+        let text = lines.join("\n");
+
+        let memory = MemoryStorage::new();
+        import_lines(&memory, text.as_bytes(), std::path::Path::new("old"), || {})
+            .await
+            .unwrap();
+        let stored = memory.get_grant("z", &grant.id).await.unwrap().unwrap();
+        assert_eq!(stored.record.refresh, tenure::RefreshChain::LEGACY);
+        let stored_spent = memory
+            .get_token("z", &spent.digest())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored_spent.record.generation,
+            tenure::Token::legacy_generation(true)
+        );
+        let target = engine_on(Arc::new(memory.clone()), &clock, false).await;
+        assert!(
+            target
+                .introspect("z", live.expose())
+                .await
+                .unwrap()
+                .is_active()
+        );
+        assert!(
+            !target
+                .introspect("z", spent.expose())
+                .await
+                .unwrap()
+                .is_active()
+        );
+        clock.advance(chrono::Duration::seconds(1));
+        let rotated = target
+            .refresh("z", RefreshRequest::new("c", &live))
+            .await
+            .unwrap();
+        assert!(rotated.refresh_token.unwrap().refresh_reference().is_some());
+        let reuse = target.refresh("z", RefreshRequest::new("c", &spent)).await;
+        assert!(
+            matches!(reuse, Err(tenure::Error::RefreshTokenReused { .. })),
+            "{reuse:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_a_grant_line_carries_a_refresh_chain() {
+        let memory = MemoryStorage::new();
+        let line = r#"{"kind":"client","record":{"id":"c","zone_id":"z","organization_id":"o","name":"C","client_type":"public","allowed_scopes":["read"],"allowed_grants":["refresh_token"],"scope_policy":"explicit","access_type":"offline","access_token_ttl_seconds":60,"refresh_token_ttl_seconds":60,"enabled":true,"created_at":"2030-01-01T00:00:00.000Z","updated_at":"2030-01-01T00:00:00.000Z"},"refresh":{"generation":1}}"#;
+        let err = import_lines(&memory, line.as_bytes(), std::path::Path::new("f"), || {})
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("line 1: invalid refresh"),
+            "{err}"
+        );
+        assert!(memory.list_clients("z", None, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]

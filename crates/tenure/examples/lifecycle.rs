@@ -157,7 +157,10 @@ async fn main() -> Result<(), Error> {
     let report = engine.sweep_expired(ZONE, 100).await?;
     step(
         &clock,
-        format!("sweep persisted {} expiration(s)", report.expired),
+        format!(
+            "sweep persisted {} expiration(s) and pruned {} expired token(s)",
+            report.expired, report.tokens_removed
+        ),
     );
 
     println!("\nhistory of {grant_id}:");

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use chrono::Duration;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use tenure::{Grant, GrantStatus, RefreshRequest};
+use tenure::{Grant, GrantStatus, RefreshChain, RefreshRequest};
 use tenure_memory::testing::TestBed;
 
 /// The keys of the seed's Grant (000, 001) that tenure keeps, plus `client_id`. The
@@ -209,6 +209,8 @@ fn arb_grant() -> impl Strategy<Value = Grant> {
                 expires_at,
                 refreshed_at,
                 refresh_token_set,
+                // Not part of the seed's shape: it reads back as the default.
+                refresh: RefreshChain::default(),
             },
         )
 }
@@ -220,5 +222,25 @@ proptest! {
         let back: Grant = serde_json::from_str(&text).unwrap();
         prop_assert_eq!(&back, &grant);
         prop_assert_eq!(serde_json::to_string(&back).unwrap(), text);
+    }
+
+    #[test]
+    fn the_refresh_chain_stays_out_of_the_seed_json(
+        grant in arb_grant(),
+        generation in any::<u64>(),
+        family in any::<[u8; 32]>(),
+    ) {
+        let text = serde_json::to_string(&grant).unwrap();
+        let family = tenure::SecretBytes::from_bytes(family).digest();
+        let rotated = Grant {
+            refresh: RefreshChain {
+                generation,
+                family: Some(family),
+                current: Some(family),
+                previous: None,
+            },
+            ..grant
+        };
+        prop_assert_eq!(serde_json::to_string(&rotated).unwrap(), text);
     }
 }

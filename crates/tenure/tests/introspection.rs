@@ -19,7 +19,8 @@ proptest! {
     #[test]
     fn owned_and_borrowed_introspection_agree(
         refresh in any::<bool>(),
-        spent in offset(),
+        token_generation in 0u64..4,
+        grant_generation in 0u64..4,
         revoked in offset(),
         token_expiry in -120i64..120,
         grant_status in prop::sample::select(vec![GrantStatus::Active, GrantStatus::Revoked, GrantStatus::Expired]),
@@ -39,7 +40,8 @@ proptest! {
             (token, issued.grant, client)
         });
         let at = |m: i64| epoch() + Duration::minutes(m);
-        token.spent_at = spent.map(at);
+        token.generation = token_generation;
+        grant.refresh.generation = grant_generation;
         token.revoked_at = revoked.map(at);
         token.expires_at = at(token_expiry);
         grant.status = grant_status;

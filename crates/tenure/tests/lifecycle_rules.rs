@@ -218,8 +218,9 @@ async fn sweep_persists_expirations_in_expiry_order_bounded_by_batch() {
     bed.clock.advance(Duration::hours(5));
     let first = bed.engine.sweep_expired(bed.zone, 2).await.unwrap();
     assert_eq!((first.expired, first.more), (2, true));
+    // No grant is left to expire, but expired tokens are (see below).
     let second = bed.engine.sweep_expired(bed.zone, 2).await.unwrap();
-    assert_eq!((second.expired, second.more), (1, false));
+    assert_eq!((second.expired, second.more), (1, true));
     let order: Vec<String> = events
         .take()
         .into_iter()
@@ -229,6 +230,15 @@ async fn sweep_persists_expirations_in_expiry_order_bounded_by_batch() {
         })
         .collect();
     assert_eq!(order, vec![ids[1].clone(), ids[2].clone(), ids[0].clone()]);
+    // Tokens are pruned through their own expiry index, up to the batch size per
+    // sweep, not with their grant: four access tokens (1 h) and three refresh tokens
+    // (their grant's expiry) had expired, and two sweeps of two pruned four.
+    assert_eq!((first.tokens_removed, second.tokens_removed), (2, 2));
+    let third = bed.engine.sweep_expired(bed.zone, 10).await.unwrap();
+    assert_eq!(
+        (third.expired, third.tokens_removed, third.more),
+        (0, 3, false)
+    );
     for id in &ids[..3] {
         let stored = tenure::Storage::get_grant(&bed.storage, bed.zone, id)
             .await
@@ -244,6 +254,14 @@ async fn sweep_persists_expirations_in_expiry_order_bounded_by_batch() {
                 .is_empty()
         );
     }
+    // The live grant keeps its refresh token; its expired access token is gone.
+    let kept = tenure::Storage::grant_tokens(&bed.storage, bed.zone, &ids[3])
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.iter().map(|t| t.record.kind).collect::<Vec<_>>(),
+        vec![TokenKind::Refresh]
+    );
     let untouched = bed.engine.get_grant(bed.zone, &ids[3]).await.unwrap();
     assert_eq!(untouched.status, GrantStatus::Active);
     assert_eq!(
@@ -322,6 +340,21 @@ async fn revoking_an_active_grant_revokes_every_token_under_it() {
     ] {
         assert!(!is_active(&bed, token).await);
     }
+    // Its tokens were not rewritten: they read as revoked through their grant, and
+    // the current refresh token is refused as revoked, not as reuse.
+    let r = bed
+        .engine
+        .refresh(
+            bed.zone,
+            RefreshRequest::new(client.id.clone(), rotated.refresh_token.as_ref().unwrap()),
+        )
+        .await;
+    assert!(matches!(
+        r,
+        Err(Error::InvalidGrant {
+            reason: InvalidGrantReason::TokenRevoked
+        })
+    ));
     let history = bed.engine.grant_history(bed.zone, &g.id).await.unwrap();
     let last = history.last().unwrap();
     assert_eq!(
@@ -1187,4 +1220,671 @@ async fn a_confidential_client_gets_its_secret_once_stored_as_a_digest() {
     let json = serde_json::to_string(&stored).unwrap();
     assert!(!json.contains(secret.expose()));
     assert!(!format!("{registered:?}").contains(secret.expose()));
+}
+
+// ----- constant-cost rotation, revocation and pruning -----
+
+/// Refreshes `token` as `client`.
+async fn refresh_as(
+    bed: &TestBed,
+    client: &str,
+    token: &tenure::Secret,
+) -> tenure::Result<tenure::Issued> {
+    bed.engine
+        .refresh(bed.zone, RefreshRequest::new(client, token))
+        .await
+}
+
+/// The grant's refresh token records as stored.
+async fn stored_refresh_tokens(bed: &TestBed, grant_id: &str) -> Vec<tenure::Token> {
+    tenure::Storage::grant_tokens(&bed.storage, bed.zone, grant_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.record)
+        .filter(|t| t.kind == TokenKind::Refresh)
+        .collect()
+}
+
+#[tokio::test]
+async fn any_earlier_refresh_token_is_reuse_however_long_the_history() {
+    const ROTATIONS: usize = 500;
+    let bed = TestBed::new();
+    let client = bed.client(["read"]).await.unwrap();
+    for replayed in [1, 250, 499] {
+        let issued = bed.grant(&client, "alice", ["read"]).await.unwrap();
+        let id = issued.grant.id.clone();
+        let mut current = issued;
+        let mut kept = None;
+        for rotation in 1..=ROTATIONS {
+            bed.clock.advance(Duration::seconds(1));
+            current = refresh_as(&bed, &client.id, current.refresh_token.as_ref().unwrap())
+                .await
+                .unwrap_or_else(|e| panic!("rotation {rotation}: {e}"));
+            if rotation == replayed {
+                kept = current.refresh_token.clone();
+            }
+        }
+        // The grant keeps one refresh-token record however often it rotated.
+        assert_eq!(stored_refresh_tokens(&bed, &id).await.len(), 1);
+        let refresh = current.refresh_token.clone().unwrap();
+        assert!(is_active(&bed, &refresh).await);
+        assert!(is_active(&bed, &current.access_token).await);
+
+        let reuse = refresh_as(&bed, &client.id, kept.as_ref().unwrap()).await;
+        assert!(
+            matches!(reuse, Err(Error::RefreshTokenReused { ref grant_id }) if *grant_id == id),
+            "token of rotation {replayed}: {reuse:?}"
+        );
+        let grant = bed.engine.get_grant(bed.zone, &id).await.unwrap();
+        assert_eq!(grant.status, GrantStatus::Revoked);
+        assert!(!is_active(&bed, &refresh).await);
+        assert!(!is_active(&bed, &current.access_token).await);
+        let history = bed.engine.grant_history(bed.zone, &id).await.unwrap();
+        assert_eq!(
+            history.last().unwrap().reason,
+            TransitionReason::ReuseDetected
+        );
+        // Created, the latest refresh, the revocation: not one entry per rotation.
+        assert_eq!(history.len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn a_spent_refresh_token_past_its_own_expiry_is_expired_not_reuse() {
+    let (bed, events) = bed_with_events();
+    let client = bed
+        .register(
+            ClientRegistration::new("short")
+                .id("short")
+                .scopes(["read"])
+                .lifetimes(60, 3600),
+        )
+        .await
+        .unwrap();
+    let issued = bed
+        .engine
+        .authorize(
+            bed.zone,
+            AuthorizeRequest::new(client.id.clone(), "alice", "r", ["read"])
+                .expires_at(bed.clock.now_millis() + Duration::days(1)),
+        )
+        .await
+        .unwrap();
+    let first = issued.refresh_token.clone().unwrap();
+    bed.clock.advance(Duration::minutes(10));
+    let second = refresh_as(&bed, &client.id, &first).await.unwrap();
+    bed.clock.advance(Duration::minutes(55));
+    let third = refresh_as(&bed, &client.id, second.refresh_token.as_ref().unwrap())
+        .await
+        .unwrap();
+    // `first` expired an hour after it was issued: five minutes ago.
+    bed.clock.advance(Duration::minutes(1));
+    events.take();
+    let late = refresh_as(&bed, &client.id, &first).await;
+    assert!(
+        matches!(
+            late,
+            Err(Error::InvalidGrant {
+                reason: InvalidGrantReason::TokenExpired
+            })
+        ),
+        "{late:?}"
+    );
+    assert!(events.take().is_empty());
+    let grant = bed
+        .engine
+        .get_grant(bed.zone, &issued.grant.id)
+        .await
+        .unwrap();
+    assert_eq!(grant.status, GrantStatus::Active);
+    assert!(is_active(&bed, third.refresh_token.as_ref().unwrap()).await);
+    refresh_as(&bed, &client.id, third.refresh_token.as_ref().unwrap())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn rotations_within_one_millisecond_still_tell_tokens_apart() {
+    let bed = TestBed::new();
+    let client = bed.client(["read"]).await.unwrap();
+    let issued = bed.grant(&client, "alice", ["read"]).await.unwrap();
+    let first = issued.refresh_token.clone().unwrap();
+    let second = refresh_as(&bed, &client.id, &first).await.unwrap();
+    let third = refresh_as(&bed, &client.id, second.refresh_token.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(third.grant.refreshed_at, second.grant.refreshed_at);
+    assert!(!is_active(&bed, second.refresh_token.as_ref().unwrap()).await);
+    assert!(is_active(&bed, third.refresh_token.as_ref().unwrap()).await);
+    let reuse = refresh_as(&bed, &client.id, &first).await;
+    assert!(
+        matches!(reuse, Err(Error::RefreshTokenReused { .. })),
+        "{reuse:?}"
+    );
+    assert!(!is_active(&bed, third.refresh_token.as_ref().unwrap()).await);
+}
+
+#[tokio::test]
+async fn the_grace_window_forgives_only_the_last_spent_token_and_only_once_in_time() {
+    let grace = Duration::seconds(30);
+    let bed = TestBed::with(|b| b.reuse_grace(grace));
+    let client = bed.client(["read"]).await.unwrap();
+
+    // The token the last rotation spent, again inside the window: one more rotation,
+    // which spends the successor the client never saw.
+    let issued = bed.grant(&client, "alice", ["read"]).await.unwrap();
+    let id = issued.grant.id.clone();
+    let spent = issued.refresh_token.clone().unwrap();
+    let lost = refresh_as(&bed, &client.id, &spent).await.unwrap();
+    bed.clock.advance(Duration::seconds(10));
+    let retried = refresh_as(&bed, &client.id, &spent).await.unwrap();
+    let lost_refresh = lost.refresh_token.clone().unwrap();
+    let retried_refresh = retried.refresh_token.clone().unwrap();
+    assert!(!is_active(&bed, &lost_refresh).await);
+    assert!(is_active(&bed, &retried_refresh).await);
+    // One live refresh token: the retried one.
+    let records = stored_refresh_tokens(&bed, &id).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].digest, retried_refresh.digest());
+    // Still inside the window, the successor it replaced is reuse.
+    let reuse = refresh_as(&bed, &client.id, &lost_refresh).await;
+    assert!(
+        matches!(reuse, Err(Error::RefreshTokenReused { .. })),
+        "{reuse:?}"
+    );
+    assert_eq!(
+        bed.engine.get_grant(bed.zone, &id).await.unwrap().status,
+        GrantStatus::Revoked
+    );
+
+    // The same token after the window: reuse.
+    let issued = bed.grant(&client, "alice", ["read"]).await.unwrap();
+    let spent = issued.refresh_token.clone().unwrap();
+    refresh_as(&bed, &client.id, &spent).await.unwrap();
+    bed.clock.advance(grace);
+    let reuse = refresh_as(&bed, &client.id, &spent).await;
+    assert!(
+        matches!(reuse, Err(Error::RefreshTokenReused { .. })),
+        "{reuse:?}"
+    );
+
+    // A token older than the last spent one, inside the window: reuse.
+    let issued = bed.grant(&client, "alice", ["read"]).await.unwrap();
+    let older = issued.refresh_token.clone().unwrap();
+    let next = refresh_as(&bed, &client.id, &older).await.unwrap();
+    bed.clock.advance(Duration::seconds(1));
+    refresh_as(&bed, &client.id, next.refresh_token.as_ref().unwrap())
+        .await
+        .unwrap();
+    bed.clock.advance(Duration::seconds(1));
+    let reuse = refresh_as(&bed, &client.id, &older).await;
+    assert!(
+        matches!(reuse, Err(Error::RefreshTokenReused { .. })),
+        "{reuse:?}"
+    );
+
+    // Once redeemed in the window, the spent token is not forgiven a second time.
+    let issued = bed.grant(&client, "alice", ["read"]).await.unwrap();
+    let spent = issued.refresh_token.clone().unwrap();
+    refresh_as(&bed, &client.id, &spent).await.unwrap();
+    refresh_as(&bed, &client.id, &spent).await.unwrap();
+    let reuse = refresh_as(&bed, &client.id, &spent).await;
+    assert!(
+        matches!(reuse, Err(Error::RefreshTokenReused { .. })),
+        "{reuse:?}"
+    );
+}
+
+/// A refresh token's body, decoded: `[format, id length, id, generation (8, big
+/// endian), expiry (8), family secret (32), random bits (32)]`.
+fn token_body(token: &tenure::Secret) -> Vec<u8> {
+    use base64::Engine as _;
+    let body = token.expose().strip_prefix("tnr_rt_").unwrap();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(body)
+        .unwrap()
+}
+
+fn token_from_body(body: &[u8]) -> tenure::Secret {
+    use base64::Engine as _;
+    let text = format!(
+        "tnr_rt_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body)
+    );
+    tenure::Secret::from_presented(text)
+}
+
+#[tokio::test]
+async fn a_forged_refresh_token_is_unknown_and_revokes_nothing() {
+    let (bed, events) = bed_with_events();
+    let client = bed.client(["read"]).await.unwrap();
+    let issued = bed.grant(&client, "alice", ["read"]).await.unwrap();
+    let spent = issued.refresh_token.clone().unwrap();
+    let current = refresh_as(&bed, &client.id, &spent).await.unwrap();
+    let current_refresh = current.refresh_token.clone().unwrap();
+    let body = token_body(&current_refresh);
+    let id_len = usize::from(body[1]);
+    let generation_at = 2 + id_len;
+    let family_at = generation_at + 16;
+    let bits_at = family_at + 32;
+    assert_eq!(body.len(), bits_at + 32);
+    assert_eq!(&body[2..generation_at], issued.grant.id.as_bytes());
+    let generation = u64::from_be_bytes(body[generation_at..generation_at + 8].try_into().unwrap());
+
+    let mut forgeries = Vec::new();
+    // Another family secret, on a spent token and on the current one.
+    for original in [token_body(&spent), body.clone()] {
+        let mut forged = original;
+        forged[family_at] ^= 0x01;
+        forgeries.push(("family", forged));
+    }
+    // A generation the grant has not reached.
+    let mut forged = body.clone();
+    forged[generation_at..generation_at + 8].copy_from_slice(&(generation + 1).to_be_bytes());
+    forgeries.push(("generation ahead", forged));
+    // The current generation with other random bits: no record has that digest.
+    let mut forged = body.clone();
+    forged[bits_at] ^= 0x01;
+    forgeries.push(("random bits", forged));
+    // Another grant's id with this grant's family secret.
+    let other = bed.grant(&client, "bob", ["read"]).await.unwrap();
+    let mut forged = body.clone();
+    forged[2..generation_at].copy_from_slice(other.grant.id.as_bytes());
+    forgeries.push(("grant id", forged));
+
+    events.take();
+    for (what, forged) in forgeries {
+        let token = token_from_body(&forged);
+        assert!(
+            token.refresh_reference().is_some(),
+            "{what}: still well formed"
+        );
+        let r = refresh_as(&bed, &client.id, &token).await;
+        assert!(
+            matches!(
+                r,
+                Err(Error::InvalidGrant {
+                    reason: InvalidGrantReason::UnknownToken
+                })
+            ),
+            "{what}: {r:?}"
+        );
+    }
+    assert!(events.take().is_empty(), "nothing was revoked or written");
+    for grant in [&issued.grant.id, &other.grant.id] {
+        assert_eq!(
+            bed.engine.get_grant(bed.zone, grant).await.unwrap().status,
+            GrantStatus::Active
+        );
+    }
+    refresh_as(&bed, &client.id, &current_refresh)
+        .await
+        .unwrap();
+}
+
+/// A store that forwards to memory and keeps every write set it is handed.
+#[derive(Debug, Default)]
+struct Recording {
+    inner: tenure_memory::MemoryStorage,
+    sets: Mutex<Vec<tenure::WriteSet>>,
+}
+
+impl Recording {
+    fn take(&self) -> Vec<tenure::WriteSet> {
+        std::mem::take(&mut *self.sets.lock().unwrap())
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl tenure::Storage for Recording {
+    async fn get_client(
+        &self,
+        z: &str,
+        id: &str,
+    ) -> tenure::Result<Option<tenure::Versioned<tenure::Client>>> {
+        self.inner.get_client(z, id).await
+    }
+    async fn list_clients(
+        &self,
+        z: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::Client>>> {
+        self.inner.list_clients(z, after, limit).await
+    }
+    async fn get_grant(
+        &self,
+        z: &str,
+        id: &str,
+    ) -> tenure::Result<Option<tenure::Versioned<tenure::Grant>>> {
+        self.inner.get_grant(z, id).await
+    }
+    async fn list_grants(&self, q: &tenure::GrantQuery) -> tenure::Result<tenure::GrantPage> {
+        self.inner.list_grants(q).await
+    }
+    async fn count_grants(
+        &self,
+        z: &str,
+        f: &tenure::GrantFilter,
+        now: tenure::Timestamp,
+    ) -> tenure::Result<u64> {
+        self.inner.count_grants(z, f, now).await
+    }
+    async fn expired_grants(
+        &self,
+        z: &str,
+        now: tenure::Timestamp,
+        limit: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::Grant>>> {
+        self.inner.expired_grants(z, now, limit).await
+    }
+    async fn grant_history(&self, z: &str, id: &str) -> tenure::Result<Vec<tenure::Transition>> {
+        self.inner.grant_history(z, id).await
+    }
+    async fn get_token(
+        &self,
+        z: &str,
+        d: &tenure::Digest,
+    ) -> tenure::Result<Option<tenure::Versioned<tenure::Token>>> {
+        self.inner.get_token(z, d).await
+    }
+    async fn get_token_and_grant(
+        &self,
+        z: &str,
+        d: &tenure::Digest,
+    ) -> tenure::Result<Option<tenure::TokenAndGrant>> {
+        self.inner.get_token_and_grant(z, d).await
+    }
+    async fn grant_tokens(
+        &self,
+        z: &str,
+        id: &str,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::Token>>> {
+        self.inner.grant_tokens(z, id).await
+    }
+    async fn expired_tokens(
+        &self,
+        z: &str,
+        now: tenure::Timestamp,
+        limit: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::Token>>> {
+        self.inner.expired_tokens(z, now, limit).await
+    }
+    async fn get_personal_grant(
+        &self,
+        z: &str,
+        id: &str,
+    ) -> tenure::Result<Option<tenure::Versioned<tenure::PersonalGrant>>> {
+        self.inner.get_personal_grant(z, id).await
+    }
+    async fn list_personal_grants(
+        &self,
+        z: &str,
+        user: &str,
+        after: Option<&tenure::Keyset>,
+        limit: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::PersonalGrant>>> {
+        self.inner.list_personal_grants(z, user, after, limit).await
+    }
+    async fn list_zone_personal_grants(
+        &self,
+        z: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::PersonalGrant>>> {
+        self.inner.list_zone_personal_grants(z, after, limit).await
+    }
+    async fn get_device_authorization(
+        &self,
+        z: &str,
+        d: &tenure::Digest,
+    ) -> tenure::Result<Option<tenure::Versioned<tenure::DeviceAuthorization>>> {
+        self.inner.get_device_authorization(z, d).await
+    }
+    async fn find_device_authorization(
+        &self,
+        z: &str,
+        code: &str,
+    ) -> tenure::Result<Option<tenure::Versioned<tenure::DeviceAuthorization>>> {
+        self.inner.find_device_authorization(z, code).await
+    }
+    async fn expired_device_authorizations(
+        &self,
+        z: &str,
+        now: tenure::Timestamp,
+        limit: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::DeviceAuthorization>>> {
+        self.inner
+            .expired_device_authorizations(z, now, limit)
+            .await
+    }
+    async fn apply(&self, set: tenure::WriteSet) -> tenure::Result<()> {
+        self.sets.lock().unwrap().push(set.clone());
+        self.inner.apply(set).await
+    }
+}
+
+/// An engine over a [`Recording`] store on a manual clock, with one client.
+async fn recorded() -> (tenure::Engine, Arc<Recording>, Arc<tenure::ManualClock>) {
+    let store = Arc::new(Recording::default());
+    let clock = Arc::new(tenure::ManualClock::new(tenure_memory::testing::epoch()));
+    let engine = tenure::Engine::builder(store.clone())
+        .clock(clock.clone())
+        .build();
+    engine
+        .register_client(
+            "zone-1",
+            ClientRegistration::new("c").id("c").scopes(["read"]),
+        )
+        .await
+        .unwrap();
+    store.take();
+    (engine, store, clock)
+}
+
+/// What each write of a set is, in order.
+fn kinds(set: &tenure::WriteSet) -> Vec<&'static str> {
+    use tenure::Write;
+    set.writes
+        .iter()
+        .map(|w| match w {
+            Write::PutClient { .. } => "put client",
+            Write::PutGrant { .. } => "put grant",
+            Write::DeleteGrant { .. } => "delete grant",
+            Write::PutToken { .. } => "put token",
+            Write::DeleteToken { .. } => "delete token",
+            Write::Check { .. } => "check",
+            Write::AppendTransition(_) => "append transition",
+            _ => "other",
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn revoking_a_grant_writes_two_records_however_many_tokens_it_issued() {
+    let (engine, store, clock) = recorded().await;
+    let issued = engine
+        .authorize("zone-1", AuthorizeRequest::new("c", "alice", "r", ["read"]))
+        .await
+        .unwrap();
+    let id = issued.grant.id.clone();
+    let mut access = vec![issued.access_token.clone()];
+    let mut current = issued;
+    for _ in 1..100 {
+        clock.advance(Duration::seconds(1));
+        current = engine
+            .refresh(
+                "zone-1",
+                RefreshRequest::new("c", current.refresh_token.as_ref().unwrap()),
+            )
+            .await
+            .unwrap();
+        access.push(current.access_token.clone());
+    }
+    assert_eq!(access.len(), 100);
+    for token in &access {
+        assert!(
+            engine
+                .introspect("zone-1", token.expose())
+                .await
+                .unwrap()
+                .is_active()
+        );
+    }
+    store.take();
+    engine
+        .revoke_grant("zone-1", &id, Actor::Admin)
+        .await
+        .unwrap();
+    let sets = store.take();
+    assert_eq!(sets.len(), 1);
+    assert_eq!(kinds(&sets[0]), vec!["put grant", "append transition"]);
+    for token in access.iter().chain(current.refresh_token.as_ref()) {
+        assert!(
+            !engine
+                .introspect("zone-1", token.expose())
+                .await
+                .unwrap()
+                .is_active()
+        );
+    }
+}
+
+#[tokio::test]
+async fn revoking_an_access_token_writes_it_and_checks_its_grant() {
+    let (engine, store, clock) = recorded().await;
+    let issued = engine
+        .authorize("zone-1", AuthorizeRequest::new("c", "alice", "r", ["read"]))
+        .await
+        .unwrap();
+    let id = issued.grant.id.clone();
+    let before = tenure::Storage::get_grant(&*store, "zone-1", &id)
+        .await
+        .unwrap()
+        .unwrap();
+    clock.advance(Duration::seconds(1));
+    store.take();
+    assert!(
+        engine
+            .revoke_token("zone-1", issued.access_token.expose(), None)
+            .await
+            .unwrap()
+    );
+    let sets = store.take();
+    assert_eq!(sets.len(), 1);
+    assert_eq!(kinds(&sets[0]), vec!["check", "put token"]);
+    match &sets[0].writes[..] {
+        [
+            tenure::Write::Check { record, expect },
+            tenure::Write::PutToken { token, .. },
+        ] => {
+            assert_eq!(
+                *record,
+                tenure::RecordKey::Grant {
+                    zone_id: "zone-1".into(),
+                    id: id.clone()
+                }
+            );
+            assert_eq!(*expect, tenure::Expect::Version(before.version));
+            assert_eq!(token.digest, issued.access_token.digest());
+            assert_eq!(token.revoked_at, Some(engine.now()));
+        }
+        other => panic!("unexpected writes: {other:?}"),
+    }
+    let after = tenure::Storage::get_grant(&*store, "zone-1", &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after, before,
+        "the grant is neither rewritten nor re-versioned"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_writes_the_same_records_on_its_300th_rotation_as_on_its_first() {
+    let (engine, store, clock) = recorded().await;
+    let issued = engine
+        .authorize("zone-1", AuthorizeRequest::new("c", "alice", "r", ["read"]))
+        .await
+        .unwrap();
+    let mut current = issued;
+    let mut sets = Vec::new();
+    for rotation in 1..=300 {
+        clock.advance(Duration::seconds(1));
+        store.take();
+        current = engine
+            .refresh(
+                "zone-1",
+                RefreshRequest::new("c", current.refresh_token.as_ref().unwrap()),
+            )
+            .await
+            .unwrap();
+        if rotation == 1 || rotation == 300 {
+            let mut taken = store.take();
+            assert_eq!(taken.len(), 1, "rotation {rotation}: one write set");
+            sets.push(taken.remove(0));
+        }
+    }
+    let (first, last) = (kinds(&sets[0]), kinds(&sets[1]));
+    assert_eq!(first, last);
+    assert_eq!(sets[0].writes.len(), sets[1].writes.len());
+    // The grant, the spent token's deletion, the new access and refresh tokens.
+    let mut sorted = first.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        vec!["delete token", "put grant", "put token", "put token"]
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_prunes_expired_access_tokens_of_a_live_grant() {
+    let bed = TestBed::new();
+    let client = bed.client(["read"]).await.unwrap();
+    let issued = bed.grant(&client, "alice", ["read"]).await.unwrap();
+    let id = issued.grant.id.clone();
+    let mut access = vec![issued.access_token.clone()];
+    let mut current = issued;
+    for _ in 0..5 {
+        bed.clock.advance(Duration::minutes(61));
+        current = refresh_as(&bed, &client.id, current.refresh_token.as_ref().unwrap())
+            .await
+            .unwrap();
+        access.push(current.access_token.clone());
+    }
+    // Six access tokens, five of them expired, and the current refresh token.
+    let stored = tenure::Storage::grant_tokens(&bed.storage, bed.zone, &id)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 7);
+    let report = bed.engine.sweep_expired(bed.zone, 100).await.unwrap();
+    assert_eq!((report.expired, report.tokens_removed), (0, 5));
+    let mut left: Vec<_> = tenure::Storage::grant_tokens(&bed.storage, bed.zone, &id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.record.digest)
+        .collect();
+    left.sort_unstable();
+    let mut live = vec![
+        current.access_token.digest(),
+        current.refresh_token.as_ref().unwrap().digest(),
+    ];
+    live.sort_unstable();
+    assert_eq!(left, live);
+    assert!(is_active(&bed, &current.access_token).await);
+    assert!(is_active(&bed, current.refresh_token.as_ref().unwrap()).await);
+    // Nothing left to prune, and the grant refreshes as before.
+    let again = bed.engine.sweep_expired(bed.zone, 100).await.unwrap();
+    assert_eq!(again.tokens_removed, 0);
+    refresh_as(&bed, &client.id, current.refresh_token.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        bed.engine.get_grant(bed.zone, &id).await.unwrap().status,
+        GrantStatus::Active
+    );
 }
