@@ -46,6 +46,17 @@
 //! the role serving requests needs no right to create anything once the schema
 //! exists.
 //!
+//! Schema version 2 (refresh tokens rotated by generation, a token expiry index)
+//! migrates a version-1 schema in place when the first upgraded process opens it:
+//! it adds and fills the tokens' `expires_at` column and its index, and converts
+//! every record as the core's legacy rule says (every grant gets
+//! [`RefreshChain::LEGACY`](tenure::RefreshChain::LEGACY), every token generation 0
+//! if it was spent and 1 if not), so refresh tokens issued before keep working and
+//! a spent one presented again is still reuse. It rewrites every grant and token
+//! row once, in the one transaction, holding their tables locked meanwhile. Stop
+//! the processes of the older version first: they cannot write tokens into the new
+//! schema, and they do not keep a grant's refresh chain.
+//!
 //! Each record is stored whole, as the JSON the core's records serialize to (a
 //! `jsonb` column, readable with any SQL client), next to typed columns for what is
 //! looked up, filtered or sorted on: zone, id, user, resource, client, status,
@@ -53,6 +64,8 @@
 //! precision the core keeps, with no range limit a forged cursor could hit), token
 //! and device-code digests (`bytea`) and a `version` column. The JSON is the record's
 //! truth and the columns are its index keys, written together by the same statement.
+//! A grant's JSON also holds its [`RefreshChain`](tenure::RefreshChain), under a
+//! `refresh` key of its own, since the seed's Grant JSON has no place for it.
 //! Ids are compared bytewise (`COLLATE "C"`), as Rust compares strings, whatever the
 //! database's locale.
 //!
@@ -65,6 +78,7 @@
 //! | listing by status | `grants_by_status (zone_id, status, created_at, id)`, or any of the above |
 //! | expiry sweep | `grants_by_expiry (zone_id, expires_at, id) WHERE status = 'active'` |
 //! | token by digest | primary key `(zone_id, digest)` |
+//! | expired tokens | `tokens_by_expiry (zone_id, expires_at, digest)` |
 //! | a grant's tokens, history | `tokens_by_grant`, `transitions_by_grant` |
 //! | personal grants of a user | `personal_grants_by_user (zone_id, user_id, created_at, id)` |
 //! | device authorizations | primary key, `UNIQUE (zone_id, user_code)`, `device_authorizations_by_expiry` |
@@ -87,11 +101,16 @@
 //! means its expectation failed: the transaction rolls back and the set is
 //! [`tenure::Error::Conflict`], which the engine retries with fresh reads. Rows a
 //! set wrote stay locked until it ends, so all of its expectations hold together at
-//! commit; a stronger isolation level would only add serialization failures. A user
-//! code is checked against the store as it was before the set (as the contract
-//! says), and a unique index catches one taken by a set committing meanwhile (also a
-//! conflict). Serialization failures and deadlocks (SQLSTATE 40001, 40P01) are
-//! retried [`PostgresOptions::retries`] times, then reported as a conflict.
+//! commit; a stronger isolation level would only add serialization failures. A
+//! guard ([`Write::Check`](tenure::Write::Check)) writes nothing but holds its row
+//! all the same: `SELECT … FOR SHARE` at the expected version, or, for a record
+//! expected absent, a placeholder row inserted on the free key and deleted again in
+//! the same transaction, which keeps any other set from creating the record until
+//! this one ends. A user code is checked against the store as it was before the set
+//! (as the contract says), and a unique index catches one taken by a set committing
+//! meanwhile (also a conflict). Serialization failures and deadlocks (SQLSTATE
+//! 40001, 40P01) are retried [`PostgresOptions::retries`] times, then reported as a
+//! conflict.
 //!
 //! Reads are single statements, so each sees one snapshot and never part of a set.
 //!
@@ -116,6 +135,7 @@
 
 mod error;
 mod read;
+mod record;
 mod schema;
 mod write;
 
@@ -124,7 +144,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use serde::de::DeserializeOwned;
 use tenure::{
     Client, DeviceAuthorization, Digest, Grant, GrantFilter, GrantPage, GrantQuery, Keyset,
     PersonalGrant, Position, SortOrder, Storage, Timestamp, Token, TokenAndGrant, Transition,
@@ -140,6 +159,7 @@ pub use schema::{DEFAULT_SCHEMA, SCHEMA_VERSION};
 pub use tokio_postgres;
 
 use read::{PART_PAGE, PART_PROBE};
+use record::Record;
 use schema::SchemaName;
 use write::WriteSql;
 
@@ -305,25 +325,16 @@ impl PostgresStorage {
     }
 
     /// Runs a read that yields versioned records.
-    async fn records<T: DeserializeOwned>(
-        &self,
-        kind: &'static str,
-        read: Read<'_>,
-    ) -> Result<Vec<Versioned<T>>, PostgresError> {
-        self.query(read)
-            .await?
-            .iter()
-            .map(|row| versioned(kind, row))
-            .collect()
+    async fn records<T: Record>(&self, read: Read<'_>) -> Result<Vec<Versioned<T>>, PostgresError> {
+        self.query(read).await?.iter().map(versioned).collect()
     }
 
     /// Runs a read that yields at most one versioned record.
-    async fn record<T: DeserializeOwned>(
+    async fn record<T: Record>(
         &self,
-        kind: &'static str,
         read: Read<'_>,
     ) -> Result<Option<Versioned<T>>, PostgresError> {
-        Ok(self.records(kind, read).await?.into_iter().next())
+        Ok(self.records(read).await?.into_iter().next())
     }
 
     async fn page(&self, query: &GrantQuery) -> Result<GrantPage, PostgresError> {
@@ -336,7 +347,7 @@ impl PostgresStorage {
                 probe = true;
             } else if part == PART_PAGE {
                 let key = (row.try_get("created_at")?, row.try_get("id")?);
-                scanned.push((key, versioned("grant", row)?));
+                scanned.push((key, versioned(row)?));
             }
         }
         // The page's scan runs in the listing's order, or against it for `Before`.
@@ -367,16 +378,12 @@ impl PostgresStorage {
 }
 
 /// Reads a row's `version` and `record` columns.
-fn versioned<T: DeserializeOwned>(
-    kind: &'static str,
-    row: &Row,
-) -> Result<Versioned<T>, PostgresError> {
-    versioned_in(kind, row, "version", "record")
+fn versioned<T: Record>(row: &Row) -> Result<Versioned<T>, PostgresError> {
+    versioned_in(row, "version", "record")
 }
 
 /// A versioned record from the named columns of a row.
-fn versioned_in<T: DeserializeOwned>(
-    kind: &'static str,
+fn versioned_in<T: Record>(
     row: &Row,
     version_column: &str,
     record_column: &str,
@@ -386,16 +393,19 @@ fn versioned_in<T: DeserializeOwned>(
         .ok()
         .filter(|v| *v > 0)
         .ok_or_else(|| PostgresError::Corrupt {
-            kind,
+            kind: T::KIND,
             reason: format!("version {version}"),
         })?;
-    let Json(record) =
-        row.try_get::<_, Json<T>>(record_column)
-            .map_err(|e| PostgresError::Corrupt {
-                kind,
-                reason: e.to_string(),
-            })?;
-    Ok(Versioned { record, version })
+    let Json(stored) = row
+        .try_get::<_, Json<T::Stored>>(record_column)
+        .map_err(|e| PostgresError::Corrupt {
+            kind: T::KIND,
+            reason: e.to_string(),
+        })?;
+    Ok(Versioned {
+        record: T::from_stored(stored),
+        version,
+    })
 }
 
 #[async_trait]
@@ -405,7 +415,7 @@ impl Storage for PostgresStorage {
         zone_id: &str,
         id: &str,
     ) -> tenure::Result<Option<Versioned<Client>>> {
-        Ok(self.record("client", Read::Client { zone_id, id }).await?)
+        Ok(self.record(Read::Client { zone_id, id }).await?)
     }
 
     async fn list_clients(
@@ -419,11 +429,11 @@ impl Storage for PostgresStorage {
             after,
             limit,
         };
-        Ok(self.records("client", read).await?)
+        Ok(self.records(read).await?)
     }
 
     async fn get_grant(&self, zone_id: &str, id: &str) -> tenure::Result<Option<Versioned<Grant>>> {
-        Ok(self.record("grant", Read::Grant { zone_id, id }).await?)
+        Ok(self.record(Read::Grant { zone_id, id }).await?)
     }
 
     async fn list_grants(&self, query: &GrantQuery) -> tenure::Result<GrantPage> {
@@ -460,7 +470,7 @@ impl Storage for PostgresStorage {
             now,
             limit,
         };
-        Ok(self.records("grant", read).await?)
+        Ok(self.records(read).await?)
     }
 
     async fn grant_history(
@@ -487,9 +497,7 @@ impl Storage for PostgresStorage {
         zone_id: &str,
         digest: &Digest,
     ) -> tenure::Result<Option<Versioned<Token>>> {
-        Ok(self
-            .record("token", Read::Token { zone_id, digest })
-            .await?)
+        Ok(self.record(Read::Token { zone_id, digest }).await?)
     }
 
     async fn get_token_and_grant(
@@ -501,11 +509,11 @@ impl Storage for PostgresStorage {
         let Some(row) = rows.first() else {
             return Ok(None);
         };
-        let token = versioned("token", row)?;
+        let token = versioned(row)?;
         let grant_version: Option<i64> =
             row.try_get("grant_version").map_err(PostgresError::from)?;
         let grant = match grant_version {
-            Some(_) => Some(versioned_in("grant", row, "grant_version", "grant_record")?),
+            Some(_) => Some(versioned_in(row, "grant_version", "grant_record")?),
             None => None,
         };
         Ok(Some((token, grant)))
@@ -517,8 +525,22 @@ impl Storage for PostgresStorage {
         grant_id: &str,
     ) -> tenure::Result<Vec<Versioned<Token>>> {
         Ok(self
-            .records("token", Read::GrantTokens { zone_id, grant_id })
+            .records(Read::GrantTokens { zone_id, grant_id })
             .await?)
+    }
+
+    async fn expired_tokens(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> tenure::Result<Vec<Versioned<Token>>> {
+        let read = Read::ExpiredTokens {
+            zone_id,
+            now,
+            limit,
+        };
+        Ok(self.records(read).await?)
     }
 
     async fn get_personal_grant(
@@ -526,9 +548,7 @@ impl Storage for PostgresStorage {
         zone_id: &str,
         id: &str,
     ) -> tenure::Result<Option<Versioned<PersonalGrant>>> {
-        Ok(self
-            .record("personal grant", Read::PersonalGrant { zone_id, id })
-            .await?)
+        Ok(self.record(Read::PersonalGrant { zone_id, id }).await?)
     }
 
     async fn list_personal_grants(
@@ -544,7 +564,7 @@ impl Storage for PostgresStorage {
             after,
             limit,
         };
-        Ok(self.records("personal grant", read).await?)
+        Ok(self.records(read).await?)
     }
 
     async fn list_zone_personal_grants(
@@ -558,7 +578,7 @@ impl Storage for PostgresStorage {
             after,
             limit,
         };
-        Ok(self.records("personal grant", read).await?)
+        Ok(self.records(read).await?)
     }
 
     async fn get_device_authorization(
@@ -570,7 +590,7 @@ impl Storage for PostgresStorage {
             zone_id,
             device_code,
         };
-        Ok(self.record("device authorization", read).await?)
+        Ok(self.record(read).await?)
     }
 
     async fn find_device_authorization(
@@ -579,7 +599,7 @@ impl Storage for PostgresStorage {
         user_code: &str,
     ) -> tenure::Result<Option<Versioned<DeviceAuthorization>>> {
         let read = Read::DeviceByUserCode { zone_id, user_code };
-        Ok(self.record("device authorization", read).await?)
+        Ok(self.record(read).await?)
     }
 
     async fn expired_device_authorizations(
@@ -593,7 +613,7 @@ impl Storage for PostgresStorage {
             now,
             limit,
         };
-        Ok(self.records("device authorization", read).await?)
+        Ok(self.records(read).await?)
     }
 
     async fn apply(&self, set: WriteSet) -> tenure::Result<()> {

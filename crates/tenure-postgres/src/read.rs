@@ -188,6 +188,15 @@ pub enum Read<'a> {
         /// The grant.
         grant_id: &'a str,
     },
+    /// [`Storage::expired_tokens`](tenure::Storage::expired_tokens).
+    ExpiredTokens {
+        /// The zone.
+        zone_id: &'a str,
+        /// Due at or before this time.
+        now: Timestamp,
+        /// At most this many.
+        limit: usize,
+    },
     /// [`Storage::get_personal_grant`](tenure::Storage::get_personal_grant).
     PersonalGrant {
         /// The zone.
@@ -325,6 +334,18 @@ impl Read<'_> {
                 "SELECT version, record FROM {s}.tokens WHERE zone_id = {} AND grant_id = {}",
                 b.bind(zone_id.to_owned()),
                 b.bind(grant_id.to_owned())
+            ),
+            Read::ExpiredTokens {
+                zone_id,
+                now,
+                limit,
+            } => format!(
+                "SELECT version, record FROM {s}.tokens \
+                 WHERE zone_id = {} AND expires_at <= {} \
+                 ORDER BY expires_at, digest LIMIT {}",
+                b.bind(zone_id.to_owned()),
+                b.bind(millis(now)),
+                b.bind(sql_limit(limit))
             ),
             Read::PersonalGrant { zone_id, id } => format!(
                 "SELECT version, record FROM {s}.personal_grants \

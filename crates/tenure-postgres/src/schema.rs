@@ -19,7 +19,7 @@ pub const DEFAULT_SCHEMA: &str = "tenure";
 /// The migrations, in order: the `n`-th brings the schema from version `n - 1` to
 /// `n`. `{schema}` stands for the quoted schema name. Never edit one that has
 /// shipped; append a new one.
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // Version 1. Every record is stored whole as `record` (the core's JSON form,
     // which round-trips exactly at the millisecond precision the core keeps), next
     // to typed copies of the fields that are looked up, filtered or sorted on.
@@ -101,6 +101,33 @@ CREATE TABLE {schema}.device_authorizations (
 );
 CREATE INDEX device_authorizations_by_expiry
     ON {schema}.device_authorizations (zone_id, expires_at, device_code);
+"#,
+    // Version 2. Refresh tokens rotate by generation: a grant keeps its refresh
+    // chain (under `refresh` in its record) and a token its `generation`, where a
+    // refresh token was marked `spent_at` before; expired tokens are pruned through
+    // an index on their expiry. Records written before are converted as the core's
+    // legacy rule says: every grant gets the chain `{"generation": 1}`
+    // (`RefreshChain::LEGACY`), every token generation 0 if it was spent and 1 if
+    // not, so an unspent refresh token is current and a spent one reads as spent.
+    // Every token and grant row is rewritten once. The core writes times as RFC 3339
+    // with `Z`, which PostgreSQL reads as such whatever the session's time zone;
+    // the `+` chrono writes before a year past 9999 is dropped, as PostgreSQL
+    // does not take it.
+    r#"
+ALTER TABLE {schema}.tokens ADD COLUMN expires_at bigint;
+UPDATE {schema}.tokens SET
+    expires_at = round(
+        extract(epoch FROM ltrim(record->>'expires_at', '+')::timestamptz) * 1000
+    )::bigint,
+    record = (record - 'spent_at') || jsonb_build_object(
+        'generation',
+        CASE WHEN record->>'spent_at' IS NULL THEN 1 ELSE 0 END
+    );
+ALTER TABLE {schema}.tokens ALTER COLUMN expires_at SET NOT NULL;
+-- Pruning expired tokens: (expires_at, digest) order.
+CREATE INDEX tokens_by_expiry ON {schema}.tokens (zone_id, expires_at, digest);
+
+UPDATE {schema}.grants SET record = record || '{"refresh": {"generation": 1}}'::jsonb;
 "#,
 ];
 

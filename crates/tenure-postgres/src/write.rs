@@ -10,6 +10,18 @@
 //! enough: the checks are the writes themselves, on locked rows, not reads of a
 //! snapshot that may be stale.
 //!
+//! A [`Write::Check`] writes nothing, but holds its record the same way. One that
+//! expects a version is `SELECT … FOR SHARE` of the row at that version: it matches
+//! no row if the version differs, and its lock keeps any other set from changing or
+//! deleting the row until this one ends (sets that only check the row share it).
+//! One that expects the record absent cannot lock a row that is not there, so it
+//! takes the key instead: it inserts a placeholder row (`record` JSON `null`, which
+//! no record is) with `ON CONFLICT DO NOTHING`, which inserts nothing if the key is
+//! taken, or is being taken by a set not yet committed once that one commits, and
+//! deletes the placeholder again in the next statement. Another set inserting that
+//! key meanwhile waits on it until this set ends, as it would on any insert, and no
+//! reader ever sees the placeholder, which never outlives the transaction.
+//!
 //! The statements of a set are sent in one pipeline (the client does not wait for
 //! one answer before sending the next), so a set costs about one round trip
 //! besides `BEGIN` and `COMMIT`.
@@ -20,12 +32,13 @@ use std::pin::Pin;
 
 use deadpool_postgres::Pool;
 use futures_util::future::join_all;
-use tenure::{Error, Expect, Write, WriteSet};
+use tenure::{Error, Expect, RecordKey, Write, WriteSet};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
 
 use crate::error::PostgresError;
 use crate::read::millis;
+use crate::record::GrantRecord;
 use crate::schema::SchemaName;
 
 /// The write statements of one schema, rendered once.
@@ -47,6 +60,43 @@ pub(crate) struct WriteSql {
     device_insert: String,
     device_update: String,
     device_delete: String,
+    client_check: CheckSql,
+    grant_check: CheckSql,
+    token_check: CheckSql,
+}
+
+/// The statements of a [`Write::Check`] on one table, keyed by `($1, $2)`: the
+/// zone and the record's id or digest.
+#[derive(Debug)]
+struct CheckSql {
+    /// Matches the row if it is at version `$3`, and locks it for share.
+    version: String,
+    /// Inserts a placeholder row if the key is free.
+    claim: String,
+    /// Deletes the placeholder.
+    release: String,
+}
+
+impl CheckSql {
+    /// The statements for `table`, whose key is `(zone_id, key)` and whose other
+    /// required columns a placeholder fills with `placeholder_values` (after zone,
+    /// key, version and record).
+    fn new(s: &str, table: &str, key: &str, columns: &str, placeholder_values: &str) -> Self {
+        CheckSql {
+            version: format!(
+                "SELECT 1 FROM {s}.{table} WHERE zone_id = $1 AND {key} = $2 AND version = $3 \
+                 FOR SHARE"
+            ),
+            claim: format!(
+                "INSERT INTO {s}.{table} (zone_id, {key}, version, record{columns}) \
+                 VALUES ($1, $2, 1, 'null'{placeholder_values}) ON CONFLICT DO NOTHING"
+            ),
+            release: format!(
+                "DELETE FROM {s}.{table} WHERE zone_id = $1 AND {key} = $2 \
+                 AND record = 'null'::jsonb"
+            ),
+        }
+    }
 }
 
 impl WriteSql {
@@ -88,12 +138,12 @@ impl WriteSql {
                  SELECT 1 FROM gone"
             ),
             token_insert: format!(
-                "INSERT INTO {s}.tokens (zone_id, digest, grant_id, version, record) \
-                 VALUES ($1, $2, $3, 1, $4) ON CONFLICT DO NOTHING"
+                "INSERT INTO {s}.tokens (zone_id, digest, grant_id, expires_at, version, record) \
+                 VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT DO NOTHING"
             ),
             token_update: format!(
-                "UPDATE {s}.tokens SET version = version + 1, record = $3 \
-                 WHERE zone_id = $1 AND digest = $2 AND version = $4"
+                "UPDATE {s}.tokens SET expires_at = $3, record = $4, version = version + 1 \
+                 WHERE zone_id = $1 AND digest = $2 AND version = $5"
             ),
             token_delete: format!(
                 "DELETE FROM {s}.tokens WHERE zone_id = $1 AND digest = $2 AND version = $3"
@@ -130,6 +180,15 @@ impl WriteSql {
                 "DELETE FROM {s}.device_authorizations \
                  WHERE zone_id = $1 AND device_code = $2 AND version = $3"
             ),
+            client_check: CheckSql::new(s, "clients", "id", "", ""),
+            grant_check: CheckSql::new(
+                s,
+                "grants",
+                "id",
+                ", user_id, resource_id, client_id, status, created_at, expires_at",
+                ", '', '', '', 'revoked', 0, 0",
+            ),
+            token_check: CheckSql::new(s, "tokens", "digest", ", expires_at", ", 0"),
         }
     }
 }
@@ -140,7 +199,7 @@ type Params<'a> = Vec<Box<dyn ToSql + Sync + Send + 'a>>;
 enum Holds {
     /// It wrote (or deleted) exactly one row.
     OneRow,
-    /// Always: an appended transition.
+    /// Always: an appended transition, or the release of a check's placeholder.
     Always,
     /// The user code it asks about is free, or already this device code's.
     CodeFreeFor([u8; 32]),
@@ -214,7 +273,7 @@ fn plan<'a>(sql: &'a WriteSql, set: &'a WriteSet) -> Result<Vec<Step<'a>>, Error
                     Box::new(grant.status.as_str()),
                     Box::new(millis(grant.created_at)),
                     Box::new(millis(grant.expires_at)),
-                    Box::new(Json(grant)),
+                    Box::new(Json(GrantRecord::new(grant))),
                 ];
                 match *expect {
                     Expect::Absent => Step::new(&sql.grant_insert, params, Holds::OneRow),
@@ -244,6 +303,7 @@ fn plan<'a>(sql: &'a WriteSql, set: &'a WriteSet) -> Result<Vec<Step<'a>>, Error
                         Box::new(token.zone_id.as_str()),
                         Box::new(token.digest.as_bytes().as_slice()),
                         Box::new(token.grant_id.as_str()),
+                        Box::new(millis(token.expires_at)),
                         Box::new(Json(token)),
                     ],
                     Holds::OneRow,
@@ -253,6 +313,7 @@ fn plan<'a>(sql: &'a WriteSql, set: &'a WriteSet) -> Result<Vec<Step<'a>>, Error
                     vec![
                         Box::new(token.zone_id.as_str()),
                         Box::new(token.digest.as_bytes().as_slice()),
+                        Box::new(millis(token.expires_at)),
                         Box::new(Json(token)),
                         Box::new(version_param(v).ok_or(Error::Conflict)?),
                     ],
@@ -272,6 +333,10 @@ fn plan<'a>(sql: &'a WriteSql, set: &'a WriteSet) -> Result<Vec<Step<'a>>, Error
                 ],
                 Holds::OneRow,
             ),
+            Write::Check { record, expect } => {
+                steps.extend(check(sql, record, *expect)?);
+                continue;
+            }
             Write::AppendTransition(t) => Step::new(
                 &sql.transition_insert,
                 vec![
@@ -360,6 +425,50 @@ fn plan<'a>(sql: &'a WriteSql, set: &'a WriteSet) -> Result<Vec<Step<'a>>, Error
     }
     checks.extend(steps);
     Ok(checks)
+}
+
+/// The statements of a [`Write::Check`]: one that holds the row at its version, or
+/// a claim of the free key and its release.
+fn check<'a>(
+    sql: &'a WriteSql,
+    record: &'a RecordKey,
+    expect: Expect,
+) -> Result<Vec<Step<'a>>, Error> {
+    // The table's statements and the key's parameters, afresh for each statement.
+    let keyed = || -> Result<(&'a CheckSql, Params<'a>), Error> {
+        Ok(match record {
+            RecordKey::Client { zone_id, id } => (
+                &sql.client_check,
+                vec![Box::new(zone_id.as_str()), Box::new(id.as_str())],
+            ),
+            RecordKey::Grant { zone_id, id } => (
+                &sql.grant_check,
+                vec![Box::new(zone_id.as_str()), Box::new(id.as_str())],
+            ),
+            RecordKey::Token { zone_id, digest } => (
+                &sql.token_check,
+                vec![
+                    Box::new(zone_id.as_str()),
+                    Box::new(digest.as_bytes().as_slice()),
+                ],
+            ),
+            _ => return Err(PostgresError::UnsupportedWrite.into()),
+        })
+    };
+    let (table, mut params) = keyed()?;
+    Ok(match expect {
+        Expect::Version(v) => {
+            params.push(Box::new(version_param(v).ok_or(Error::Conflict)?));
+            vec![Step::new(&table.version, params, Holds::OneRow)]
+        }
+        Expect::Absent => {
+            let (_, release) = keyed()?;
+            vec![
+                Step::new(&table.claim, params, Holds::OneRow),
+                Step::new(&table.release, release, Holds::Always),
+            ]
+        }
+    })
 }
 
 /// Sorts a failed statement's error.

@@ -311,6 +311,16 @@ fn sweeps_lookups_and_other_listings_use_their_indexes() {
                     NO_SCAN_OR_SORT,
                 ),
                 (
+                    Read::ExpiredTokens {
+                        zone_id: ZONE,
+                        now: now(),
+                        limit: 100,
+                    },
+                    "tokens",
+                    &["tokens_by_expiry"],
+                    NO_SCAN_OR_SORT,
+                ),
+                (
                     Read::Token {
                         zone_id: ZONE,
                         digest: &digest,

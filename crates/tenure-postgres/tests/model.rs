@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use tenure::{AccessType, Storage};
 use tenure_postgres::PostgresStorage;
 use tenure_testkit::model::{
-    Backend, ClientPick, GrantExpiry, Op, Scope, Step, Zone, ops_strategy, run_ops,
+    Backend, ClientPick, GrantExpiry, Op, Scope, Step, TokenPick, Zone, ops_strategy, run_ops,
 };
 
 /// Cases per run: `PROPTEST_CASES` when set, 16 otherwise (each case is a few
@@ -98,36 +98,84 @@ fn working_client() -> Op {
     }
 }
 
-/// A reopen between every step of a grant's life: whatever the engine reads after
-/// it must have come from the database.
+fn authorize(user: u8) -> Op {
+    Op::Authorize {
+        client: 0,
+        wrong_zone: false,
+        user,
+        scopes: vec![Scope::Read],
+        expires: GrantExpiry::Default,
+    }
+}
+
+fn refresh_current(grant: u8) -> Op {
+    Op::RefreshCurrent {
+        grant,
+        client: ClientPick::Own,
+        scopes: None,
+        wrong_zone: false,
+    }
+}
+
+/// A reopen between every step of two grants' lives: whatever the engine reads
+/// after it (refresh chains, token generations, the token expiry index) must have
+/// come from the database.
 #[test]
 fn a_reopened_store_holds_everything() {
     let ops = [
         working_client(),
         Op::Reopen,
-        Op::Authorize {
-            client: 0,
-            wrong_zone: false,
-            user: 0,
-            scopes: vec![Scope::Read],
-            expires: GrantExpiry::Default,
-        },
+        authorize(0),
+        authorize(1),
         Op::Reopen,
-        Op::RefreshCurrent {
-            grant: 0,
-            client: ClientPick::Own,
-            scopes: None,
-            wrong_zone: false,
-        },
+        refresh_current(0),
         Op::Reopen,
         Op::RefreshSpent { grant: 0, nth: 0 },
         Op::Reopen,
+        refresh_current(1),
+        Op::Reopen,
+        Op::RotateMany {
+            grant: 1,
+            times: 40,
+        },
+        Op::Reopen,
+        Op::Introspect {
+            token: TokenPick::LatestRefresh { grant: 1 },
+            wrong_zone: false,
+        },
         Op::AdvanceClock(Step::Days(400)),
         Op::Sweep {
             zone: Zone::A,
             limit: 10,
         },
         Op::Reopen,
+        Op::Sweep {
+            zone: Zone::A,
+            limit: 100,
+        },
+        Op::Reopen,
+        Op::RefreshWith {
+            token: TokenPick::Issued { nth: 3 },
+        },
+    ];
+    runtime().block_on(check(&ops)).unwrap();
+}
+
+/// A token replayed from the middle of a long rotation chain, its record long
+/// deleted, after a reopen: reuse, and the grant is revoked.
+#[test]
+fn reuse_from_the_middle_of_a_long_chain_after_a_reopen() {
+    let ops = [
+        working_client(),
+        authorize(0),
+        Op::RotateMany {
+            grant: 0,
+            times: 120,
+        },
+        Op::Reopen,
+        Op::RefreshSpent { grant: 0, nth: 60 },
+        Op::Reopen,
+        refresh_current(0),
     ];
     runtime().block_on(check(&ops)).unwrap();
 }

@@ -287,3 +287,85 @@ fn revocation_races_refresh_on_two_pools() {
         }),
     );
 }
+
+/// One engine revokes a grant's access token alone (a write of the token guarded by
+/// a check of the grant) while the other refreshes the grant (a write of the grant):
+/// both succeed, whichever commits first, and both engines then read the revoked
+/// access token inactive and the refreshed grant's new tokens active.
+#[test]
+fn access_token_revocation_races_refresh_on_two_pools() {
+    support::run(
+        4,
+        support::with_schema(|schema| async move {
+            let engines = two_processes(&schema).await;
+            for round in 0..ROUNDS {
+                let (revoking, refreshing) = if round % 2 == 0 {
+                    (&engines[0], &engines[1])
+                } else {
+                    (&engines[1], &engines[0])
+                };
+                let issued = authorize(refreshing, round).await;
+                let refresh = issued.refresh_token.clone().expect("a refresh token");
+                let barrier = Arc::new(Barrier::new(2));
+                let refresher = {
+                    let (engine, barrier, token) =
+                        (refreshing.clone(), barrier.clone(), refresh.clone());
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        engine
+                            .refresh(ZONE, RefreshRequest::new(CLIENT, &token))
+                            .await
+                    })
+                };
+                let revoker = {
+                    let (engine, barrier, token) = (
+                        revoking.clone(),
+                        barrier.clone(),
+                        issued.access_token.clone(),
+                    );
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        engine.revoke_token(ZONE, token.expose(), None).await
+                    })
+                };
+                let won = refresher
+                    .await
+                    .expect("the refresher panicked")
+                    .unwrap_or_else(|e| panic!("round {round}: the refresh failed with {e:?}"));
+                let revoked = revoker
+                    .await
+                    .expect("the revoker panicked")
+                    .unwrap_or_else(|e| panic!("round {round}: the revocation failed with {e:?}"));
+                assert!(revoked, "round {round}: the access token was not revoked");
+                assert_inactive(
+                    &engines,
+                    round,
+                    "the revoked access token",
+                    &issued.access_token,
+                )
+                .await;
+                let rotated = won.refresh_token.as_ref().expect("a rotated refresh token");
+                for engine in &engines {
+                    let grant = engine
+                        .get_grant(ZONE, &issued.grant.id)
+                        .await
+                        .expect("reading the grant");
+                    assert_eq!(grant.status, GrantStatus::Active, "round {round}");
+                    for (what, token) in [
+                        ("the refreshed access token", &won.access_token),
+                        ("the rotated refresh token", rotated),
+                    ] {
+                        assert!(
+                            engine
+                                .introspect(ZONE, token.expose())
+                                .await
+                                .expect("introspecting")
+                                .is_active(),
+                            "round {round}: {what} is inactive"
+                        );
+                    }
+                }
+            }
+        }),
+    );
+}

@@ -1,6 +1,7 @@
-//! What is particular to the PostgreSQL backend: creating and migrating its schema,
-//! refusing a newer one, typed errors, records stored whole, and write sets of two
-//! pools meeting on one unique user code.
+//! What is particular to the PostgreSQL backend: creating and migrating its schema
+//! (a version-1 schema and its records included), refusing a newer one, typed
+//! errors, records stored whole, guards that hold their record until the set ends,
+//! and write sets of two pools meeting on one unique user code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -8,9 +9,10 @@ mod support;
 use std::sync::Arc;
 
 use tenure::{
-    AccessType, Actor, Client, ClientType, DeviceAuthorization, DeviceState, Digest, Error, Expect,
-    Grant, GrantStatus, GrantType, PersonalGrant, ScopePolicy, Storage, Token, TokenKind,
-    Transition, TransitionReason, Versioned, Write, WriteSet,
+    AccessType, Actor, Client, ClientRegistration, ClientType, DeviceAuthorization, DeviceState,
+    Digest, Engine, Error, Expect, Grant, GrantStatus, GrantType, ManualClock, PersonalGrant,
+    RecordKey, RefreshChain, RefreshRequest, ScopePolicy, Secret, SecretKind, Storage, Token,
+    TokenKind, Transition, TransitionReason, Versioned, Write, WriteSet,
 };
 use tenure_postgres::deadpool_postgres::{Manager, Pool};
 use tenure_postgres::{PostgresError, PostgresOptions, PostgresStorage, SCHEMA_VERSION};
@@ -319,11 +321,17 @@ fn records_are_stored_whole() {
                 status: GrantStatus::Revoked,
                 refresh_token_set: false,
                 scopes: vec![],
+                refresh: RefreshChain {
+                    generation: u64::MAX,
+                    family: Some(Digest::of("family")),
+                    current: Some(Digest::of("current")),
+                    previous: Some(Digest::of("previous")),
+                },
                 ..grant(ZONE, "grant-refreshed", at(1), at(9_000))
             };
             let fresh = grant(ZONE, "grant-fresh", at(2), at(9_000));
             let spent = Token {
-                spent_at: Some(at(6)),
+                generation: 0,
                 revoked_at: Some(at(7)),
                 ..token(&refreshed, "spent", TokenKind::Refresh)
             };
@@ -776,6 +784,611 @@ fn a_deadlocked_set_is_retried() {
                     })
                 );
             }
+        }),
+    );
+}
+
+/// A set guarded by a [`Write::Check`] waits for another transaction changing the
+/// record it checks, and then holds or fails by what that transaction did: a
+/// record expected absent that the other creates, or a version the other bumps.
+/// The placeholder a check of an absent record takes is gone after the set.
+#[test]
+fn a_check_waits_for_a_transaction_changing_its_record() {
+    support::run(
+        2,
+        support::with_store(|store| async move {
+            let s = store.schema().to_owned();
+            let stored = grant(ZONE, "grant-stored", at(0), at(600_000));
+            put(
+                &store,
+                Write::PutGrant {
+                    grant: stored.clone(),
+                    expect: Expect::Absent,
+                },
+            )
+            .await;
+            let record = serde_json::to_value(grant(ZONE, "grant-new", at(0), at(600_000)))
+                .expect("a grant's JSON");
+            for (round, (expect_absent, commit)) in
+                [(true, true), (true, false), (false, true), (false, false)]
+                    .into_iter()
+                    .enumerate()
+            {
+                let mut other = support::connect().await;
+                let tx = other.transaction().await.unwrap();
+                let xid: i64 = tx
+                    .query_one("SELECT txid_current()", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                let (checked, expect) = if expect_absent {
+                    let id = format!("grant-new-{round}");
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO \"{s}\".grants (zone_id, id, user_id, resource_id, \
+                             client_id, status, created_at, expires_at, version, record) \
+                             VALUES ($1, $2, 'user-1', 'resource-1', 'client-1', 'active', \
+                             0, 600000, 1, $3)"
+                        ),
+                        &[&ZONE, &id, &tokio_postgres::types::Json(&record)],
+                    )
+                    .await
+                    .unwrap();
+                    (id, Expect::Absent)
+                } else {
+                    let version: i64 = tx
+                        .query_one(
+                            &format!(
+                                "UPDATE \"{s}\".grants SET version = version + 1 \
+                                 WHERE zone_id = $1 AND id = 'grant-stored' RETURNING version - 1"
+                            ),
+                            &[&ZONE],
+                        )
+                        .await
+                        .unwrap()
+                        .get(0);
+                    ("grant-stored".to_owned(), Expect::Version(version as u64))
+                };
+                let client_id = format!("client-{round}");
+                let set = WriteSet {
+                    writes: vec![
+                        Write::Check {
+                            record: RecordKey::Grant {
+                                zone_id: ZONE.into(),
+                                id: checked.clone(),
+                            },
+                            expect,
+                        },
+                        Write::PutClient {
+                            client: client(ZONE, &client_id, "guarded"),
+                            expect: Expect::Absent,
+                        },
+                    ],
+                };
+                let writer = tokio::spawn({
+                    let store = store.clone();
+                    async move { store.apply(set).await }
+                });
+                let watcher = support::connect().await;
+                let mut waiting = false;
+                for _ in 0..500 {
+                    let n: i64 = watcher
+                        .query_one(
+                            "SELECT count(*) FROM pg_locks WHERE NOT granted \
+                             AND locktype = 'transactionid' AND transactionid::text = $1",
+                            &[&xid.to_string()],
+                        )
+                        .await
+                        .unwrap()
+                        .get(0);
+                    if n > 0 {
+                        waiting = true;
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                assert!(waiting, "round {round}: the check did not wait");
+                if commit {
+                    tx.commit().await.unwrap();
+                } else {
+                    tx.rollback().await.unwrap();
+                }
+                let result = writer.await.expect("the writer panicked");
+                let client_stored = store.get_client(ZONE, &client_id).await.unwrap();
+                if commit {
+                    assert!(
+                        matches!(result, Err(Error::Conflict)),
+                        "round {round}: {result:?}"
+                    );
+                    assert_eq!(client_stored, None, "round {round}");
+                } else {
+                    assert!(result.is_ok(), "round {round}: {result:?}");
+                    assert!(client_stored.is_some(), "round {round}");
+                }
+                let checked_stored = store.get_grant(ZONE, &checked).await.unwrap();
+                match (expect_absent, commit) {
+                    (true, true) => assert!(checked_stored.is_some(), "round {round}"),
+                    (true, false) => assert_eq!(checked_stored, None, "round {round}"),
+                    // Bumped to 2 by the committed update, not by the rolled back one.
+                    (false, _) => assert_eq!(
+                        checked_stored.map(|g| (g.record, g.version)),
+                        Some((stored.clone(), 2)),
+                        "round {round}"
+                    ),
+                }
+            }
+            let placeholders: i64 = support::connect()
+                .await
+                .query_one(
+                    &format!(
+                        "SELECT (SELECT count(*) FROM \"{s}\".grants WHERE record = 'null') \
+                         + (SELECT count(*) FROM \"{s}\".clients WHERE record = 'null')"
+                    ),
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(placeholders, 0);
+        }),
+    );
+}
+
+/// Checks of every kind of record, alone and beside writes: a set holds only if
+/// every record is as its check expects, and a check writes nothing.
+#[test]
+fn checks_of_clients_grants_and_tokens() {
+    support::run(
+        1,
+        support::with_store(|store| async move {
+            let g = grant(ZONE, "grant-1", at(0), at(600_000));
+            let t = token(&g, "secret-1", TokenKind::Refresh);
+            let c = client(ZONE, "client-1", "checked");
+            store
+                .apply(WriteSet {
+                    writes: vec![
+                        Write::PutClient {
+                            client: c.clone(),
+                            expect: Expect::Absent,
+                        },
+                        Write::PutGrant {
+                            grant: g.clone(),
+                            expect: Expect::Absent,
+                        },
+                        Write::PutToken {
+                            token: t.clone(),
+                            expect: Expect::Absent,
+                        },
+                    ],
+                })
+                .await
+                .unwrap();
+            let keys = |n: &str| {
+                [
+                    RecordKey::Client {
+                        zone_id: ZONE.into(),
+                        id: format!("client-{n}"),
+                    },
+                    RecordKey::Grant {
+                        zone_id: ZONE.into(),
+                        id: format!("grant-{n}"),
+                    },
+                    RecordKey::Token {
+                        zone_id: ZONE.into(),
+                        digest: Digest::of(&format!("secret-{n}")),
+                    },
+                ]
+            };
+            let check = |record: RecordKey, expect: Expect| WriteSet {
+                writes: vec![Write::Check { record, expect }],
+            };
+            for (stored, missing) in keys("1").into_iter().zip(keys("2")) {
+                for (record, expect, holds) in [
+                    (stored.clone(), Expect::Version(1), true),
+                    (stored.clone(), Expect::Version(2), false),
+                    (stored.clone(), Expect::Absent, false),
+                    (missing.clone(), Expect::Absent, true),
+                    (missing.clone(), Expect::Version(1), false),
+                    (
+                        RecordKey::Grant {
+                            zone_id: "another-zone".into(),
+                            id: "grant-1".into(),
+                        },
+                        Expect::Absent,
+                        true,
+                    ),
+                ] {
+                    let result = store.apply(check(record.clone(), expect)).await;
+                    assert_eq!(result.is_ok(), holds, "{record:?} {expect:?}: {result:?}");
+                    if !holds {
+                        assert!(matches!(result, Err(Error::Conflict)), "{result:?}");
+                    }
+                }
+            }
+            // Nothing was written: not the records checked, nor anything for the ones
+            // checked absent.
+            assert_eq!(store.get_client(ZONE, "client-1").await.unwrap(), v1(c));
+            assert_eq!(
+                store.get_grant(ZONE, "grant-1").await.unwrap(),
+                v1(g.clone())
+            );
+            assert_eq!(
+                store.get_token(ZONE, &t.digest).await.unwrap(),
+                v1(t.clone())
+            );
+            assert_eq!(store.get_client(ZONE, "client-2").await.unwrap(), None);
+            assert_eq!(store.get_grant(ZONE, "grant-2").await.unwrap(), None);
+            assert_eq!(
+                store
+                    .get_token(ZONE, &Digest::of("secret-2"))
+                    .await
+                    .unwrap(),
+                None
+            );
+            assert_eq!(
+                store
+                    .expired_tokens(ZONE, at(i64::from(u32::MAX)), 10)
+                    .await
+                    .unwrap(),
+                vec![Versioned {
+                    record: t.clone(),
+                    version: 1
+                }]
+            );
+            // A failed check undoes the set's writes, a check that holds lets them in.
+            let revoked = Token {
+                revoked_at: Some(at(1)),
+                ..t.clone()
+            };
+            for (expect, holds) in [(Expect::Version(2), false), (Expect::Version(1), true)] {
+                let result = store
+                    .apply(WriteSet {
+                        writes: vec![
+                            Write::PutToken {
+                                token: revoked.clone(),
+                                expect: Expect::Version(1),
+                            },
+                            Write::Check {
+                                record: RecordKey::Grant {
+                                    zone_id: ZONE.into(),
+                                    id: "grant-1".into(),
+                                },
+                                expect,
+                            },
+                        ],
+                    })
+                    .await;
+                assert_eq!(result.is_ok(), holds, "{result:?}");
+            }
+            assert_eq!(
+                store.get_token(ZONE, &t.digest).await.unwrap(),
+                Some(Versioned {
+                    record: revoked,
+                    version: 2
+                })
+            );
+            assert_eq!(store.get_grant(ZONE, "grant-1").await.unwrap(), v1(g));
+        }),
+    );
+}
+
+/// The schema exactly as version 1 of this crate created it (migration 1, frozen
+/// here so that the test keeps testing what stores of that version hold).
+const VERSION_1_SQL: &str = r#"
+CREATE TABLE {schema}.clients (
+    zone_id text COLLATE "C" NOT NULL,
+    id text COLLATE "C" NOT NULL,
+    version bigint NOT NULL CHECK (version > 0),
+    record jsonb NOT NULL,
+    PRIMARY KEY (zone_id, id)
+);
+
+CREATE TABLE {schema}.grants (
+    zone_id text COLLATE "C" NOT NULL,
+    id text COLLATE "C" NOT NULL,
+    user_id text COLLATE "C" NOT NULL,
+    resource_id text COLLATE "C" NOT NULL,
+    client_id text COLLATE "C" NOT NULL,
+    status text NOT NULL CHECK (status IN ('active', 'expired', 'revoked')),
+    created_at bigint NOT NULL,
+    expires_at bigint NOT NULL,
+    version bigint NOT NULL CHECK (version > 0),
+    record jsonb NOT NULL,
+    PRIMARY KEY (zone_id, id)
+);
+-- Listings: one index per way of narrowing, each in (created_at, id) order.
+CREATE INDEX grants_by_created ON {schema}.grants (zone_id, created_at, id);
+CREATE INDEX grants_by_user ON {schema}.grants (zone_id, user_id, created_at, id);
+CREATE INDEX grants_by_resource ON {schema}.grants (zone_id, resource_id, created_at, id);
+CREATE INDEX grants_by_client ON {schema}.grants (zone_id, client_id, created_at, id);
+CREATE INDEX grants_by_status ON {schema}.grants (zone_id, status, created_at, id);
+-- The expiry sweep: only grants stored active, in (expires_at, id) order.
+CREATE INDEX grants_by_expiry ON {schema}.grants (zone_id, expires_at, id)
+    WHERE status = 'active';
+
+CREATE TABLE {schema}.transitions (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    zone_id text COLLATE "C" NOT NULL,
+    grant_id text COLLATE "C" NOT NULL,
+    record jsonb NOT NULL
+);
+CREATE INDEX transitions_by_grant ON {schema}.transitions (zone_id, grant_id, seq);
+
+CREATE TABLE {schema}.tokens (
+    zone_id text COLLATE "C" NOT NULL,
+    digest bytea NOT NULL CHECK (octet_length(digest) = 32),
+    -- The grant whose token list holds the token: set when the token is created,
+    -- cleared when that grant is deleted.
+    grant_id text COLLATE "C",
+    version bigint NOT NULL CHECK (version > 0),
+    record jsonb NOT NULL,
+    PRIMARY KEY (zone_id, digest)
+);
+CREATE INDEX tokens_by_grant ON {schema}.tokens (zone_id, grant_id);
+
+CREATE TABLE {schema}.personal_grants (
+    zone_id text COLLATE "C" NOT NULL,
+    id text COLLATE "C" NOT NULL,
+    user_id text COLLATE "C" NOT NULL,
+    created_at bigint NOT NULL,
+    version bigint NOT NULL CHECK (version > 0),
+    record jsonb NOT NULL,
+    PRIMARY KEY (zone_id, id)
+);
+CREATE INDEX personal_grants_by_user
+    ON {schema}.personal_grants (zone_id, user_id, created_at, id);
+
+CREATE TABLE {schema}.device_authorizations (
+    zone_id text COLLATE "C" NOT NULL,
+    device_code bytea NOT NULL CHECK (octet_length(device_code) = 32),
+    user_code text COLLATE "C" NOT NULL,
+    expires_at bigint NOT NULL,
+    version bigint NOT NULL CHECK (version > 0),
+    record jsonb NOT NULL,
+    PRIMARY KEY (zone_id, device_code),
+    CONSTRAINT device_authorizations_user_code_unique UNIQUE (zone_id, user_code)
+);
+CREATE INDEX device_authorizations_by_expiry
+    ON {schema}.device_authorizations (zone_id, expires_at, device_code);
+"#;
+
+/// A schema at version 1, with a grant and two refresh tokens (one unspent, one
+/// spent) in the JSON that version wrote, migrated in place by opening it: the
+/// unspent token is current and refreshes, the spent one is reuse and revokes the
+/// grant, and the tokens are in the expiry index.
+#[test]
+fn a_version_1_schema_is_migrated_in_place() {
+    const CLIENT: &str = "legacy-client";
+    const GRANT: &str = "grant-legacy";
+    support::run(
+        1,
+        support::with_schema(|schema| async move {
+            let start = chrono::DateTime::from_timestamp_millis(1_893_456_000_000).unwrap();
+            let ms = |offset: i64| start + chrono::Duration::milliseconds(offset);
+            let text = |t| tenure::time::format_rfc3339(&t);
+            const DAY: i64 = 86_400_000;
+            let unspent = Secret::generate(SecretKind::RefreshToken).unwrap();
+            let spent = Secret::generate(SecretKind::RefreshToken).unwrap();
+            let (created, refreshed) = (ms(-2 * 3_600_000), ms(-3_600_000 + 17));
+            let (spent_expiry, unspent_expiry) = (ms(5 * DAY + 123), ms(10 * DAY + 456));
+            let old_grant = serde_json::json!({
+                "id": GRANT,
+                "zone_id": ZONE,
+                "organization_id": "org-1",
+                "user_id": "user-1",
+                "resource_id": "resource-1",
+                "provider_id": "default",
+                "client_id": CLIENT,
+                "scopes": ["read"],
+                "status": "active",
+                "active": true,
+                "created_at": text(created),
+                "updated_at": text(refreshed),
+                "expires_at": text(ms(30 * DAY)),
+                "refreshed_at": text(refreshed),
+                "refresh_token_set": true,
+            });
+            let old_token = |secret: &Secret, issued, expires, spent_at: Option<_>| {
+                let mut token = serde_json::json!({
+                    "digest": secret.digest(),
+                    "zone_id": ZONE,
+                    "grant_id": GRANT,
+                    "client_id": CLIENT,
+                    "user_id": "user-1",
+                    "kind": "refresh",
+                    "scopes": ["read"],
+                    "issued_at": text(issued),
+                    "expires_at": text(expires),
+                });
+                if let Some(t) = spent_at {
+                    token["spent_at"] = text(t).into();
+                }
+                token
+            };
+
+            // Version 1, by hand, as that version's code left it.
+            let db = support::connect().await;
+            let quoted = format!("\"{schema}\"");
+            db.batch_execute(&format!(
+                "CREATE SCHEMA {quoted};
+                 CREATE TABLE {quoted}.schema_version (
+                     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                     version integer NOT NULL,
+                     updated_at timestamptz NOT NULL DEFAULT now()
+                 );
+                 INSERT INTO {quoted}.schema_version (version) VALUES (1);
+                 {}",
+                VERSION_1_SQL.replace("{schema}", &quoted)
+            ))
+            .await
+            .unwrap();
+            db.execute(
+                &format!(
+                    "INSERT INTO {quoted}.grants (zone_id, id, user_id, resource_id, client_id, \
+                     status, created_at, expires_at, version, record) \
+                     VALUES ($1, $2, 'user-1', 'resource-1', $3, 'active', $4, $5, 2, $6)"
+                ),
+                &[
+                    &ZONE,
+                    &GRANT,
+                    &CLIENT,
+                    &created.timestamp_millis(),
+                    &ms(30 * DAY).timestamp_millis(),
+                    &tokio_postgres::types::Json(&old_grant),
+                ],
+            )
+            .await
+            .unwrap();
+            for (secret, record) in [
+                (
+                    &spent,
+                    old_token(&spent, created, spent_expiry, Some(refreshed)),
+                ),
+                (
+                    &unspent,
+                    old_token(&unspent, refreshed, unspent_expiry, None),
+                ),
+            ] {
+                db.execute(
+                    &format!(
+                        "INSERT INTO {quoted}.tokens (zone_id, digest, grant_id, version, record) \
+                         VALUES ($1, $2, $3, 1, $4)"
+                    ),
+                    &[
+                        &ZONE,
+                        &secret.digest().as_bytes().as_slice(),
+                        &GRANT,
+                        &tokio_postgres::types::Json(&record),
+                    ],
+                )
+                .await
+                .unwrap();
+            }
+
+            let store = support::open(&schema).await;
+            assert_eq!(schema_version(&schema).await, [SCHEMA_VERSION]);
+            assert_eq!(SCHEMA_VERSION, 2);
+            // The records as the legacy rule converts them, versions unchanged.
+            let grant = store.get_grant(ZONE, GRANT).await.unwrap().unwrap();
+            assert_eq!(grant.version, 2);
+            assert_eq!(grant.record.refresh, RefreshChain::LEGACY);
+            assert_eq!(grant.record.refreshed_at, Some(refreshed));
+            let generations: Vec<(u64, u64)> = {
+                let mut out = Vec::new();
+                for secret in [&spent, &unspent] {
+                    let t = store
+                        .get_token(ZONE, &secret.digest())
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    out.push((t.record.generation, t.version));
+                }
+                out
+            };
+            assert_eq!(generations, [(0, 1), (1, 1)]);
+            let leftover: i64 = db
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FROM {quoted}.tokens WHERE record ? 'spent_at' \
+                         OR NOT record ? 'generation'"
+                    ),
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(leftover, 0, "a token kept the old form");
+            // The expiry index holds both, by their expiry to the millisecond.
+            let expired = |t| {
+                let store = store.clone();
+                async move {
+                    store
+                        .expired_tokens(ZONE, t, 10)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|t| t.record.digest)
+                        .collect::<Vec<_>>()
+                }
+            };
+            assert_eq!(expired(ms(5 * DAY + 122)).await, []);
+            assert_eq!(expired(spent_expiry).await, [spent.digest()]);
+            assert_eq!(expired(ms(10 * DAY + 455)).await, [spent.digest()]);
+            assert_eq!(
+                expired(unspent_expiry).await,
+                [spent.digest(), unspent.digest()]
+            );
+
+            // The engine takes it from there.
+            let engine = Engine::builder(Arc::new(store.clone()))
+                .clock(Arc::new(ManualClock::new(start)))
+                .build();
+            engine
+                .register_client(
+                    ZONE,
+                    ClientRegistration::new("Legacy")
+                        .id(CLIENT)
+                        .scopes(["read"]),
+                )
+                .await
+                .unwrap();
+            assert!(
+                engine
+                    .introspect(ZONE, unspent.expose())
+                    .await
+                    .unwrap()
+                    .is_active(),
+                "the unspent refresh token is current"
+            );
+            assert!(
+                !engine
+                    .introspect(ZONE, spent.expose())
+                    .await
+                    .unwrap()
+                    .is_active(),
+                "the spent refresh token is spent"
+            );
+            let rotated = engine
+                .refresh(ZONE, RefreshRequest::new(CLIENT, &unspent))
+                .await
+                .expect("the unspent refresh token refreshes");
+            assert_eq!(rotated.grant.id, GRANT);
+            assert!(
+                engine
+                    .introspect(ZONE, rotated.access_token.expose())
+                    .await
+                    .unwrap()
+                    .is_active()
+            );
+            match engine
+                .refresh(ZONE, RefreshRequest::new(CLIENT, &spent))
+                .await
+            {
+                Err(Error::RefreshTokenReused { grant_id }) => assert_eq!(grant_id, GRANT),
+                other => panic!("the spent refresh token is reuse, got {other:?}"),
+            }
+            let grant = engine.get_grant(ZONE, GRANT).await.unwrap();
+            assert_eq!(grant.status, GrantStatus::Revoked);
+            for secret in [
+                &unspent,
+                &rotated.access_token,
+                rotated
+                    .refresh_token
+                    .as_ref()
+                    .expect("a rotated refresh token"),
+            ] {
+                assert!(
+                    !engine
+                        .introspect(ZONE, secret.expose())
+                        .await
+                        .unwrap()
+                        .is_active(),
+                    "a token of the revoked grant is active"
+                );
+            }
+            // Opening it again finds it at the new version and changes nothing.
+            drop(support::open(&schema).await);
+            assert_eq!(schema_version(&schema).await, [SCHEMA_VERSION]);
         }),
     );
 }
