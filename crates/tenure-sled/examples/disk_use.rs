@@ -1,6 +1,8 @@
 //! Bytes on disk per grant: after creating 100,000 grants through the engine, and
-//! after revoking a quarter, letting a quarter expire and sweeping them, then
-//! deleting those half; and, for comparison, the bytes of the live keys and values.
+//! after revoking a quarter, letting a quarter expire and sweeping (which expires
+//! those grants and prunes every token whose expiry has passed, through the token
+//! expiry index), then deleting those half; and, for comparison, the bytes of the
+//! live keys and values.
 //!
 //! ```text
 //! cargo run --release -p tenure-sled --example disk_use [GRANTS]
@@ -135,18 +137,24 @@ async fn main() {
         })
         .await;
     }
+    // Two hours on, every access token (one hour) has expired too, and so has every
+    // token of the grants that expired: the sweep prunes them all.
     clock.advance(Duration::hours(2));
-    let mut swept = 0;
+    let (mut swept, mut pruned) = (0, 0);
     loop {
         let report = engine.sweep_expired(ZONE, 1000).await.unwrap();
         swept += report.expired;
-        if !report.more {
+        pruned += report.tokens_removed;
+        if !report.more && report.tokens_removed == 0 {
             break;
         }
     }
     store.flush().await.unwrap();
     report(
-        &format!("after revoking {} and sweeping {swept}", grants.div_ceil(4)),
+        &format!(
+            "after revoking {} and sweeping {swept} (and {pruned} expired tokens)",
+            grants.div_ceil(4)
+        ),
         &path,
         grants,
     );

@@ -7,35 +7,44 @@
 //! plain structs below, converted from and to the core's records: every field always
 //! written, times as seconds and nanoseconds, digests as 32 bytes, enums as this
 //! module's own enums. The disk format therefore changes only when this file does,
-//! never because the core renamed or reordered something; and a change here is a
-//! new [`RECORD_FORMAT`].
+//! never because the core renamed or reordered something.
+//!
+//! Each struct is one *layout* of one kind of record, and its [`Layout::FORMAT`] is
+//! the byte its records start with. A layout is never changed: a change is a new
+//! struct with the next format byte, and the old struct stays, for reading only, so
+//! that [`crate::migrate`] can rewrite the records of a store written before. Format
+//! 2 is the grant with its refresh chain ([`GrantV2`]) and the token with its
+//! refresh generation ([`TokenV2`]); every other kind is still in format 1.
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tenure::{
     AccessType, Actor, Client, ClientType, DeviceAuthorization, DeviceState, Digest, Grant,
-    GrantStatus, GrantType, PersonalGrant, ScopePolicy, Timestamp, Token, TokenKind, Transition,
-    TransitionReason, Versioned,
+    GrantStatus, GrantType, PersonalGrant, RefreshChain, ScopePolicy, Timestamp, Token, TokenKind,
+    Transition, TransitionReason, Versioned,
 };
 
 use crate::error::StoreError;
 
-/// The first byte of every stored record.
-pub(crate) const RECORD_FORMAT: u8 = 1;
-
-/// Encodes a record behind the format byte.
-pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_extend(record, vec![RECORD_FORMAT]).map_err(StoreError::Encode)
+/// The struct one kind of record is stored as, and the byte that names it.
+pub(crate) trait Layout: Serialize + DeserializeOwned {
+    /// The first byte of every record stored in this layout.
+    const FORMAT: u8;
 }
 
-/// Decodes a record written by [`encode`]; `what` names it in errors.
-pub(crate) fn decode<T: DeserializeOwned>(
-    what: &'static str,
-    bytes: &[u8],
-) -> Result<T, StoreError> {
+/// The highest format byte this build knows.
+const LATEST_FORMAT: u8 = 2;
+
+/// Encodes a record behind its layout's format byte.
+pub(crate) fn encode<T: Layout>(record: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_extend(record, vec![T::FORMAT]).map_err(StoreError::Encode)
+}
+
+/// Decodes a record written by [`encode`] in layout `T`; `what` names it in errors.
+pub(crate) fn decode<T: Layout>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&RECORD_FORMAT, body)) => {
+        Some((&found, body)) if found == T::FORMAT => {
             let (value, rest) = postcard::take_from_bytes(body)
                 .map_err(|source| StoreError::Decode { what, source })?;
             if rest.is_empty() {
@@ -55,12 +64,23 @@ pub(crate) fn decode<T: DeserializeOwned>(
     }
 }
 
-/// Only the version of a stored record: the first field of every versioned one.
+/// The format byte of a stored record; `what` names it in errors.
+pub(crate) fn format_of(what: &'static str, bytes: &[u8]) -> Result<u8, StoreError> {
+    bytes.first().copied().ok_or_else(|| StoreError::Corrupt {
+        what,
+        detail: "empty value".to_owned(),
+    })
+}
+
+/// Only the version of a stored record: the first field of every versioned layout,
+/// in every format.
 pub(crate) fn decode_version(what: &'static str, bytes: &[u8]) -> Result<u64, StoreError> {
     match bytes.split_first() {
-        Some((&RECORD_FORMAT, body)) => postcard::take_from_bytes::<u64>(body)
-            .map(|(v, _)| v)
-            .map_err(|source| StoreError::Decode { what, source }),
+        Some((&found, body)) if (1..=LATEST_FORMAT).contains(&found) => {
+            postcard::take_from_bytes::<u64>(body)
+                .map(|(v, _)| v)
+                .map_err(|source| StoreError::Decode { what, source })
+        }
         Some((&found, _)) => Err(StoreError::UnknownRecordFormat { what, found }),
         None => Err(StoreError::Corrupt {
             what,
@@ -183,6 +203,10 @@ pub(crate) struct ClientV1 {
     last_used_at: Option<Time>,
 }
 
+impl Layout for ClientV1 {
+    const FORMAT: u8 = 1;
+}
+
 impl ClientV1 {
     pub(crate) fn new(c: &Client, version: u64) -> Self {
         ClientV1 {
@@ -251,8 +275,40 @@ impl ClientV1 {
     }
 }
 
+/// A grant's refresh chain: its generation and three optional digests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct ChainV2 {
+    generation: u64,
+    family: Option<[u8; 32]>,
+    current: Option<[u8; 32]>,
+    previous: Option<[u8; 32]>,
+}
+
+impl From<RefreshChain> for ChainV2 {
+    fn from(c: RefreshChain) -> Self {
+        ChainV2 {
+            generation: c.generation,
+            family: c.family.map(|d| *d.as_bytes()),
+            current: c.current.map(|d| *d.as_bytes()),
+            previous: c.previous.map(|d| *d.as_bytes()),
+        }
+    }
+}
+
+impl From<ChainV2> for RefreshChain {
+    fn from(c: ChainV2) -> Self {
+        RefreshChain {
+            generation: c.generation,
+            family: c.family.map(Digest::from_bytes),
+            current: c.current.map(Digest::from_bytes),
+            previous: c.previous.map(Digest::from_bytes),
+        }
+    }
+}
+
+/// A grant, with its refresh chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct GrantV1 {
+pub(crate) struct GrantV2 {
     version: u64,
     id: String,
     zone_id: String,
@@ -268,11 +324,16 @@ pub(crate) struct GrantV1 {
     expires_at: Time,
     refreshed_at: Option<Time>,
     refresh_token_set: bool,
+    refresh: ChainV2,
 }
 
-impl GrantV1 {
+impl Layout for GrantV2 {
+    const FORMAT: u8 = 2;
+}
+
+impl GrantV2 {
     pub(crate) fn new(g: &Grant, version: u64) -> Self {
-        GrantV1 {
+        GrantV2 {
             version,
             id: g.id.clone(),
             zone_id: g.zone_id.clone(),
@@ -288,6 +349,7 @@ impl GrantV1 {
             expires_at: g.expires_at.into(),
             refreshed_at: g.refreshed_at.map(Into::into),
             refresh_token_set: g.refresh_token_set,
+            refresh: g.refresh.into(),
         }
     }
 
@@ -309,13 +371,65 @@ impl GrantV1 {
                 expires_at: self.expires_at.to_timestamp()?,
                 refreshed_at: opt_time(self.refreshed_at)?,
                 refresh_token_set: self.refresh_token_set,
+                refresh: self.refresh.into(),
             },
         })
     }
 }
 
+/// A grant as format 1 stored it, before grants kept a refresh chain. Read only by
+/// the migration, which rewrites it as a [`GrantV2`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct TokenV1 {
+pub(crate) struct GrantV1 {
+    version: u64,
+    id: String,
+    zone_id: String,
+    organization_id: String,
+    user_id: String,
+    resource_id: String,
+    provider_id: String,
+    client_id: String,
+    scopes: Vec<String>,
+    status: StatusV1,
+    created_at: Time,
+    updated_at: Time,
+    expires_at: Time,
+    refreshed_at: Option<Time>,
+    refresh_token_set: bool,
+}
+
+impl Layout for GrantV1 {
+    const FORMAT: u8 = 1;
+}
+
+impl GrantV1 {
+    /// The grant, with the chain of a grant from before chains:
+    /// [`RefreshChain::LEGACY`].
+    pub(crate) fn upgrade(self) -> GrantV2 {
+        GrantV2 {
+            version: self.version,
+            id: self.id,
+            zone_id: self.zone_id,
+            organization_id: self.organization_id,
+            user_id: self.user_id,
+            resource_id: self.resource_id,
+            provider_id: self.provider_id,
+            client_id: self.client_id,
+            scopes: self.scopes,
+            status: self.status,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            expires_at: self.expires_at,
+            refreshed_at: self.refreshed_at,
+            refresh_token_set: self.refresh_token_set,
+            refresh: RefreshChain::LEGACY.into(),
+        }
+    }
+}
+
+/// A token, with the refresh generation it was issued at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TokenV2 {
     version: u64,
     digest: [u8; 32],
     zone_id: String,
@@ -326,13 +440,17 @@ pub(crate) struct TokenV1 {
     scopes: Vec<String>,
     issued_at: Time,
     expires_at: Time,
-    spent_at: Option<Time>,
+    generation: u64,
     revoked_at: Option<Time>,
 }
 
-impl TokenV1 {
+impl Layout for TokenV2 {
+    const FORMAT: u8 = 2;
+}
+
+impl TokenV2 {
     pub(crate) fn new(t: &Token, version: u64) -> Self {
-        TokenV1 {
+        TokenV2 {
             version,
             digest: *t.digest.as_bytes(),
             zone_id: t.zone_id.clone(),
@@ -343,7 +461,7 @@ impl TokenV1 {
             scopes: t.scopes.clone(),
             issued_at: t.issued_at.into(),
             expires_at: t.expires_at.into(),
-            spent_at: t.spent_at.map(Into::into),
+            generation: t.generation,
             revoked_at: t.revoked_at.map(Into::into),
         }
     }
@@ -365,10 +483,53 @@ impl TokenV1 {
                 scopes: self.scopes,
                 issued_at: self.issued_at.to_timestamp()?,
                 expires_at: self.expires_at.to_timestamp()?,
-                spent_at: opt_time(self.spent_at)?,
+                generation: self.generation,
                 revoked_at: opt_time(self.revoked_at)?,
             },
         })
+    }
+}
+
+/// A token as format 1 stored it, with the time a refresh spent it and no
+/// generation. Read only by the migration, which rewrites it as a [`TokenV2`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TokenV1 {
+    version: u64,
+    digest: [u8; 32],
+    zone_id: String,
+    grant_id: String,
+    client_id: String,
+    user_id: String,
+    refresh: bool,
+    scopes: Vec<String>,
+    issued_at: Time,
+    expires_at: Time,
+    spent_at: Option<Time>,
+    revoked_at: Option<Time>,
+}
+
+impl Layout for TokenV1 {
+    const FORMAT: u8 = 1;
+}
+
+impl TokenV1 {
+    /// The token, at the generation [`Token::legacy_generation`] gives it: spent if
+    /// it was spent, current under a grant at [`RefreshChain::LEGACY`] if not.
+    pub(crate) fn upgrade(self) -> TokenV2 {
+        TokenV2 {
+            version: self.version,
+            digest: self.digest,
+            zone_id: self.zone_id,
+            grant_id: self.grant_id,
+            client_id: self.client_id,
+            user_id: self.user_id,
+            refresh: self.refresh,
+            scopes: self.scopes,
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+            generation: Token::legacy_generation(self.spent_at.is_some()),
+            revoked_at: self.revoked_at,
+        }
     }
 }
 
@@ -399,6 +560,10 @@ pub(crate) struct TransitionV1 {
     reason: ReasonV1,
     actor: ActorV1,
     at: Time,
+}
+
+impl Layout for TransitionV1 {
+    const FORMAT: u8 = 1;
 }
 
 impl TransitionV1 {
@@ -473,6 +638,10 @@ pub(crate) struct PersonalGrantV1 {
     expires_at: Option<Time>,
 }
 
+impl Layout for PersonalGrantV1 {
+    const FORMAT: u8 = 1;
+}
+
 impl PersonalGrantV1 {
     pub(crate) fn new(p: &PersonalGrant, version: u64) -> Self {
         PersonalGrantV1 {
@@ -536,6 +705,10 @@ pub(crate) struct DeviceV1 {
     expires_at: Time,
     interval_seconds: u32,
     last_polled_at: Option<Time>,
+}
+
+impl Layout for DeviceV1 {
+    const FORMAT: u8 = 1;
 }
 
 impl DeviceV1 {
@@ -719,6 +892,21 @@ mod tests {
             )
     }
 
+    fn digest() -> impl Strategy<Value = Option<Digest>> {
+        prop::option::of(any::<[u8; 32]>().prop_map(Digest::from_bytes))
+    }
+
+    fn chain() -> impl Strategy<Value = RefreshChain> {
+        (any::<u64>(), digest(), digest(), digest()).prop_map(
+            |(generation, family, current, previous)| RefreshChain {
+                generation,
+                family,
+                current,
+                previous,
+            },
+        )
+    }
+
     fn grant() -> impl Strategy<Value = Grant> {
         (
             (text(), text(), text(), text(), text(), text(), text()),
@@ -730,6 +918,7 @@ mod tests {
                 time(),
                 prop::option::of(time()),
                 any::<bool>(),
+                chain(),
             ),
         )
             .prop_map(
@@ -743,6 +932,7 @@ mod tests {
                         expires_at,
                         refreshed_at,
                         refresh_token_set,
+                        refresh,
                     ),
                 )| Grant {
                     id,
@@ -759,6 +949,7 @@ mod tests {
                     expires_at,
                     refreshed_at,
                     refresh_token_set,
+                    refresh,
                 },
             )
     }
@@ -777,14 +968,14 @@ mod tests {
                 texts(),
                 time(),
                 time(),
-                prop::option::of(time()),
+                any::<u64>(),
                 prop::option::of(time()),
             ),
         )
             .prop_map(
                 |(
                     (digest, zone_id, grant_id, client_id, user_id, refresh),
-                    (scopes, issued_at, expires_at, spent_at, revoked_at),
+                    (scopes, issued_at, expires_at, generation, revoked_at),
                 )| Token {
                     digest: Digest::from_bytes(digest),
                     zone_id,
@@ -799,10 +990,50 @@ mod tests {
                     scopes,
                     issued_at,
                     expires_at,
-                    spent_at,
+                    generation,
                     revoked_at,
                 },
             )
+    }
+
+    /// A grant as format 1 stored it: everything but the chain.
+    fn legacy_grant(g: &Grant, version: u64) -> GrantV1 {
+        GrantV1 {
+            version,
+            id: g.id.clone(),
+            zone_id: g.zone_id.clone(),
+            organization_id: g.organization_id.clone(),
+            user_id: g.user_id.clone(),
+            resource_id: g.resource_id.clone(),
+            provider_id: g.provider_id.clone(),
+            client_id: g.client_id.clone(),
+            scopes: g.scopes.clone(),
+            status: g.status.into(),
+            created_at: g.created_at.into(),
+            updated_at: g.updated_at.into(),
+            expires_at: g.expires_at.into(),
+            refreshed_at: g.refreshed_at.map(Into::into),
+            refresh_token_set: g.refresh_token_set,
+        }
+    }
+
+    /// A token as format 1 stored it: everything but the generation, and the time
+    /// it was spent.
+    fn legacy_token(t: &Token, version: u64, spent_at: Option<Timestamp>) -> TokenV1 {
+        TokenV1 {
+            version,
+            digest: *t.digest.as_bytes(),
+            zone_id: t.zone_id.clone(),
+            grant_id: t.grant_id.clone(),
+            client_id: t.client_id.clone(),
+            user_id: t.user_id.clone(),
+            refresh: t.kind == TokenKind::Refresh,
+            scopes: t.scopes.clone(),
+            issued_at: t.issued_at.into(),
+            expires_at: t.expires_at.into(),
+            spent_at: spent_at.map(Into::into),
+            revoked_at: t.revoked_at.map(Into::into),
+        }
     }
 
     fn transition() -> impl Strategy<Value = Transition> {
@@ -936,17 +1167,51 @@ mod tests {
 
         #[test]
         fn grants_round_trip(record in grant(), version in any::<u64>()) {
-            let bytes = encode(&GrantV1::new(&record, version)).unwrap();
+            let bytes = encode(&GrantV2::new(&record, version)).unwrap();
             prop_assert_eq!(decode_version("grant", &bytes).unwrap(), version);
-            let back = decode::<GrantV1>("grant", &bytes).unwrap().into_record().unwrap();
+            let back = decode::<GrantV2>("grant", &bytes).unwrap().into_record().unwrap();
             prop_assert_eq!(back, Versioned { record, version });
         }
 
         #[test]
         fn tokens_round_trip(record in token(), version in any::<u64>()) {
-            let bytes = encode(&TokenV1::new(&record, version)).unwrap();
-            let back = decode::<TokenV1>("token", &bytes).unwrap().into_record().unwrap();
+            let bytes = encode(&TokenV2::new(&record, version)).unwrap();
+            prop_assert_eq!(decode_version("token", &bytes).unwrap(), version);
+            let back = decode::<TokenV2>("token", &bytes).unwrap().into_record().unwrap();
             prop_assert_eq!(back, Versioned { record, version });
+        }
+
+        #[test]
+        fn format_1_grants_upgrade_to_the_legacy_chain(record in grant(), version in any::<u64>()) {
+            let bytes = encode(&legacy_grant(&record, version)).unwrap();
+            prop_assert_eq!(bytes[0], 1);
+            prop_assert_eq!(decode_version("grant", &bytes).unwrap(), version);
+            let refused = matches!(
+                decode::<GrantV2>("grant", &bytes),
+                Err(StoreError::UnknownRecordFormat { found: 1, .. })
+            );
+            prop_assert!(refused, "format 1 is not read as format 2");
+            let back = decode::<GrantV1>("grant", &bytes).unwrap().upgrade();
+            let upgraded = decode::<GrantV2>("grant", &encode(&back).unwrap())
+                .unwrap()
+                .into_record()
+                .unwrap();
+            let expected = Grant { refresh: RefreshChain::LEGACY, ..record };
+            prop_assert_eq!(upgraded, Versioned { record: expected, version });
+        }
+
+        #[test]
+        fn format_1_tokens_upgrade_to_the_legacy_generation(
+            record in token(),
+            version in any::<u64>(),
+            spent_at in prop::option::of(time()),
+        ) {
+            let bytes = encode(&legacy_token(&record, version, spent_at)).unwrap();
+            prop_assert_eq!(bytes[0], 1);
+            prop_assert_eq!(decode_version("token", &bytes).unwrap(), version);
+            let back = decode::<TokenV1>("token", &bytes).unwrap().upgrade().into_record().unwrap();
+            let generation = if spent_at.is_some() { 0 } else { 1 };
+            prop_assert_eq!(back, Versioned { record: Token { generation, ..record }, version });
         }
 
         #[test]
@@ -972,25 +1237,32 @@ mod tests {
 
         #[test]
         fn truncated_or_padded_records_are_refused(record in grant(), cut in any::<prop::sample::Index>()) {
-            let bytes = encode(&GrantV1::new(&record, 3)).unwrap();
+            let bytes = encode(&GrantV2::new(&record, 3)).unwrap();
             let cut = cut.index(bytes.len());
-            prop_assert!(decode::<GrantV1>("grant", &bytes[..cut]).is_err());
+            prop_assert!(decode::<GrantV2>("grant", &bytes[..cut]).is_err());
             let mut padded = bytes.clone();
             padded.push(0);
-            prop_assert!(decode::<GrantV1>("grant", &padded).is_err());
+            prop_assert!(decode::<GrantV2>("grant", &padded).is_err());
         }
     }
 
     #[test]
     fn the_first_byte_is_the_record_format() {
         let bytes = encode(&ClientV1::new(&client_fixture(), 1)).unwrap();
-        assert_eq!(bytes[0], RECORD_FORMAT);
+        assert_eq!(bytes[0], ClientV1::FORMAT);
         let mut other = bytes.clone();
-        other[0] = RECORD_FORMAT + 1;
+        other[0] = ClientV1::FORMAT + 1;
         assert!(matches!(
             decode::<ClientV1>("client", &other),
             Err(StoreError::UnknownRecordFormat { found: 2, .. })
         ));
+        other[0] = LATEST_FORMAT + 1;
+        assert!(matches!(
+            decode_version("client", &other),
+            Err(StoreError::UnknownRecordFormat { found: 3, .. })
+        ));
+        assert_eq!(format_of("client", &bytes).unwrap(), 1);
+        assert!(format_of("client", &[]).is_err());
     }
 
     fn client_fixture() -> Client {

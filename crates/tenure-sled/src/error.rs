@@ -19,7 +19,8 @@ pub enum OpenError {
     },
 
     /// The store was written by a version of tenure-sled whose format this one
-    /// cannot read. Nothing was read or changed.
+    /// cannot read (a newer one, or one older than any it upgrades). Nothing was
+    /// read or changed.
     #[error(
         "the store at {} has format version {found}; this tenure-sled reads version {supported}",
         path.display()
@@ -31,6 +32,25 @@ pub enum OpenError {
         found: u32,
         /// The format version this build reads and writes.
         supported: u32,
+    },
+
+    /// The store is of an older format, which opening upgrades in place, and the
+    /// upgrade failed. The store still says its old format: whatever the upgrade
+    /// had rewritten is kept, and opening it again resumes the upgrade.
+    #[error(
+        "could not upgrade the store at {} from format version {from} to {to}",
+        path.display()
+    )]
+    Upgrade {
+        /// The store's directory.
+        path: PathBuf,
+        /// The format version the store had.
+        from: u32,
+        /// The format version it was being upgraded to.
+        to: u32,
+        /// What failed.
+        #[source]
+        source: StoreError,
     },
 
     /// The directory holds a sled database that tenure-sled did not create.

@@ -77,21 +77,27 @@
 //!
 //! `cargo run --release -p tenure-sled --example disk_use`: 100,000 grants authorized
 //! through the engine (1,000 users, 10 resources, each with an access and a refresh
-//! token and its history), then a quarter revoked, a quarter expired and swept, and
-//! those half deleted. Bytes of every file in the store's directory, after a flush:
+//! token and its history), then a quarter revoked, a quarter expired, and the sweep
+//! run two hours on (which also prunes every token past its expiry: all the
+//! one-hour access tokens, and the refresh tokens of the expired grants), and those
+//! half of the grants deleted. Bytes of every file in the store's directory, after a
+//! flush (format 2):
 //!
 //! | state | on disk | per grant |
 //! | --- | ---: | ---: |
-//! | 100,000 grants | 982 MiB | 10.3 KB per grant |
-//! | 25,000 revoked, 25,000 expired and swept | 1,085 MiB | 11.4 KB per grant created |
-//! | those 50,000 deleted | 1,112 MiB | 23.3 KB per grant left |
-//! | the same, reopened | 1,120 MiB | 23.5 KB per grant left |
+//! | 100,000 grants | 1,119 MiB | 11.7 KB per grant |
+//! | 25,000 revoked, 25,000 expired and swept, 125,000 tokens pruned | 1,220 MiB | 12.8 KB per grant created |
+//! | those 50,000 deleted | 1,271 MiB | 26.6 KB per grant left |
+//! | the same, reopened | 1,287 MiB | 27.0 KB per grant left |
 //!
-//! The live keys and values are 1,108 bytes per grant left: sled 0.34 is
+//! The live keys and values are 1,034 bytes per grant left: sled 0.34 is
 //! log-structured, every transaction writes new versions of the tree pages it
 //! touches, and it reclaims the space of old versions only as it rewrites whole
-//! segments. Deleting grants does not make the store smaller (the deletions are
-//! writes too); budget for about ten times the live data, and for the peak.
+//! segments. Deleting grants or pruning tokens does not make the store smaller (the
+//! deletions are writes too); budget for about twenty times the live data, and for
+//! the peak. (Format 1 took 982 MiB for the first state: format 2 adds the token
+//! expiry index and a grant's refresh chain, and its transactions touch one more
+//! tree. Revoking no longer rewrites a grant's tokens.)
 //!
 //! # Format
 //!
@@ -100,24 +106,61 @@
 //! stable, documented wire format and is widely used; it is not self-describing, so
 //! the records are first converted into this crate's own plain storage structs (every
 //! field always present, times as seconds and nanoseconds, digests as 32 bytes), never
-//! serialized in the core's JSON shape. The store's format version,
-//! [`FORMAT_VERSION`], is written when the store is created; opening a store of
-//! another version is [`OpenError::UnsupportedFormat`], never a misread.
+//! serialized in the core's JSON shape. The format byte names the layout of the
+//! record's kind: a layout never changes, a change is a new layout with the next
+//! byte. The store's format version, [`FORMAT_VERSION`], is written when the store is
+//! created; opening a store of a newer version, or of one older than any this build
+//! upgrades, is [`OpenError::UnsupportedFormat`], never a misread.
 //!
 //! Keys are built so that sled's byte order is the index order: strings escaped and
 //! terminated (so zone `a` and zone `ab` never share a prefix), times as big-endian
-//! milliseconds with the sign bit flipped, ids last and raw.
+//! milliseconds with the sign bit flipped, ids and digests last and raw.
+//!
+//! ## Upgrading a store of format 1
+//!
+//! Format 2 stores a grant's [`RefreshChain`](tenure::RefreshChain) and a token's
+//! refresh `generation` (format 1 stored a token's `spent_at` instead), and keeps the
+//! token expiry index. [`SledStorage::open`] upgrades a store of format 1 in place,
+//! once, before it returns; every other tree and record is the same in both formats
+//! and is left as it is:
+//!
+//! - every grant is rewritten with [`RefreshChain::LEGACY`](tenure::RefreshChain::LEGACY);
+//! - every token is rewritten with the generation
+//!   [`Token::legacy_generation`] gives it (1 if it was not spent: it is its
+//!   grant's current refresh token; 0 if it was: presenting it again is reuse, and
+//!   revokes the grant), and gets its entry in the token expiry index;
+//! - then the format marker is set to 2.
+//!
+//! Versions are kept, so nothing read before the upgrade goes stale because of it.
+//! The upgrade is resumable rather than one transaction (a large store would not fit
+//! one): each record's format byte says whether it is still to be rewritten, records
+//! are rewritten in batches of 1,024, each batch one atomic sled write (a token in
+//! the same transaction as its expiry entry), and the marker moves to 2 last, after
+//! a flush. A crash at any moment leaves a store that still says format 1 and whose
+//! every record is whole in one format or the other; opening it again skips what was
+//! done and finishes the rest. A failure while upgrading is
+//! [`OpenError::Upgrade`]; whatever was rewritten is kept. The upgrade reads and
+//! writes each grant and token once, and nothing else.
 //!
 //! # Indexes
 //!
 //! Each record kind and each index of the [`Storage`] contract is a sled tree (grants
 //! by creation, user, resource, client and status; the expiry index of grants stored
-//! active; tokens by digest and by grant; history by grant and sequence; personal
-//! grants by user; device authorizations by user code and by expiry). A listing walks
-//! the narrowest index its filter names, forwards or backwards from its keyset, and
-//! stops at the page's end, exactly as the in-memory store does; per-index counts,
-//! kept in the same transactions, pick the narrowest index and answer a count with a
-//! single filter in one read.
+//! active; tokens by digest, by grant and by expiry; history by grant and sequence;
+//! personal grants by user; device authorizations by user code and by expiry). A
+//! listing walks the narrowest index its filter names, forwards or backwards from its
+//! keyset, and stops at the page's end, exactly as the in-memory store does; per-index
+//! counts, kept in the same transactions, pick the narrowest index and answer a count
+//! with a single filter in one read.
+//!
+//! The token expiry index holds every stored token under `(zone, expires_at,
+//! digest)`, written and removed in the transaction that puts, replaces or deletes
+//! the token, so [`Storage::expired_tokens`] is a range scan that stops at the first
+//! token not yet expired. Deleting a grant also deletes any token still listed under
+//! it (the engine deletes them in the same set anyway), with its index entries, as
+//! the in-memory store does, so no token outlives its grant. A
+//! [`tenure::Write::Check`] reads its record's version inside the transaction, like
+//! every other write's expectation, and writes nothing.
 //!
 //! # Testing
 //!
@@ -126,14 +169,20 @@
 //! directory again); a differential test that asks this store and the in-memory one
 //! every query after random write sets; a crash test that kills a writing child
 //! process with SIGKILL 20 times (`TENURE_SLED_CRASH_CYCLES` for more) and checks every
-//! acknowledged write and every index; and [`SledStorage::check_integrity`] after
-//! every reopen. [`SledStorage::temporary`] gives a test a fresh store that cleans up
-//! after itself.
+//! acknowledged write and every index; upgrade tests that write a store of format 1
+//! by hand (with a copy of that format's grant and token layouts), open it, and check
+//! every record, the token expiry index, and that the engine rotates an unspent
+//! legacy refresh token and revokes the grant of a spent one presented again, and
+//! that an upgrade cut short by hand, or by SIGKILL at a random moment
+//! (`TENURE_SLED_UPGRADE_KILLS` times, 8 by default), is finished by the next open;
+//! and [`SledStorage::check_integrity`] after every reopen. [`SledStorage::temporary`]
+//! gives a test a fresh store that cleans up after itself.
 //!
 //! # Concurrency
 //!
 //! sled's calls are synchronous and may wait for the disk. Commits, flushes and
-//! every read of more than one key (pages, counts, a grant's tokens, history) run on
+//! every read of more than one key (pages, counts, a grant's tokens, history, the
+//! expiry indexes) run on
 //! tokio's blocking pool (`spawn_blocking`), never on the executor's worker threads;
 //! outside a tokio runtime they run inline. Point reads (one record by key, and a
 //! token with its grant) run inline on the caller's thread: sled serves them from
@@ -159,6 +208,7 @@ mod error;
 mod flush;
 mod integrity;
 mod keys;
+mod migrate;
 mod read;
 mod trees;
 mod write;
@@ -183,8 +233,9 @@ pub use integrity::IntegrityReport;
 use crate::flush::GroupFlush;
 use crate::trees::{FORMAT_KEY, META_TREE, Trees};
 
-/// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this build reads and writes. Stores of format 1 are upgraded
+/// to it in place when they are opened (see [the crate docs](crate#format)).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The lock file a store keeps in its directory while open.
 const LOCK_FILE: &str = "tenure.lock";
@@ -423,7 +474,8 @@ fn sled_open_error(path: &Path, e: sled::Error) -> OpenError {
     }
 }
 
-/// Reads the format marker, or writes it into a store that holds nothing yet.
+/// Reads the format marker, or writes it into a store that holds nothing yet, and
+/// upgrades a store of an older format this build knows.
 fn check_format(db: &sled::Db, path: &Path) -> Result<(), OpenError> {
     let sled_error = |source| OpenError::Sled {
         path: path.to_path_buf(),
@@ -436,14 +488,21 @@ fn check_format(db: &sled::Db, path: &Path) -> Result<(), OpenError> {
                 .map(u32::from_be_bytes)
                 // A marker of another size is from a format this build cannot know.
                 .unwrap_or(u32::MAX);
-            if found == FORMAT_VERSION {
-                Ok(())
-            } else {
-                Err(OpenError::UnsupportedFormat {
+            match found {
+                FORMAT_VERSION => Ok(()),
+                migrate::FORMAT_1 => {
+                    migrate::from_format_1(db).map_err(|source| OpenError::Upgrade {
+                        path: path.to_path_buf(),
+                        from: found,
+                        to: FORMAT_VERSION,
+                        source,
+                    })
+                }
+                _ => Err(OpenError::UnsupportedFormat {
                     path: path.to_path_buf(),
                     found,
                     supported: FORMAT_VERSION,
-                })
+                }),
             }
         }
         None => {
@@ -466,6 +525,12 @@ fn check_format(db: &sled::Db, path: &Path) -> Result<(), OpenError> {
 impl Storage for SledStorage {
     async fn get_client(&self, zone_id: &str, id: &str) -> Result<Option<Versioned<Client>>> {
         self.point(|t| read::client(t, zone_id, id))
+    }
+
+    async fn zones(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        let after = after.map(str::to_owned);
+        self.blocking(move |t| read::zones(t, after.as_deref(), limit))
+            .await
     }
 
     async fn list_clients(
@@ -536,6 +601,17 @@ impl Storage for SledStorage {
     async fn grant_tokens(&self, zone_id: &str, grant_id: &str) -> Result<Vec<Versioned<Token>>> {
         let (zone, id) = (zone_id.to_owned(), grant_id.to_owned());
         self.blocking(move |t| read::grant_tokens(t, &zone, &id))
+            .await
+    }
+
+    async fn expired_tokens(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<Token>>> {
+        let zone = zone_id.to_owned();
+        self.blocking(move |t| read::expired_tokens(t, &zone, now, limit))
             .await
     }
 

@@ -11,7 +11,7 @@ use tenure::{
     PersonalGrant, Position, SortOrder, Timestamp, Token, Transition, Versioned,
 };
 
-use crate::codec::{ClientV1, DeviceV1, GrantV1, PersonalGrantV1, TokenV1, TransitionV1, decode};
+use crate::codec::{ClientV1, DeviceV1, GrantV2, PersonalGrantV1, TokenV2, TransitionV1, decode};
 use crate::error::StoreError;
 use crate::keys::{Key, ms, prefix_end, rest_str, take_millis};
 use crate::trees::{
@@ -26,7 +26,7 @@ pub(crate) fn grant(trees: &Trees, zone: &str, id: &str) -> Result<Option<Versio
     trees
         .get(T::Grants)
         .get(record_key(zone, id))?
-        .map(|b| decode::<GrantV1>("grant", &b).and_then(GrantV1::into_record))
+        .map(|b| decode::<GrantV2>("grant", &b).and_then(GrantV2::into_record))
         .transpose()
 }
 
@@ -98,7 +98,7 @@ pub(crate) fn token(
     trees
         .get(T::Tokens)
         .get(digest_key(zone, digest))?
-        .map(|b| decode::<TokenV1>("token", &b).and_then(TokenV1::into_record))
+        .map(|b| decode::<TokenV2>("token", &b).and_then(TokenV2::into_record))
         .transpose()
 }
 
@@ -247,6 +247,19 @@ pub(crate) fn expired_grants(
     expired(trees.get(T::Expiry), zone, now, limit, |rest| {
         let id = rest_str(rest).ok_or_else(|| corrupt_key("grant expiry"))?;
         grant(trees, zone, &id)
+    })
+}
+
+/// Tokens whose expiry is at or before `now`, in `(expires_at, digest)` order.
+pub(crate) fn expired_tokens(
+    trees: &Trees,
+    zone: &str,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<Versioned<Token>>> {
+    expired(trees.get(T::TokenExpiry), zone, now, limit, |rest| {
+        let digest = rest.try_into().map_err(|_| corrupt_key("token expiry"))?;
+        token(trees, zone, &digest)
     })
 }
 
@@ -490,4 +503,32 @@ pub(crate) fn count_grants(
         }
     }
     Ok(n)
+}
+
+/// The zones holding a client or a grant, after `after`, at most `limit`: a seek
+/// past each zone's keys in the clients and grants trees, so one step per zone.
+pub(crate) fn zones(trees: &Trees, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+    let past = |zone: &str| prefix_end(&Key::new().str(zone).into_vec());
+    let mut from = match after {
+        Some(a) => past(a),
+        None => Some(Vec::new()),
+    };
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let Some(start) = from else { break };
+        let mut next: Option<String> = None;
+        for tree in [T::Clients, T::Grants] {
+            if let Some(item) = trees.get(tree).range(start.clone()..).next() {
+                let (key, _) = item?;
+                let (zone, _) = crate::keys::take_str(&key).ok_or_else(|| corrupt_key("zone"))?;
+                if next.as_ref().is_none_or(|n| zone < *n) {
+                    next = Some(zone);
+                }
+            }
+        }
+        let Some(zone) = next else { break };
+        from = past(&zone);
+        out.push(zone);
+    }
+    Ok(out)
 }

@@ -13,6 +13,7 @@
 //! | `grant_counts` | kind byte, zone, value | entries of one index prefix, `u64` BE |
 //! | `tokens` | zone, digest | token |
 //! | `tokens_by_grant` | zone, grant | the grant's token digests, 32 bytes each |
+//! | `token_expiry` | zone, expires, digest (every stored token; format 2) | empty |
 //! | `history` | zone, grant, sequence (`u64` BE) | transition |
 //! | `history_len` | zone, grant | entries of the grant's history, `u64` BE |
 //! | `personal_grants` | zone, id | personal grant |
@@ -49,6 +50,7 @@ pub(crate) enum T {
     Counts,
     Tokens,
     TokensByGrant,
+    TokenExpiry,
     History,
     HistoryLen,
     Personal,
@@ -59,7 +61,7 @@ pub(crate) enum T {
 }
 
 /// The trees' names on disk, in the order of [`T`].
-pub(crate) const TREE_NAMES: [&str; 18] = [
+pub(crate) const TREE_NAMES: [&str; 19] = [
     "clients",
     "grants",
     "grants_by_created",
@@ -71,6 +73,7 @@ pub(crate) const TREE_NAMES: [&str; 18] = [
     "grant_counts",
     "tokens",
     "tokens_by_grant",
+    "token_expiry",
     "history",
     "history_len",
     "personal_grants",
@@ -245,7 +248,9 @@ pub(crate) fn user_code_key(zone: &str, code: &str) -> Vec<u8> {
     Key::new().str(zone).str(code).into_vec()
 }
 
-pub(crate) fn device_expiry_key(zone: &str, expires_ms: i64, digest: &[u8; 32]) -> Vec<u8> {
+/// An entry of [`T::TokenExpiry`] or [`T::DeviceExpiry`]: a record keyed by digest,
+/// in `(expires_at, digest)` order within its zone.
+pub(crate) fn expiry_key(zone: &str, expires_ms: i64, digest: &[u8; 32]) -> Vec<u8> {
     Key::new()
         .str(zone)
         .millis(expires_ms)

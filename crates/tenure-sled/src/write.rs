@@ -12,15 +12,16 @@ use sled::transaction::{
     ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
     TransactionalTree,
 };
-use tenure::{Expect, Grant, PersonalGrant, Write, WriteSet};
+use tenure::{Expect, Grant, PersonalGrant, RecordKey, Token, Write, WriteSet};
 
 use crate::codec::{
-    DeviceV1, GrantV1, PersonalGrantV1, TokenV1, TransitionV1, decode, decode_version, encode,
+    ClientV1, DeviceV1, GrantV2, PersonalGrantV1, TokenV2, TransitionV1, decode, decode_version,
+    encode,
 };
 use crate::error::StoreError;
 use crate::keys::ms;
 use crate::trees::{
-    T, Trees, device_expiry_key, digest_key, grant_counts, grant_entries, grant_key, history_key,
+    T, Trees, digest_key, expiry_key, grant_counts, grant_entries, grant_key, history_key,
     personal_index_key, read_u64, record_key, user_code_key,
 };
 
@@ -73,6 +74,7 @@ enum Prepared {
         expect: Expect,
         list_key: Vec<u8>,
         digest: [u8; 32],
+        expiry_key: Vec<u8>,
     },
     DeleteToken {
         key: Vec<u8>,
@@ -110,18 +112,25 @@ enum Prepared {
         digest: [u8; 32],
         expect: u64,
     },
+    /// A guard: the record under `key` in `tree` must be as `expect` says.
+    Check {
+        tree: T,
+        key: Vec<u8>,
+        what: &'static str,
+        expect: Expect,
+    },
 }
 
 fn prepare(write: &Write) -> Result<Prepared, StoreError> {
     Ok(match write {
         Write::PutClient { client, expect } => Prepared::PutClient {
             key: record_key(&client.zone_id, &client.id),
-            value: encode(&crate::codec::ClientV1::new(client, expect.next_version()))?,
+            value: encode(&ClientV1::new(client, expect.next_version()))?,
             expect: *expect,
         },
         Write::PutGrant { grant, expect } => Prepared::PutGrant {
             key: record_key(&grant.zone_id, &grant.id),
-            value: encode(&GrantV1::new(grant, expect.next_version()))?,
+            value: encode(&GrantV2::new(grant, expect.next_version()))?,
             grant: grant.clone(),
             expect: *expect,
         },
@@ -137,10 +146,15 @@ fn prepare(write: &Write) -> Result<Prepared, StoreError> {
         },
         Write::PutToken { token, expect } => Prepared::PutToken {
             key: digest_key(&token.zone_id, token.digest.as_bytes()),
-            value: encode(&TokenV1::new(token, expect.next_version()))?,
+            value: encode(&TokenV2::new(token, expect.next_version()))?,
             expect: *expect,
             list_key: grant_key(&token.zone_id, &token.grant_id),
             digest: *token.digest.as_bytes(),
+            expiry_key: expiry_key(
+                &token.zone_id,
+                ms(&token.expires_at),
+                token.digest.as_bytes(),
+            ),
         },
         Write::DeleteToken {
             zone_id,
@@ -179,7 +193,7 @@ fn prepare(write: &Write) -> Result<Prepared, StoreError> {
                 zone: device.zone_id.clone(),
                 digest,
                 code_key: user_code_key(&device.zone_id, &device.user_code),
-                expiry_key: device_expiry_key(&device.zone_id, ms(&device.expires_at), &digest),
+                expiry_key: expiry_key(&device.zone_id, ms(&device.expires_at), &digest),
                 expect: *expect,
             }
         }
@@ -193,6 +207,24 @@ fn prepare(write: &Write) -> Result<Prepared, StoreError> {
             digest: *device_code.as_bytes(),
             expect: *expect,
         },
+        Write::Check { record, expect } => {
+            let (tree, key, what) = match record {
+                RecordKey::Client { zone_id, id } => {
+                    (T::Clients, record_key(zone_id, id), "client")
+                }
+                RecordKey::Grant { zone_id, id } => (T::Grants, record_key(zone_id, id), "grant"),
+                RecordKey::Token { zone_id, digest } => {
+                    (T::Tokens, digest_key(zone_id, digest.as_bytes()), "token")
+                }
+                _ => return Err(StoreError::UnsupportedWrite),
+            };
+            Prepared::Check {
+                tree,
+                key,
+                what,
+                expect: *expect,
+            }
+        }
         _ => return Err(StoreError::UnsupportedWrite),
     })
 }
@@ -259,8 +291,20 @@ impl Tx<'_> {
         match self.tree(T::Grants).get(key)? {
             None => Ok(None),
             Some(bytes) => {
-                match decode::<GrantV1>("grant", &bytes).and_then(GrantV1::into_record) {
+                match decode::<GrantV2>("grant", &bytes).and_then(GrantV2::into_record) {
                     Ok(g) => Ok(Some(g.record)),
+                    Err(e) => fail(e),
+                }
+            }
+        }
+    }
+
+    fn old_token(&self, bytes: Option<sled::IVec>) -> TxResult<Option<Token>> {
+        match bytes {
+            None => Ok(None),
+            Some(bytes) => {
+                match decode::<TokenV2>("token", &bytes).and_then(TokenV2::into_record) {
+                    Ok(t) => Ok(Some(t.record)),
                     Err(e) => fail(e),
                 }
             }
@@ -355,6 +399,12 @@ impl Tx<'_> {
                 "device authorization",
                 Expect::Version(*expect),
             ),
+            Prepared::Check {
+                tree,
+                key,
+                what,
+                expect,
+            } => self.holds(*tree, key, what, *expect),
         }
     }
 
@@ -379,6 +429,18 @@ impl Tx<'_> {
                     self.remove(T::History, &history_key(zone, id, seq))?;
                 }
                 self.remove(T::HistoryLen, &grant_key)?;
+                // The engine deletes a grant's tokens in the same set; any it left
+                // would outlive their grant, so they go too, as in the in-memory
+                // store.
+                for digest in self.token_list(&grant_key)? {
+                    let token_key = digest_key(zone, &digest);
+                    if let Some(old) = self.old_token(self.remove(T::Tokens, &token_key)?)? {
+                        self.remove(
+                            T::TokenExpiry,
+                            &expiry_key(zone, ms(&old.expires_at), &digest),
+                        )?;
+                    }
+                }
                 self.remove(T::TokensByGrant, &grant_key)?;
                 Ok(())
             }
@@ -388,23 +450,30 @@ impl Tx<'_> {
                 expect,
                 list_key,
                 digest,
+                expiry_key: entry,
             } => {
                 if *expect == Expect::Absent {
                     let mut list = self.token_list(list_key)?;
                     list.push(*digest);
                     self.set_token_list(list_key, &list)?;
+                } else if let Some(old) = self.old_token(self.tree(T::Tokens).get(key)?)? {
+                    // A replacement may move the token's expiry.
+                    let old_entry = expiry_key(&old.zone_id, ms(&old.expires_at), digest);
+                    if old_entry != *entry {
+                        self.remove(T::TokenExpiry, &old_entry)?;
+                    }
                 }
+                self.put(T::TokenExpiry, entry, &[])?;
                 self.put(T::Tokens, key, value)
             }
             Prepared::DeleteToken {
                 key, zone, digest, ..
             } => {
-                if let Some(old) = self.remove(T::Tokens, key)? {
-                    let old = match decode::<TokenV1>("token", &old).and_then(TokenV1::into_record)
-                    {
-                        Ok(t) => t.record,
-                        Err(e) => return fail(e),
-                    };
+                if let Some(old) = self.old_token(self.remove(T::Tokens, key)?)? {
+                    self.remove(
+                        T::TokenExpiry,
+                        &expiry_key(zone, ms(&old.expires_at), digest),
+                    )?;
                     let list_key = grant_key(zone, &old.grant_id);
                     let mut list = self.token_list(&list_key)?;
                     if !list.is_empty() {
@@ -483,6 +552,7 @@ impl Tx<'_> {
                 }
                 Ok(())
             }
+            Prepared::Check { .. } => Ok(()),
         }
     }
 
@@ -512,7 +582,7 @@ impl Tx<'_> {
         self.remove(T::DeviceUserCodes, &user_code_key(zone, &old.user_code))?;
         self.remove(
             T::DeviceExpiry,
-            &device_expiry_key(zone, ms(&old.expires_at), digest),
+            &expiry_key(zone, ms(&old.expires_at), digest),
         )?;
         Ok(true)
     }

@@ -2,8 +2,9 @@
 //! random write sets (some with stale expectations, some touching several records)
 //! go to both, both must accept or refuse each one alike, and after every set every
 //! query the trait has must answer the same on both, including pages from keysets
-//! in both directions, counts, expiry and user codes. Zones and ids are chosen to
-//! trip key encodings (`a` and `ab`, ids that prefix each other, a NUL).
+//! in both directions, counts, both expiry indexes and user codes. Sets also hold
+//! guards (`Write::Check`), stale ones among them. Zones and ids are chosen to trip
+//! key encodings (`a` and `ab`, ids that prefix each other, a NUL).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -14,8 +15,8 @@ use tempfile::TempDir;
 use tenure::{
     AccessType, Actor, Client, ClientType, DeviceAuthorization, DeviceState, Digest, Error, Expect,
     Grant, GrantFilter, GrantQuery, GrantStatus, GrantType, Keyset, PersonalGrant, Position,
-    ScopePolicy, SortOrder, Storage, Timestamp, Token, TokenKind, Transition, TransitionReason,
-    Write, WriteSet,
+    RecordKey, RefreshChain, ScopePolicy, SortOrder, Storage, Timestamp, Token, TokenKind,
+    Transition, TransitionReason, Write, WriteSet,
 };
 use tenure_memory::MemoryStorage;
 use tenure_sled::{Durability, SledConfig, SledStorage};
@@ -58,7 +59,8 @@ enum Abstract {
         zone: usize,
         digest: u8,
         grant: usize,
-        spent: bool,
+        generation: u8,
+        expires: u8,
         stale: bool,
     },
     DeleteToken {
@@ -96,6 +98,13 @@ enum Abstract {
         code: u8,
         stale: bool,
     },
+    /// A guard on a client (`kind` 0), a grant (1) or a token (2).
+    Check {
+        kind: u8,
+        zone: usize,
+        id: usize,
+        stale: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -123,8 +132,10 @@ fn abstract_write() -> impl Strategy<Value = Abstract> {
             }),
         1 => (zone.clone(), id.clone(), stale())
             .prop_map(|(zone, id, stale)| Abstract::DeleteGrant { zone, id, stale }),
-        3 => (zone.clone(), 0..8u8, id.clone(), any::<bool>(), stale())
-            .prop_map(|(zone, digest, grant, spent, stale)| Abstract::Token { zone, digest, grant, spent, stale }),
+        3 => (zone.clone(), 0..8u8, id.clone(), 0..3u8, 0..12u8, stale())
+            .prop_map(|(zone, digest, grant, generation, expires, stale)| {
+                Abstract::Token { zone, digest, grant, generation, expires, stale }
+            }),
         1 => (zone.clone(), 0..8u8, stale())
             .prop_map(|(zone, digest, stale)| Abstract::DeleteToken { zone, digest, stale }),
         2 => (zone.clone(), id.clone(), 0..3u8)
@@ -135,8 +146,10 @@ fn abstract_write() -> impl Strategy<Value = Abstract> {
             .prop_map(|(zone, id, stale)| Abstract::DeletePersonal { zone, id, stale }),
         2 => (zone.clone(), 0..5u8, 0..USER_CODES.len(), 0..12u8, stale())
             .prop_map(|(zone, code, user_code, expires, stale)| Abstract::Device { zone, code, user_code, expires, stale }),
-        1 => (zone, 0..5u8, stale())
+        1 => (zone.clone(), 0..5u8, stale())
             .prop_map(|(zone, code, stale)| Abstract::DeleteDevice { zone, code, stale }),
+        2 => (0..3u8, zone, 0..IDS.len(), stale())
+            .prop_map(|(kind, zone, id, stale)| Abstract::Check { kind, zone, id, stale }),
     ]
 }
 
@@ -194,7 +207,18 @@ fn record_of(w: &Abstract) -> Option<(u8, usize, usize)> {
         Abstract::Device { zone, code, .. } | Abstract::DeleteDevice { zone, code, .. } => {
             Some((4, zone, usize::from(code)))
         }
+        // A guard touches its record, like a write.
+        Abstract::Check { kind, zone, id, .. } => Some(match kind {
+            0 => (0, zone, id % 3),
+            1 => (1, zone, id),
+            _ => (2, zone, id),
+        }),
     }
+}
+
+/// The client id `n` stands for.
+fn client_id(n: usize) -> String {
+    format!("c{n}")
 }
 
 /// Builds the write set, reading expectations from the reference store, and
@@ -211,7 +235,7 @@ async fn build(memory: &MemoryStorage, writes: &[Abstract]) -> WriteSet {
         }
         let write = match w {
             Abstract::Client { zone, id, stale } => {
-                let (zone, id) = (ZONES[*zone], format!("c{id}"));
+                let (zone, id) = (ZONES[*zone], client_id(*id));
                 let current = memory
                     .get_client(zone, &id)
                     .await
@@ -252,6 +276,12 @@ async fn build(memory: &MemoryStorage, writes: &[Abstract]) -> WriteSet {
                         refreshed_at: (*expires % 2 == 0)
                             .then(|| at(*created) + Duration::nanoseconds(1_234)),
                         refresh_token_set: *expires % 3 == 0,
+                        refresh: RefreshChain {
+                            generation: u64::from(*created) * 1_000 + u64::from(*expires),
+                            family: (*expires % 2 == 0).then(|| digest(*created)),
+                            current: (*expires % 3 == 0).then(|| digest(*expires)),
+                            previous: (*created % 2 == 1).then(|| digest(200)),
+                        },
                     },
                     expect: expect(current, *stale),
                 }
@@ -269,7 +299,8 @@ async fn build(memory: &MemoryStorage, writes: &[Abstract]) -> WriteSet {
                 zone,
                 digest: d,
                 grant,
-                spent,
+                generation,
+                expires,
                 stale,
             } => {
                 let zone = ZONES[*zone];
@@ -292,9 +323,10 @@ async fn build(memory: &MemoryStorage, writes: &[Abstract]) -> WriteSet {
                         },
                         scopes: vec!["read".to_owned(), "write".to_owned()],
                         issued_at: at(1),
-                        expires_at: at(9),
-                        spent_at: spent.then(|| at(2)),
-                        revoked_at: None,
+                        // A replacement may move the token in the expiry index.
+                        expires_at: at(*expires),
+                        generation: u64::from(*generation),
+                        revoked_at: (*generation == 2).then(|| at(2)),
                     },
                     expect: expect(current.map(|t| t.version), *stale),
                 }
@@ -437,6 +469,52 @@ async fn build(memory: &MemoryStorage, writes: &[Abstract]) -> WriteSet {
                     expect: version(current, *stale),
                 }
             }
+            Abstract::Check {
+                kind,
+                zone,
+                id,
+                stale,
+            } => {
+                let zone = ZONES[*zone];
+                let (record, current) = match kind {
+                    0 => {
+                        let id = client_id(id % 3);
+                        let current = memory.get_client(zone, &id).await.unwrap();
+                        (
+                            RecordKey::Client {
+                                zone_id: zone.to_owned(),
+                                id,
+                            },
+                            current.map(|c| c.version),
+                        )
+                    }
+                    1 => {
+                        let current = memory.get_grant(zone, IDS[*id]).await.unwrap();
+                        (
+                            RecordKey::Grant {
+                                zone_id: zone.to_owned(),
+                                id: IDS[*id].to_owned(),
+                            },
+                            current.map(|g| g.version),
+                        )
+                    }
+                    _ => {
+                        let d = digest(*id as u8);
+                        let current = memory.get_token(zone, &d).await.unwrap();
+                        (
+                            RecordKey::Token {
+                                zone_id: zone.to_owned(),
+                                digest: d,
+                            },
+                            current.map(|t| t.version),
+                        )
+                    }
+                };
+                Write::Check {
+                    record,
+                    expect: expect(current, *stale),
+                }
+            }
         };
         set.push(write);
     }
@@ -564,6 +642,10 @@ async fn compare(memory: &MemoryStorage, sled: &SledStorage, step: usize) -> Res
                 same!(
                     format!("expired_grants {zone} {now} {limit}"),
                     expired_grants(zone, at(now), limit)
+                );
+                same!(
+                    format!("expired_tokens {zone} {now} {limit}"),
+                    expired_tokens(zone, at(now), limit)
                 );
                 same!(
                     format!("expired_device_authorizations {zone} {now} {limit}"),
@@ -732,7 +814,8 @@ async fn a_stale_write_refuses_the_whole_set() {
             zone: 0,
             digest: 1,
             grant: 0,
-            spent: false,
+            generation: 1,
+            expires: 9,
             stale: false,
         },
         Abstract::Append {
@@ -785,6 +868,115 @@ async fn a_stale_write_refuses_the_whole_set() {
             .version,
         1
     );
+}
+
+#[tokio::test]
+async fn a_guard_writes_nothing_and_a_stale_guard_refuses_the_set() {
+    let grant = Abstract::Grant {
+        zone: 0,
+        id: 0,
+        user: 0,
+        resource: 0,
+        client: 0,
+        status: 0,
+        created: 1,
+        expires: 5,
+        stale: false,
+    };
+    let token = |digest| Abstract::Token {
+        zone: 0,
+        digest,
+        grant: 0,
+        generation: 1,
+        expires: 4,
+        stale: false,
+    };
+    let check = |kind, id, stale| Abstract::Check {
+        kind,
+        zone: 0,
+        id,
+        stale,
+    };
+    run(&[
+        Step::Apply(vec![grant.clone()]),
+        Step::Apply(vec![token(1), check(1, 0, false), check(2, 2, false)]),
+        Step::Apply(vec![token(3), check(1, 0, true)]),
+        Step::Apply(vec![check(0, 0, false), check(2, 1, true)]),
+    ])
+    .await
+    .unwrap();
+
+    let stores = Stores::new();
+    let sled = stores.sled();
+    let first = build(&stores.memory, &[grant]).await;
+    stores.memory.apply(first.clone()).await.unwrap();
+    sled.apply(first).await.unwrap();
+    // A guard that holds lets the set through and writes nothing itself.
+    let guarded = build(&stores.memory, &[token(1), check(1, 0, false)]).await;
+    sled.apply(guarded.clone()).await.unwrap();
+    stores.memory.apply(guarded).await.unwrap();
+    let stored = sled.get_grant("a", "g").await.unwrap().unwrap();
+    assert_eq!(stored.version, 1, "a guard does not bump the version");
+    assert!(sled.grant_history("a", "g").await.unwrap().is_empty());
+    assert!(sled.get_token("a", &digest(1)).await.unwrap().is_some());
+    // A stale guard refuses the whole set.
+    let stale = build(&stores.memory, &[token(3), check(1, 0, true)]).await;
+    assert!(matches!(sled.apply(stale).await, Err(Error::Conflict)));
+    assert!(sled.get_token("a", &digest(3)).await.unwrap().is_none());
+    assert_eq!(
+        sled.expired_tokens("a", at(12), 10).await.unwrap(),
+        stores.memory.expired_tokens("a", at(12), 10).await.unwrap()
+    );
+    // A guard of a record that must be absent fails once it is there.
+    let absent = build(&stores.memory, &[check(2, 1, false)]).await;
+    assert!(matches!(
+        &absent.writes[..],
+        [Write::Check {
+            expect: Expect::Version(1),
+            ..
+        }]
+    ));
+    sled.apply(absent).await.unwrap();
+    let mut must_be_absent = WriteSet::new();
+    must_be_absent.push(Write::Check {
+        record: RecordKey::Token {
+            zone_id: "a".to_owned(),
+            digest: digest(1),
+        },
+        expect: Expect::Absent,
+    });
+    assert!(matches!(
+        sled.apply(must_be_absent).await,
+        Err(Error::Conflict)
+    ));
+    assert!(sled.check_integrity().await.unwrap().is_consistent());
+}
+
+/// A token replaced with another expiry moves in the token expiry index: found at
+/// its new expiry, and no longer at its old one.
+#[tokio::test]
+async fn a_replaced_token_moves_in_the_expiry_index() {
+    let token = |expires| Abstract::Token {
+        zone: 0,
+        digest: 2,
+        grant: 0,
+        generation: 1,
+        expires,
+        stale: false,
+    };
+    run(&[
+        Step::Apply(vec![token(3)]),
+        Step::Apply(vec![token(10)]),
+        Step::Reopen,
+        Step::Apply(vec![token(2)]),
+        Step::Apply(vec![Abstract::DeleteToken {
+            zone: 0,
+            digest: 2,
+            stale: false,
+        }]),
+    ])
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -870,12 +1062,14 @@ async fn two_devices_taking_one_user_code_in_one_set_is_a_conflict() {
     );
 }
 
-/// Shrunk from `sled_answers_every_query_as_memory_does`: a set deletes a grant but
-/// keeps its token, and a later set creates the grant again. Both stores then list no
-/// token for the grant while the token still names it; the integrity check used to
-/// call that a broken index, and now counts it as an unlisted token instead.
+/// Shrunk from `sled_answers_every_query_as_memory_does`: a set puts a token and
+/// deletes its grant without deleting the token, and a later set creates the grant
+/// again. The token once outlived its grant, unlisted (the integrity check used to
+/// call that a broken index, then counted it as an unlisted token); now deleting a
+/// grant deletes every token it lists, in both stores, and the token expiry index
+/// with them.
 #[tokio::test]
-async fn a_token_kept_through_its_grants_deletion_and_recreation() {
+async fn a_token_left_by_its_grants_deletion_goes_with_the_grant() {
     let grant = Abstract::Grant {
         zone: 0,
         id: 1,
@@ -894,7 +1088,8 @@ async fn a_token_kept_through_its_grants_deletion_and_recreation() {
                 zone: 0,
                 digest: 0,
                 grant: 1,
-                spent: false,
+                generation: 1,
+                expires: 9,
                 stale: false,
             },
             Abstract::DeleteGrant {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration};
 use tenure::{
-    AuthorizeRequest, ClientRegistration, Engine, Error, Expect, Grant, GrantStatus, ManualClock,
-    Storage, Timestamp, TransitionReason, Write, WriteSet,
+    AuthorizeRequest, ClientRegistration, Digest, Engine, Error, Expect, Grant, GrantStatus,
+    ManualClock, RefreshChain, Storage, Timestamp, TransitionReason, Write, WriteSet,
 };
 use tenure_sled::{Durability, FORMAT_VERSION, OpenError, SledConfig, SledStorage, StoreError};
 
@@ -42,6 +42,13 @@ fn grant(n: usize) -> Grant {
         expires_at: epoch() + Duration::days(30),
         refreshed_at: None,
         refresh_token_set: false,
+        // A chain with every field set, so that reading a grant back checks them all.
+        refresh: RefreshChain {
+            generation: 7 + n as u64,
+            family: Some(Digest::from_bytes([1; 32])),
+            current: Some(Digest::from_bytes([2; 32])),
+            previous: Some(Digest::from_bytes([3; 32])),
+        },
     }
 }
 
@@ -100,34 +107,51 @@ async fn acknowledged_grants_are_there_after_reopening() {
 }
 
 #[tokio::test]
-async fn a_store_of_another_format_version_is_refused_by_name() {
+async fn a_store_of_a_newer_or_unknown_format_version_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     let store = SledStorage::open(&path).unwrap();
     store.apply(put(1)).await.unwrap();
     drop(store);
+    assert_eq!(FORMAT_VERSION, 2);
+    for marker in [FORMAT_VERSION + 1, u32::MAX, 0] {
+        {
+            let raw = open_raw(&path);
+            let meta = raw.open_tree("tenure_meta").unwrap();
+            if marker == FORMAT_VERSION + 1 {
+                assert_eq!(
+                    meta.get("format_version").unwrap().unwrap().as_ref(),
+                    FORMAT_VERSION.to_be_bytes(),
+                    "the marker is written when the store is created"
+                );
+            }
+            meta.insert("format_version", &marker.to_be_bytes())
+                .unwrap();
+            raw.flush().unwrap();
+        }
+        match SledStorage::open(&path) {
+            Err(OpenError::UnsupportedFormat {
+                path: p,
+                found,
+                supported,
+            }) => {
+                assert_eq!((found, supported), (marker, FORMAT_VERSION));
+                assert_eq!(p, path);
+            }
+            other => panic!("marker {marker}: expected UnsupportedFormat, got {other:?}"),
+        }
+    }
+    // Nothing was changed: with its marker back, the store opens as it was.
     {
         let raw = open_raw(&path);
         let meta = raw.open_tree("tenure_meta").unwrap();
-        assert_eq!(
-            meta.get("format_version").unwrap().unwrap().as_ref(),
-            FORMAT_VERSION.to_be_bytes(),
-            "the marker is written when the store is created"
-        );
-        meta.insert("format_version", &2u32.to_be_bytes()).unwrap();
+        meta.insert("format_version", &FORMAT_VERSION.to_be_bytes())
+            .unwrap();
         raw.flush().unwrap();
     }
-    match SledStorage::open(&path) {
-        Err(OpenError::UnsupportedFormat {
-            path: p,
-            found,
-            supported,
-        }) => {
-            assert_eq!((found, supported), (2, FORMAT_VERSION));
-            assert_eq!(p, path);
-        }
-        other => panic!("expected UnsupportedFormat, got {other:?}"),
-    }
+    let store = SledStorage::open(&path).unwrap();
+    let stored = store.get_grant(ZONE, &grant(1).id).await.unwrap().unwrap();
+    assert_eq!((stored.record, stored.version), (grant(1), 1));
 }
 
 #[test]
