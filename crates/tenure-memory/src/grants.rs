@@ -149,6 +149,11 @@ impl Grants {
         Some(self.rebuild(zone_id, id, g))
     }
 
+    /// Whether the zone holds no grant.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
     /// A grant's version.
     pub(crate) fn version(&self, id: &str) -> Option<Version> {
         self.records.get(id).map(|g| g.version)

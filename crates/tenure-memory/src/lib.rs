@@ -353,6 +353,21 @@ fn apply_one(zones: &mut HashMap<String, Zone>, write: Write) {
 
 #[async_trait]
 impl Storage for MemoryStorage {
+    async fn zones(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        // Zones are few (tenants): the map's keys are filtered and ordered per call.
+        let zones = self.read();
+        let mut ids: Vec<&String> = zones
+            .iter()
+            .filter(|(id, z)| {
+                after.is_none_or(|a| id.as_str() > a)
+                    && (!z.clients.is_empty() || !z.grants.is_empty())
+            })
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        Ok(ids.into_iter().take(limit).cloned().collect())
+    }
+
     async fn get_client(&self, zone_id: &str, id: &str) -> Result<Option<Versioned<Client>>> {
         Ok(self
             .read()

@@ -171,6 +171,10 @@ impl Instrumented {
 
 #[async_trait::async_trait]
 impl tenure::Storage for Instrumented {
+    async fn zones(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        self.inner.zones(after, limit).await
+    }
+
     async fn get_client(&self, z: &str, id: &str) -> Result<Option<tenure::Versioned<Client>>> {
         self.inner.get_client(z, id).await
     }

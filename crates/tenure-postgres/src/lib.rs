@@ -418,6 +418,16 @@ impl Storage for PostgresStorage {
         Ok(self.record(Read::Client { zone_id, id }).await?)
     }
 
+    async fn zones(&self, after: Option<&str>, limit: usize) -> tenure::Result<Vec<String>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = self.query(Read::Zones { after, limit }).await?;
+        rows.iter()
+            .map(|row| row.try_get(0).map_err(|e| PostgresError::from(e).into()))
+            .collect()
+    }
+
     async fn list_clients(
         &self,
         zone_id: &str,

@@ -150,6 +150,14 @@ pub enum Read<'a> {
         /// The time status filters are read at.
         now: Timestamp,
     },
+    /// [`Storage::zones`](tenure::Storage::zones): a loose index scan over the
+    /// clients' and the grants' primary keys, one index probe per zone listed.
+    Zones {
+        /// Exclusive start.
+        after: Option<&'a str>,
+        /// At most this many.
+        limit: usize,
+    },
     /// [`Storage::expired_grants`](tenure::Storage::expired_grants).
     ExpiredGrants {
         /// The zone.
@@ -281,6 +289,29 @@ impl Read<'_> {
                     "SELECT version, record FROM {s}.personal_grants WHERE zone_id = {zone}{after} \
                      ORDER BY id LIMIT {}",
                     b.bind(sql_limit(limit))
+                )
+            }
+            Read::Zones { after, limit } => {
+                let after = b.bind(after.unwrap_or_default().to_owned());
+                let limit = b.bind(sql_limit(limit));
+                let next = |from: &str| {
+                    format!(
+                        "SELECT min(zone_id) FROM (\
+                         (SELECT zone_id FROM {s}.clients WHERE zone_id > {from} \
+                          ORDER BY zone_id LIMIT 1) \
+                         UNION ALL \
+                         (SELECT zone_id FROM {s}.grants WHERE zone_id > {from} \
+                          ORDER BY zone_id LIMIT 1)) next"
+                    )
+                };
+                format!(
+                    "WITH RECURSIVE z(zone_id, n) AS (\
+                     SELECT ({first}), 1::bigint \
+                     UNION ALL \
+                     SELECT ({then}), n + 1 FROM z WHERE z.zone_id IS NOT NULL AND n < {limit}\
+                     ) SELECT zone_id FROM z WHERE zone_id IS NOT NULL ORDER BY zone_id",
+                    first = next(&format!("{after}::text")),
+                    then = next("z.zone_id"),
                 )
             }
             Read::Grant { zone_id, id } => format!(

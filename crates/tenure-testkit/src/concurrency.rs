@@ -540,6 +540,10 @@ impl Interleaved {
 
 #[async_trait]
 impl Storage for Interleaved {
+    async fn zones(&self, after: Option<&str>, limit: usize) -> tenure::Result<Vec<String>> {
+        self.inner.zones(after, limit).await
+    }
+
     async fn get_client(
         &self,
         zone_id: &str,

@@ -145,6 +145,7 @@ macro_rules! __conformance_rules {
             1 expired_tokens_in_expiry_order,
             1 grant_refresh_chain_round_trips,
             1 long_rotation_chain_keeps_constant_footprint,
+            1 zones_are_listed,
         }
     };
     (factory $factory:expr; $($threads:literal $rule:ident,)+) => {
@@ -5181,4 +5182,56 @@ pub async fn long_rotation_chain_keeps_constant_footprint<S: Storage>(store: S) 
             "{id}: the current tokens of a grant revoked for reuse still introspect active"
         );
     }
+}
+
+// ----- rule 14: zones are listed -----
+
+/// Rule 14: [`Storage::zones`] lists the zones holding a client or a grant, in byte
+/// order, after a position, at most a limit; a zone whose last record is deleted
+/// leaves the list, and a zone holding only other kinds of records is not in it.
+pub async fn zones_are_listed<S: Storage>(store: S) {
+    let s = &store;
+    assert!(
+        s.zones(None, 10).await.expect("zones").is_empty(),
+        "an empty store"
+    );
+    // A client in "z-b", grants in "z-a" and "z-c" (the latter with no client).
+    commit(s, [put_client(&client("z-b", "c", "C"), Expect::Absent)]).await;
+    let a = grant("z-a", "g1", at(1_000), far_future());
+    let c = grant("z-c", "g2", at(1_000), far_future());
+    commit(s, [put_grant(&a, Expect::Absent)]).await;
+    commit(s, [put_grant(&c, Expect::Absent)]).await;
+    let all = s.zones(None, 10).await.expect("zones");
+    assert_eq!(all, ["z-a", "z-b", "z-c"], "every zone, in byte order");
+    assert_eq!(
+        s.zones(None, 2).await.expect("zones"),
+        ["z-a", "z-b"],
+        "a limit"
+    );
+    assert_eq!(
+        s.zones(Some("z-a"), 10).await.expect("zones"),
+        ["z-b", "z-c"],
+        "after"
+    );
+    assert_eq!(
+        s.zones(Some("z-b"), 1).await.expect("zones"),
+        ["z-c"],
+        "after, limited"
+    );
+    assert!(
+        s.zones(Some("z-c"), 10).await.expect("zones").is_empty(),
+        "past the end"
+    );
+    assert_eq!(
+        s.zones(Some("z-"), 10).await.expect("zones"),
+        ["z-a", "z-b", "z-c"],
+        "after a prefix of the ids"
+    );
+    // The last grant of z-a goes: so does the zone.
+    commit(s, [delete_grant("z-a", "g1", 1)]).await;
+    assert_eq!(
+        s.zones(None, 10).await.expect("zones"),
+        ["z-b", "z-c"],
+        "a zone emptied"
+    );
 }

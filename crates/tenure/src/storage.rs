@@ -47,6 +47,9 @@
 //!     included, and a token's `generation` with it: the engine decides which
 //!     refresh token is current from them alone, so a rotation or a revocation
 //!     writes one grant and never a grant's other tokens.
+//! 14. **Zones are listed.** [`Storage::zones`] yields the ids of the zones that hold
+//!     at least one client or grant, in byte order, from an index or a bounded
+//!     scan, so that maintenance (a background sweeper) can visit every zone.
 
 use std::fmt;
 use std::sync::Arc;
@@ -357,6 +360,10 @@ pub type TokenAndGrant = (Versioned<Token>, Option<Versioned<Grant>>);
 /// `tenure-testkit` crate checks it.
 #[async_trait]
 pub trait Storage: fmt::Debug + Send + Sync + 'static {
+    /// The zones that hold at least one client or grant, in byte order of their ids,
+    /// those after `after` (exclusive), at most `limit`.
+    async fn zones(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>>;
+
     /// A client by id.
     async fn get_client(&self, zone_id: &str, id: &str) -> Result<Option<Versioned<Client>>>;
 
@@ -486,6 +493,9 @@ macro_rules! forward_storage {
     ($ty:ty) => {
         #[async_trait]
         impl<T: Storage + ?Sized> Storage for $ty {
+            async fn zones(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+                (**self).zones(after, limit).await
+            }
             async fn get_client(
                 &self,
                 zone_id: &str,

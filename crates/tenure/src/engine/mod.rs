@@ -365,6 +365,19 @@ impl Engine {
         }
     }
 
+    /// The zones of the store (those holding a client or a grant), in byte order,
+    /// after `after`, at most `limit` (1 to 1,000): what a background sweeper
+    /// visits. A cheap read, so it also tells whether the store answers.
+    pub async fn zones(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        if !(1..=1000).contains(&limit) {
+            return Err(Error::invalid_input("limit", "must be between 1 and 1000"));
+        }
+        if let Some(a) = after {
+            validate::reference("after", a)?;
+        }
+        self.inner.storage.zones(after, limit).await
+    }
+
     /// The store under the engine.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.inner.storage
