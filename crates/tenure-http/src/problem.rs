@@ -8,6 +8,11 @@ use serde_json::{Value, json};
 use tenure::Error;
 use utoipa::ToSchema;
 
+/// The `Retry-After` of a 503 answered because the store was unavailable
+/// ([`Error::Unavailable`]): the backend has already waited its own timeout, so the
+/// client may try again soon.
+const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
+
 /// The seed 004 error body.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -243,8 +248,20 @@ impl From<Error> for ApiError {
                 e
             }
             Error::InvalidInput { field, reason } => ApiError::invalid_field(field, reason),
+            Error::Unavailable { .. } => {
+                tracing::warn!(error = %e.chain(), "storage unavailable");
+                let mut answer = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the store is unavailable",
+                    "Retry shortly.",
+                    json!({}),
+                );
+                answer.0.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECONDS);
+                answer
+            }
             other => {
-                tracing::error!(error = %other, "storage failure");
+                tracing::error!(error = %other.chain(), "storage failure");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
@@ -297,6 +314,7 @@ pub struct OAuthError {
     status: StatusCode,
     body: OAuthErrorBody,
     basic_challenge: bool,
+    retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -309,6 +327,7 @@ impl OAuthError {
                 error_description: Some(description.into()),
             },
             basic_challenge: false,
+            retry_after: None,
         }
     }
 
@@ -326,6 +345,7 @@ impl OAuthError {
                 error_description: Some("client authentication failed".to_owned()),
             },
             basic_challenge: basic,
+            retry_after: None,
         }
     }
 
@@ -377,8 +397,16 @@ impl From<Error> for OAuthError {
                 status: StatusCode::CONFLICT,
                 ..OAuthError::new("temporarily_unavailable", description)
             },
+            Error::Unavailable { .. } => {
+                tracing::warn!(error = %e.chain(), "storage unavailable");
+                OAuthError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    retry_after: Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+                    ..OAuthError::new("temporarily_unavailable", "the store is unavailable")
+                }
+            }
             other => {
-                tracing::error!(error = %other, "storage failure");
+                tracing::error!(error = %other.chain(), "storage failure");
                 OAuthError {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     ..OAuthError::new("server_error", "the store failed")
@@ -394,6 +422,11 @@ impl IntoResponse for OAuthError {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(seconds) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+                headers.insert(header::RETRY_AFTER, v);
+            }
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             let challenge = if self.basic_challenge {
                 "Basic realm=\"tenure\""
@@ -406,5 +439,40 @@ impl IntoResponse for OAuthError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unavailable() -> Error {
+        Error::unavailable("postgres", std::io::Error::other("pool timed out"))
+    }
+
+    #[test]
+    fn an_unavailable_store_is_a_503_with_retry_after() {
+        for response in [
+            ApiError::from(unavailable()).into_response(),
+            OAuthError::from(unavailable()).into_response(),
+        ] {
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                response.headers().get(header::RETRY_AFTER),
+                Some(&HeaderValue::from_static("1"))
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_store_is_a_500_without_retry_after() {
+        let failed = || tenure::storage::backend_error("postgres", std::io::Error::other("disk"));
+        for response in [
+            ApiError::from(failed()).into_response(),
+            OAuthError::from(failed()).into_response(),
+        ] {
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(response.headers().get(header::RETRY_AFTER).is_none());
+        }
     }
 }

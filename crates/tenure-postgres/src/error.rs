@@ -1,11 +1,16 @@
 //! The backend's own errors, and how they become the core's.
 
+use deadpool_postgres::PoolError;
+
 /// What can go wrong in the PostgreSQL backend.
 ///
 /// Opening a store ([`PostgresStorage::connect`](crate::PostgresStorage::connect) and
 /// friends) returns these directly. Through the [`Storage`](tenure::Storage) trait
-/// they arrive as [`tenure::Error::Backend`] with `backend: "postgres"` and this
-/// error as the source, so a host can downcast to act on a variant.
+/// they arrive with `backend: "postgres"` and this error as the source, so a host
+/// can downcast to act on a variant: as [`tenure::Error::Unavailable`] when the
+/// database could not be reached ([`PostgresError::is_unavailable`]: no connection
+/// within the pool's wait timeout, a refused or lost connection, a server shutting
+/// down or out of connections), else as [`tenure::Error::Backend`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PostgresError {
@@ -51,7 +56,8 @@ pub enum PostgresError {
         source: deadpool_postgres::BuildError,
     },
 
-    /// No connection could be had from the pool.
+    /// No connection could be had from the pool: none came free within the wait
+    /// timeout, or a new one could not be made.
     #[error("no database connection")]
     Connection {
         /// The cause.
@@ -76,6 +82,44 @@ pub enum PostgresError {
         reason: String,
     },
 
+    /// The CA file given for TLS cannot be read, is not PEM, or holds no
+    /// certificate.
+    #[error("the CA file {path:?} cannot be used")]
+    InvalidCaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+
+    /// A certificate of the CA file given for TLS was refused as a trust root.
+    #[error("a certificate in the CA file {path:?} cannot be trusted as a root")]
+    InvalidCaCertificate {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: rustls::Error,
+    },
+
+    /// TLS with the system's roots was asked for, and the operating system has none
+    /// that could be read.
+    #[error("no trusted root certificate could be read from the operating system")]
+    NoSystemRoots {
+        /// The first failure met while reading them, if any.
+        #[source]
+        source: Option<rustls_native_certs::Error>,
+    },
+
+    /// The TLS configuration could not be built.
+    #[error("invalid TLS configuration")]
+    Tls {
+        /// The cause.
+        #[source]
+        source: rustls::Error,
+    },
+
     /// A write set holds a kind of write this build of the backend does not know
     /// (the core is newer than the backend).
     #[error("a write set holds a kind of write this build of tenure-postgres does not know")]
@@ -96,7 +140,11 @@ impl From<deadpool_postgres::PoolError> for PostgresError {
 
 impl From<PostgresError> for tenure::Error {
     fn from(error: PostgresError) -> Self {
-        tenure::storage::backend_error(crate::BACKEND, error)
+        if error.is_unavailable() {
+            tenure::Error::unavailable(crate::BACKEND, error)
+        } else {
+            tenure::storage::backend_error(crate::BACKEND, error)
+        }
     }
 }
 
@@ -108,4 +156,44 @@ impl PostgresError {
             _ => None,
         }
     }
+
+    /// Whether the database could not be reached, so that the same call may well
+    /// succeed later: no connection came free within the pool's wait timeout, the
+    /// pool was closed, a connection could not be made or was lost, or the server
+    /// answered that it is shutting down, starting up or out of connections. A
+    /// server refusing the credentials, or TLS refusing the server's certificate, is
+    /// not unavailable: it is misconfigured.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            PostgresError::Connection { source } => match source {
+                PoolError::Timeout(_) | PoolError::Closed => true,
+                PoolError::Backend(e) => connection_lost(e),
+                _ => false,
+            },
+            PostgresError::Database { source } => connection_lost(source),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a driver error says the connection failed or went away, rather than
+/// that a statement failed.
+fn connection_lost(error: &tokio_postgres::Error) -> bool {
+    if let Some(state) = error.code() {
+        let code = state.code();
+        // Class 08: connection exception; 57P01..57P03: admin or crash shutdown,
+        // cannot connect now; 53300: too many connections.
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300");
+    }
+    if error.is_closed() {
+        return true;
+    }
+    // An I/O failure, unless it is TLS refusing the server (an unknown issuer, a
+    // wrong host name): that is a misconfiguration, not an outage.
+    std::error::Error::source(error)
+        .and_then(|cause| cause.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| {
+            io.get_ref()
+                .is_none_or(|inner| !inner.is::<rustls::Error>())
+        })
 }

@@ -7,14 +7,19 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
+//! use std::time::Duration;
 //! use tenure::Engine;
-//! use tenure_postgres::{PostgresOptions, PostgresStorage};
+//! use tenure_postgres::{PostgresOptions, PostgresStorage, TlsMode};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), tenure_postgres::PostgresError> {
 //! let storage = PostgresStorage::connect_with(
 //!     "postgres://tenure:secret@db.internal:5432/auth",
-//!     PostgresOptions::new().schema("tenure").max_connections(16),
+//!     PostgresOptions::new()
+//!         .schema("tenure")
+//!         .max_connections(16)
+//!         .wait_timeout(Duration::from_secs(2))
+//!         .tls(TlsMode::ca_file("/etc/tenure/db-ca.pem")),
 //! )
 //! .await?;
 //! let engine = Engine::builder(Arc::new(storage)).build();
@@ -30,10 +35,35 @@
 //! asynchronous driver: it needs no database at compile time (no macros checking
 //! queries against a live server, no offline query cache to keep in step), it
 //! pipelines statements sent together, which is what makes a write set cost one
-//! round trip, and it builds quickly. deadpool adds a small, runtime-agnostic pool
-//! with a per-connection prepared-statement cache. Hosts that need TLS or their own
-//! pool settings build a [`deadpool_postgres::Pool`] (both crates are re-exported,
-//! so the versions match) and hand it to [`PostgresStorage::open`].
+//! round trip, and it builds quickly. deadpool adds a small pool with a
+//! per-connection prepared-statement cache. [`PostgresStorage::connect_with`] builds
+//! the pool from [`PostgresOptions`]: its size, how long a request may wait for a
+//! connection, and TLS. Hosts that need other pool settings build a
+//! [`deadpool_postgres::Pool`] (both crates are re-exported, so the versions match)
+//! and hand it to [`PostgresStorage::open`].
+//!
+//! ## Waiting for a connection
+//!
+//! A request waits at most [`PostgresOptions::wait_timeout`] (5 s by default) for a
+//! connection when every connection of the pool is busy, and at most
+//! [`PostgresOptions::connect_timeout`] (5 s too) for a new one to be made
+//! (connected, TLS handshake, authenticated). Then, and whenever the
+//! server cannot be reached or a connection is lost, the call fails with
+//! [`tenure::Error::Unavailable`] (see [`PostgresError::is_unavailable`]), which an
+//! HTTP front answers 503 with `Retry-After`: an exhausted pool or a database
+//! restarting never makes a request wait forever.
+//!
+//! ## TLS
+//!
+//! Connections are encrypted with rustls ([`PostgresOptions::tls`]). By default a
+//! loopback address, `localhost` or a Unix socket is plaintext and any other host
+//! requires TLS, verified against the operating system's trusted roots; an explicit
+//! `sslmode=disable` or `sslmode=require` in the connection string is honoured when
+//! the options say nothing. [`TlsMode::ca_file`] trusts only a private CA's PEM
+//! file instead. A required TLS connection checks the server's certificate and host
+//! name (libpq's `verify-full`) and never falls back to plaintext. A CA file that
+//! cannot be read, or a system without readable roots, is refused when the store is
+//! opened, with a typed error.
 //!
 //! # Schema
 //!
@@ -109,8 +139,9 @@
 //! this one ends. A user code is checked against the store as it was before the set
 //! (as the contract says), and a unique index catches one taken by a set committing
 //! meanwhile (also a conflict). Serialization failures and deadlocks (SQLSTATE
-//! 40001, 40P01) are retried [`PostgresOptions::retries`] times, then reported as a
-//! conflict.
+//! 40001, 40P01) are reported as conflicts too, at once: the backend never retries a
+//! set itself, the engine's one retry policy reads afresh and decides again (see
+//! [`tenure::Engine`]'s "Conflicts").
 //!
 //! Reads are single statements, so each sees one snapshot and never part of a set.
 //!
@@ -121,8 +152,13 @@
 //! prepared statements in transaction mode). Listings and counts are planned afresh
 //! with their parameters each time (one round trip, no prepared statement), so the
 //! plan always fits the filter at hand. The connection string's own settings apply:
-//! `connect_timeout=5`, say, bounds how long an unreachable server can hold a
-//! request, and `application_name=auth-1` names the process in `pg_stat_activity`.
+//! `application_name=auth-1`, say, names the process in `pg_stat_activity`, and
+//! `connect_timeout=2` bounds each TCP connection attempt (when a host name resolves
+//! to several addresses) within [`PostgresOptions::connect_timeout`].
+//!
+//! Write sets run in a `postgres.apply` span at `DEBUG` (its field `writes` counts
+//! the writes, never their contents); the engine above counts, times and logs
+//! everything else, the same for every backend.
 //!
 //! # Tests
 //!
@@ -137,13 +173,15 @@ mod error;
 mod read;
 mod record;
 mod schema;
+mod tls;
 mod write;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use tenure::{
     Client, DeviceAuthorization, Digest, Grant, GrantFilter, GrantPage, GrantQuery, Keyset,
     PersonalGrant, Position, SortOrder, Storage, Timestamp, Token, TokenAndGrant, Transition,
@@ -156,6 +194,7 @@ pub use deadpool_postgres;
 pub use error::PostgresError;
 pub use read::Read;
 pub use schema::{DEFAULT_SCHEMA, SCHEMA_VERSION};
+pub use tls::{TlsMode, TlsRoots};
 pub use tokio_postgres;
 
 use read::{PART_PAGE, PART_PROBE};
@@ -166,16 +205,20 @@ use write::WriteSql;
 /// The backend's name in [`tenure::Error::Backend`].
 pub const BACKEND: &str = "postgres";
 
-/// How many times a write set is retried after a serialization failure or a
-/// deadlock when nothing else is said.
-pub const DEFAULT_RETRIES: u32 = 5;
+/// How long a request waits for a free connection when nothing else is said.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long making a new connection may take when nothing else is said.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How to open a store.
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
     schema: String,
     max_connections: Option<usize>,
-    retries: u32,
+    wait_timeout: Duration,
+    connect_timeout: Duration,
+    tls: Option<TlsMode>,
 }
 
 impl Default for PostgresOptions {
@@ -183,14 +226,17 @@ impl Default for PostgresOptions {
         PostgresOptions {
             schema: DEFAULT_SCHEMA.to_owned(),
             max_connections: None,
-            retries: DEFAULT_RETRIES,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            tls: None,
         }
     }
 }
 
 impl PostgresOptions {
-    /// The defaults: schema [`DEFAULT_SCHEMA`], deadpool's default pool size, and
-    /// [`DEFAULT_RETRIES`].
+    /// The defaults: schema [`DEFAULT_SCHEMA`], deadpool's default pool size,
+    /// [`DEFAULT_WAIT_TIMEOUT`], [`DEFAULT_CONNECT_TIMEOUT`], and TLS as the
+    /// connection string's host calls for (see [`TlsMode`]).
     pub fn new() -> Self {
         PostgresOptions::default()
     }
@@ -210,10 +256,28 @@ impl PostgresOptions {
         self
     }
 
-    /// How many times a write set is retried after a serialization failure or a
-    /// deadlock before it is reported as [`tenure::Error::Conflict`].
-    pub fn retries(mut self, n: u32) -> Self {
-        self.retries = n;
+    /// How long a request waits for a connection when every connection of the pool
+    /// is busy, before it fails with [`tenure::Error::Unavailable`]
+    /// ([`PostgresStorage::connect_with`] only; a pool handed to
+    /// [`PostgresStorage::open`] keeps its own timeouts).
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.wait_timeout = timeout;
+        self
+    }
+
+    /// How long making a new connection may take (connecting, the TLS handshake,
+    /// authentication), before the request that needed it fails with
+    /// [`tenure::Error::Unavailable`] ([`PostgresStorage::connect_with`] only).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Whether and how connections are encrypted ([`PostgresStorage::connect_with`]
+    /// only); by default as the connection string's host calls for (see
+    /// [`TlsMode`]).
+    pub fn tls(mut self, mode: TlsMode) -> Self {
+        self.tls = Some(mode);
         self
     }
 }
@@ -228,7 +292,6 @@ struct Inner {
     pool: Pool,
     schema: SchemaName,
     writes: WriteSql,
-    retries: u32,
 }
 
 impl fmt::Debug for PostgresStorage {
@@ -242,25 +305,42 @@ impl fmt::Debug for PostgresStorage {
 
 impl PostgresStorage {
     /// Connects to the database at `url` (a `postgres://` URL or a `key=value`
-    /// connection string, without TLS) with the default options, and creates or
-    /// migrates the schema.
+    /// connection string) with the default options, and creates or migrates the
+    /// schema.
     pub async fn connect(url: &str) -> Result<Self, PostgresError> {
         PostgresStorage::connect_with(url, PostgresOptions::default()).await
     }
 
     /// [`connect`](Self::connect) with options.
     pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, PostgresError> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|source| PostgresError::InvalidUrl { source })?;
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let mut builder = Pool::builder(manager);
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let tls = options
+            .tls
+            .clone()
+            .unwrap_or_else(|| tls::default_mode(&config));
+        let manager = match &tls {
+            TlsMode::Disable => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+                Manager::from_config(config, tokio_postgres::NoTls, manager_config)
+            }
+            TlsMode::Require(roots) => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Require);
+                Manager::from_config(config, tls::connector(roots)?, manager_config)
+            }
+        };
+        let connect = Some(options.connect_timeout);
+        let mut builder = Pool::builder(manager)
+            .timeouts(Timeouts {
+                wait: Some(options.wait_timeout),
+                create: connect,
+                recycle: connect,
+            })
+            .runtime(Runtime::Tokio1);
         if let Some(n) = options.max_connections {
             builder = builder.max_size(n);
         }
@@ -280,7 +360,6 @@ impl PostgresStorage {
                 writes: WriteSql::new(&schema),
                 pool,
                 schema,
-                retries: options.retries,
             }),
         })
     }
@@ -626,13 +705,13 @@ impl Storage for PostgresStorage {
         Ok(self.records(read).await?)
     }
 
+    #[tracing::instrument(
+        name = "postgres.apply",
+        level = "debug",
+        skip_all,
+        fields(writes = set.writes.len())
+    )]
     async fn apply(&self, set: WriteSet) -> tenure::Result<()> {
-        write::apply(
-            &self.inner.pool,
-            &self.inner.writes,
-            &set,
-            self.inner.retries,
-        )
-        .await
+        write::apply(&self.inner.pool, &self.inner.writes, &set).await
     }
 }

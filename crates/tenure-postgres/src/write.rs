@@ -25,6 +25,11 @@
 //! The statements of a set are sent in one pipeline (the client does not wait for
 //! one answer before sending the next), so a set costs about one round trip
 //! besides `BEGIN` and `COMMIT`.
+//!
+//! A serialization failure or a deadlock (SQLSTATE 40001, 40P01) is a conflict like
+//! any other: the set is not tried again here. The engine's retry policy reads
+//! afresh and decides again, which a blind replay of the same set could not, and
+//! keeps the one count of attempts and the one backoff.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -218,12 +223,12 @@ impl<'a> Step<'a> {
     }
 }
 
-/// Why one attempt at a set did not commit.
+/// Why a set did not commit.
 enum Failure {
-    /// An expectation did not hold, or a user code was taken meanwhile.
+    /// An expectation did not hold, a user code was taken meanwhile, or the
+    /// database aborted the transaction to resolve a serialization failure or a
+    /// deadlock.
     Conflict,
-    /// Serialization failure or deadlock: the same set may succeed if tried again.
-    Retry,
     /// Anything else.
     Backend(PostgresError),
 }
@@ -474,8 +479,8 @@ fn check<'a>(
 /// Sorts a failed statement's error.
 fn classify(error: tokio_postgres::Error) -> Failure {
     match error.code() {
-        Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE => Failure::Retry,
-        Some(code) if *code == SqlState::T_R_DEADLOCK_DETECTED => Failure::Retry,
+        Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE => Failure::Conflict,
+        Some(code) if *code == SqlState::T_R_DEADLOCK_DETECTED => Failure::Conflict,
         // A user code taken by a set that committed while this one ran.
         Some(code) if *code == SqlState::UNIQUE_VIOLATION => Failure::Conflict,
         _ => Failure::Backend(error.into()),
@@ -485,7 +490,7 @@ fn classify(error: tokio_postgres::Error) -> Failure {
 type StepFuture<'a> =
     Pin<Box<dyn Future<Output = Result<bool, tokio_postgres::Error>> + Send + 'a>>;
 
-/// One attempt: begin, send every statement, then commit if every expectation held.
+/// Begins, sends every statement, then commits if every expectation held.
 async fn attempt(pool: &Pool, steps: &[Step<'_>]) -> Result<(), Failure> {
     let mut client = pool.get().await.map_err(|e| Failure::Backend(e.into()))?;
     let tx = client.transaction().await.map_err(classify)?;
@@ -540,27 +545,16 @@ async fn attempt(pool: &Pool, steps: &[Step<'_>]) -> Result<(), Failure> {
     tx.commit().await.map_err(classify)
 }
 
-/// Applies a set: all of it, or nothing and [`Error::Conflict`]. Serialization
-/// failures and deadlocks are retried up to `retries` times, then reported as
-/// [`Error::Conflict`], for the engine to retry with fresh reads.
-pub(crate) async fn apply(
-    pool: &Pool,
-    sql: &WriteSql,
-    set: &WriteSet,
-    retries: u32,
-) -> Result<(), Error> {
+/// Applies a set: all of it, or nothing and [`Error::Conflict`] (serialization
+/// failures and deadlocks included), once; the engine retries with fresh reads.
+pub(crate) async fn apply(pool: &Pool, sql: &WriteSql, set: &WriteSet) -> Result<(), Error> {
     if set.is_empty() {
         return Ok(());
     }
     let steps = plan(sql, set)?;
-    let mut tries = 0;
-    loop {
-        match attempt(pool, &steps).await {
-            Ok(()) => return Ok(()),
-            Err(Failure::Conflict) => return Err(Error::Conflict),
-            Err(Failure::Retry) if tries < retries => tries += 1,
-            Err(Failure::Retry) => return Err(Error::Conflict),
-            Err(Failure::Backend(e)) => return Err(e.into()),
-        }
+    match attempt(pool, &steps).await {
+        Ok(()) => Ok(()),
+        Err(Failure::Conflict) => Err(Error::Conflict),
+        Err(Failure::Backend(e)) => Err(e.into()),
     }
 }

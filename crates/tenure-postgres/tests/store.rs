@@ -673,16 +673,17 @@ fn taking_a_held_user_code_by_update_changes_nothing() {
     );
 }
 
-/// A write set chosen as the victim of a deadlock is retried, and commits once the
-/// other transaction is gone: the caller sees neither the deadlock nor a conflict.
+/// A write set chosen as the victim of a deadlock is a conflict, at once and with
+/// nothing of it written: the backend does not replay it, the engine's retry policy
+/// reads afresh and decides again. Applied again, the same set commits.
 ///
 /// Another session locks the second token; the set locks the first and waits for
 /// the second; the session then waits for the first. The set's backend has waited
 /// longest, so its deadlock check runs first and aborts it (SQLSTATE 40P01); the
 /// session, whose own check is set far off, gets its lock, changes nothing and
-/// commits; the retried set finds the versions it expects.
+/// commits.
 #[test]
-fn a_deadlocked_set_is_retried() {
+fn a_deadlocked_set_is_a_conflict_and_is_not_replayed() {
     support::run(
         2,
         support::with_store(|store| async move {
@@ -771,10 +772,30 @@ fn a_deadlocked_set_is_retried() {
                 .expect("the set, not this session, is the deadlock's victim");
             tx.commit().await.unwrap();
 
-            writer
+            let result = writer.await.expect("the writer panicked");
+            assert!(matches!(result, Err(Error::Conflict)), "{result:?}");
+            for t in [&t1, &t2] {
+                assert_eq!(
+                    store.get_token(ZONE, &t.digest).await.unwrap(),
+                    v1(t.clone()),
+                    "nothing of the deadlocked set was written"
+                );
+            }
+            store
+                .apply(WriteSet {
+                    writes: vec![
+                        Write::PutToken {
+                            token: revoked(&t1),
+                            expect: Expect::Version(1),
+                        },
+                        Write::PutToken {
+                            token: revoked(&t2),
+                            expect: Expect::Version(1),
+                        },
+                    ],
+                })
                 .await
-                .expect("the writer panicked")
-                .expect("the deadlocked set is retried and commits");
+                .expect("applied again, the set commits");
             for t in [&t1, &t2] {
                 assert_eq!(
                     store.get_token(ZONE, &t.digest).await.unwrap(),

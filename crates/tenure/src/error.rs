@@ -196,6 +196,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// The store cannot be reached for now: no connection could be had in time, or
+    /// the connection was lost. Nothing was changed by the failed call; trying again
+    /// later makes sense (an HTTP front answers 503 with `Retry-After`).
+    ///
+    /// Backends return it through [`Error::unavailable`]; the engine does not retry
+    /// it itself, since the backend has already waited as long as it was told to.
+    #[error("{backend} storage is unavailable")]
+    #[non_exhaustive]
+    Unavailable {
+        /// The backend's name.
+        backend: &'static str,
+        /// Why: a pool timeout, a refused connection, a connection lost mid-call.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+
     /// The storage backend failed.
     #[error("{backend} storage failed")]
     Backend {
@@ -222,6 +238,63 @@ impl Error {
             kind,
             id: id.into(),
         }
+    }
+
+    /// An [`Error::Unavailable`] of `backend` caused by `source`.
+    pub fn unavailable(
+        backend: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Unavailable {
+            backend,
+            source: Box::new(source),
+        }
+    }
+
+    /// Whether the same call may well succeed if made again later, unchanged: the
+    /// store was unavailable, or concurrent changes outlasted the engine's retries.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Unavailable { .. } | Error::Conflict)
+    }
+
+    /// This error and every error in its [`source`](std::error::Error::source)
+    /// chain, on one line, `error: cause: cause`, for a log line that keeps the
+    /// whole chain (a plain `%error` keeps only the first link).
+    pub fn chain(&self) -> ErrorChain<'_> {
+        ErrorChain(self)
+    }
+}
+
+/// Displays an error followed by each of its causes, `error: cause: cause`, so that a
+/// log line keeps the whole chain (a plain `%error` keeps only the first link, and
+/// some subscribers' JSON output drops the causes of an error recorded as a value).
+///
+/// ```
+/// # use tenure::Error;
+/// let e = Error::unavailable("postgres", std::io::Error::other("connection refused"));
+/// assert_eq!(
+///     e.chain().to_string(),
+///     "postgres storage is unavailable: connection refused"
+/// );
+/// ```
+#[derive(Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

@@ -70,11 +70,12 @@ pub use client::{
 pub use cursor::CursorKey;
 pub use device::{DeviceAuthorization, DeviceState};
 pub use engine::{
-    AuthorizeRequest, ClientChange, DEFAULT_MAX_ATTEMPTS, DevicePoll, DeviceRequest, DeviceStart,
-    Engine, EngineBuilder, EngineConfig, GrantsOf, GuessLimits, Issued, ListGrants, Page,
-    PersonalGrantPage, RefreshRequest, SweepReport,
+    AuthorizeRequest, ClientChange, DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE_DELAY,
+    DEFAULT_RETRY_MAX_DELAY, DevicePoll, DeviceRequest, DeviceStart, Engine, EngineBuilder,
+    EngineConfig, GrantsOf, GuessLimits, Issued, ListGrants, Page, PersonalGrantPage,
+    RefreshRequest, SweepReport,
 };
-pub use error::{Error, InvalidGrantReason, RecordKind, Result};
+pub use error::{Error, ErrorChain, InvalidGrantReason, RecordKind, Result};
 pub use event::{Event, EventSubscriber};
 pub use lifecycle::{ActiveToken, Introspection};
 pub use model::{

@@ -1660,6 +1660,9 @@ impl tenure::Storage for Recording {
             .expired_device_authorizations(z, now, limit)
             .await
     }
+    async fn zones(&self, after: Option<&str>, limit: usize) -> tenure::Result<Vec<String>> {
+        self.inner.zones(after, limit).await
+    }
     async fn apply(&self, set: tenure::WriteSet) -> tenure::Result<()> {
         self.sets.lock().unwrap().push(set.clone());
         self.inner.apply(set).await

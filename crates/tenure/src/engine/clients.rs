@@ -12,6 +12,7 @@ use crate::secret::{Secret, SecretKind};
 use crate::storage::{Expect, SortOrder, Versioned, Write, WriteSet};
 use crate::validate;
 
+use super::observe;
 use super::{Engine, ListGrants};
 
 /// A change to a client, in any of the forms the engine takes.
@@ -27,65 +28,73 @@ pub enum ClientChange {
 
 impl Engine {
     /// Registers a client. A confidential client's secret is returned this once.
+    #[tracing::instrument(skip_all, fields(zone = zone_id, client_id = tracing::field::Empty))]
     pub async fn register_client(
         &self,
         zone_id: &str,
         registration: ClientRegistration,
     ) -> Result<RegisteredClient> {
-        validate::reference("zone_id", zone_id)?;
-        let now = self.now();
-        let id = match &registration.id {
-            Some(id) => id.clone(),
-            None => self.new_id(now),
-        };
-        let secret = match registration.client_type {
-            ClientType::Confidential => Some(Secret::generate(SecretKind::ClientSecret)?),
-            ClientType::Public => None,
-        };
-        let client = validate_client(Client {
-            id,
-            zone_id: zone_id.to_owned(),
-            organization_id: registration.organization_id,
-            name: registration.name,
-            description: registration.description,
-            client_type: registration.client_type,
-            owner_account_id: registration.owner_account_id,
-            allowed_scopes: registration.allowed_scopes,
-            allowed_grants: registration.allowed_grants,
-            scope_policy: registration.scope_policy,
-            access_type: registration.access_type,
-            access_token_ttl_seconds: registration.access_token_ttl_seconds,
-            refresh_token_ttl_seconds: registration.refresh_token_ttl_seconds,
-            redirect_uris: registration.redirect_uris,
-            enabled: registration.enabled,
-            secret_digest: secret.as_ref().map(Secret::digest),
-            created_at: now,
-            updated_at: now,
-            refresh_stopped_at: None,
-            last_used_at: None,
-        })?;
-        self.check_owner_can_grant(&client).await?;
-        let mut set = WriteSet::new();
-        set.push(Write::PutClient {
-            client: client.clone(),
-            expect: Expect::Absent,
-        });
-        match self.inner.storage.apply(set).await {
-            Ok(()) => {}
-            Err(Error::Conflict) => {
-                return Err(Error::AlreadyExists {
-                    kind: RecordKind::Client,
-                    id: client.id,
-                });
+        let result = async {
+            validate::reference("zone_id", zone_id)?;
+            let now = self.now();
+            let id = match &registration.id {
+                Some(id) => id.clone(),
+                None => self.new_id(now),
+            };
+            let secret = match registration.client_type {
+                ClientType::Confidential => Some(Secret::generate(SecretKind::ClientSecret)?),
+                ClientType::Public => None,
+            };
+            let client = validate_client(Client {
+                id,
+                zone_id: zone_id.to_owned(),
+                organization_id: registration.organization_id,
+                name: registration.name,
+                description: registration.description,
+                client_type: registration.client_type,
+                owner_account_id: registration.owner_account_id,
+                allowed_scopes: registration.allowed_scopes,
+                allowed_grants: registration.allowed_grants,
+                scope_policy: registration.scope_policy,
+                access_type: registration.access_type,
+                access_token_ttl_seconds: registration.access_token_ttl_seconds,
+                refresh_token_ttl_seconds: registration.refresh_token_ttl_seconds,
+                redirect_uris: registration.redirect_uris,
+                enabled: registration.enabled,
+                secret_digest: secret.as_ref().map(Secret::digest),
+                created_at: now,
+                updated_at: now,
+                refresh_stopped_at: None,
+                last_used_at: None,
+            })?;
+            self.check_owner_can_grant(&client).await?;
+            let mut set = WriteSet::new();
+            set.push(Write::PutClient {
+                client: client.clone(),
+                expect: Expect::Absent,
+            });
+            match self.apply(set).await {
+                Ok(()) => {}
+                Err(Error::Conflict) => {
+                    return Err(Error::AlreadyExists {
+                        kind: RecordKind::Client,
+                        id: client.id,
+                    });
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
+            self.publish(&[Event::ClientRegistered {
+                zone_id: zone_id.to_owned(),
+                client_id: client.id.clone(),
+                at: now,
+            }]);
+            Ok(RegisteredClient { client, secret })
         }
-        self.publish(&[Event::ClientRegistered {
-            zone_id: zone_id.to_owned(),
-            client_id: client.id.clone(),
-            at: now,
-        }]);
-        Ok(RegisteredClient { client, secret })
+        .await;
+        if let Ok(registered) = &result {
+            tracing::Span::current().record("client_id", registered.client.id.as_str());
+        }
+        observe::finish_ok("register_client", result)
     }
 
     pub(crate) async fn load_client(&self, zone_id: &str, id: &str) -> Result<Versioned<Client>> {
@@ -99,28 +108,35 @@ impl Engine {
     }
 
     /// A client by id.
+    #[tracing::instrument(level = "debug", skip_all, fields(zone = zone_id, client_id = id))]
     pub async fn get_client(&self, zone_id: &str, id: &str) -> Result<Client> {
-        Ok(self.load_client(zone_id, id).await?.record)
+        let result = async { Ok(self.load_client(zone_id, id).await?.record) }.await;
+        observe::finish_ok("get_client", result)
     }
 
     /// Clients of a zone by id, after `after`, at most `limit` (1 to 100).
+    #[tracing::instrument(level = "debug", skip_all, fields(zone = zone_id))]
     pub async fn list_clients(
         &self,
         zone_id: &str,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Client>> {
-        validate::reference("zone_id", zone_id)?;
-        let limit = validate::limit(limit)?;
-        if let Some(after) = after {
-            validate::record_id("after", after)?;
+        let result = async {
+            validate::reference("zone_id", zone_id)?;
+            let limit = validate::limit(limit)?;
+            if let Some(after) = after {
+                validate::record_id("after", after)?;
+            }
+            let page = self
+                .inner
+                .storage
+                .list_clients(zone_id, after, limit)
+                .await?;
+            Ok(page.into_iter().map(|c| c.record).collect())
         }
-        let page = self
-            .inner
-            .storage
-            .list_clients(zone_id, after, limit)
-            .await?;
-        Ok(page.into_iter().map(|c| c.record).collect())
+        .await;
+        observe::finish_ok("list_clients", result)
     }
 
     /// Changes a client's policy or details with a typed update. Affects future
@@ -171,94 +187,111 @@ impl Engine {
     }
 
     /// Applies a change of any form.
+    #[tracing::instrument(
+        skip_all,
+        fields(
+            zone = zone_id,
+            client_id = id,
+            attempt = tracing::field::Empty
+        )
+    )]
     pub async fn change_client(
         &self,
         zone_id: &str,
         id: &str,
         change: &ClientChange,
     ) -> Result<Client> {
-        let (next, changed, now) = self
-            .retrying(|| async {
-                let stored = self.load_client(zone_id, id).await?;
-                let now = self.now();
-                let next = self.changed_client(&stored.record, change).await?;
-                if next == stored.record {
-                    return Ok((next, false, now));
-                }
-                let next = apply_policy_change(&stored.record, next, now);
-                let mut set = WriteSet::new();
-                set.push(Write::PutClient {
-                    client: next.clone(),
-                    expect: Expect::Version(stored.version),
-                });
-                self.inner.storage.apply(set).await?;
-                Ok((next, true, now))
-            })
-            .await?;
-        if changed {
-            self.publish(&[Event::ClientUpdated {
-                zone_id: zone_id.to_owned(),
-                client_id: id.to_owned(),
-                at: now,
-            }]);
+        let result = async {
+            let (next, changed, now) = self
+                .retrying("change_client", || async {
+                    let stored = self.load_client(zone_id, id).await?;
+                    let now = self.now();
+                    let next = self.changed_client(&stored.record, change).await?;
+                    if next == stored.record {
+                        return Ok((next, false, now));
+                    }
+                    let next = apply_policy_change(&stored.record, next, now);
+                    let mut set = WriteSet::new();
+                    set.push(Write::PutClient {
+                        client: next.clone(),
+                        expect: Expect::Version(stored.version),
+                    });
+                    self.apply(set).await?;
+                    Ok((next, true, now))
+                })
+                .await?;
+            if changed {
+                self.publish(&[Event::ClientUpdated {
+                    zone_id: zone_id.to_owned(),
+                    client_id: id.to_owned(),
+                    at: now,
+                }]);
+            }
+            Ok(next)
         }
-        Ok(next)
+        .await;
+        observe::finish_ok("change_client", result)
     }
 
     /// What `change` would do to the grants already made to the client, without
     /// changing anything. Counted from the client's grant index, not from a scan of
     /// the zone.
+    #[tracing::instrument(level = "debug", skip_all, fields(zone = zone_id, client_id = id))]
     pub async fn client_change_impact(
         &self,
         zone_id: &str,
         id: &str,
         change: &ClientChange,
     ) -> Result<Impact> {
-        let before = self.load_client(zone_id, id).await?.record;
-        let after = self.changed_client(&before, change).await?;
-        let stops_refresh =
-            !after.enabled || (before.issues_refresh_tokens() && !after.issues_refresh_tokens());
-        let mut impact = Impact {
-            stops_authorization: before.enabled && !after.enabled,
-            ..Impact::default()
-        };
-        let mut request = ListGrants {
-            client_id: Some(id.to_owned()),
-            status: Some(GrantStatus::Active),
-            order: SortOrder::Ascending,
-            limit: Some(validate::MAX_PAGE_LIMIT),
-            ..ListGrants::default()
-        };
-        loop {
-            let page = self.list_grants(zone_id, &request).await?;
-            for grant in &page.items {
-                impact.active_grants += 1;
-                let chain = grant.refresh_token_set;
-                if chain {
-                    impact.refresh_chains += 1;
-                    if stops_refresh {
-                        impact.stopped_refresh_chains += 1;
+        let result = async {
+            let before = self.load_client(zone_id, id).await?.record;
+            let after = self.changed_client(&before, change).await?;
+            let stops_refresh = !after.enabled
+                || (before.issues_refresh_tokens() && !after.issues_refresh_tokens());
+            let mut impact = Impact {
+                stops_authorization: before.enabled && !after.enabled,
+                ..Impact::default()
+            };
+            let mut request = ListGrants {
+                client_id: Some(id.to_owned()),
+                status: Some(GrantStatus::Active),
+                order: SortOrder::Ascending,
+                limit: Some(validate::MAX_PAGE_LIMIT),
+                ..ListGrants::default()
+            };
+            loop {
+                let page = self.grants_page(zone_id, &request).await?;
+                for grant in &page.items {
+                    impact.active_grants += 1;
+                    let chain = grant.refresh_token_set;
+                    if chain {
+                        impact.refresh_chains += 1;
+                        if stops_refresh {
+                            impact.stopped_refresh_chains += 1;
+                        }
+                    }
+                    let now_allowed = self
+                        .allowed_scopes(&before, &grant.user_id, &grant.scopes)
+                        .await?;
+                    let then_allowed = self
+                        .allowed_scopes(&after, &grant.user_id, &grant.scopes)
+                        .await?;
+                    let count = |allowed: &[String]| {
+                        grant.scopes.iter().filter(|s| allowed.contains(s)).count()
+                    };
+                    if count(&then_allowed) < count(&now_allowed) {
+                        impact.narrowed_grants += 1;
                     }
                 }
-                let now_allowed = self
-                    .allowed_scopes(&before, &grant.user_id, &grant.scopes)
-                    .await?;
-                let then_allowed = self
-                    .allowed_scopes(&after, &grant.user_id, &grant.scopes)
-                    .await?;
-                let count = |allowed: &[String]| {
-                    grant.scopes.iter().filter(|s| allowed.contains(s)).count()
-                };
-                if count(&then_allowed) < count(&now_allowed) {
-                    impact.narrowed_grants += 1;
+                match page.after_cursor {
+                    Some(c) => request.after = Some(c),
+                    None => break,
                 }
             }
-            match page.after_cursor {
-                Some(c) => request.after = Some(c),
-                None => break,
-            }
+            Ok(impact)
         }
-        Ok(impact)
+        .await;
+        observe::finish_ok("client_change_impact", result)
     }
 
     /// An account-owned client may only be allowed scopes its owner can grant

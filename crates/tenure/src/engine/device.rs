@@ -18,6 +18,7 @@ use crate::storage::{Expect, Write, WriteSet};
 use crate::time::Timestamp;
 use crate::validate;
 
+use super::observe;
 use super::{Engine, Issued, issued};
 
 /// Limits on wrong user-code guesses, counted in fixed windows.
@@ -138,78 +139,90 @@ pub enum DevicePoll {
 
 impl Engine {
     /// Starts a device authorization for a client allowed the device-code grant.
+    #[tracing::instrument(
+        skip_all,
+        fields(
+            zone = zone_id,
+            client_id = request.client_id.as_str(),
+            attempt = tracing::field::Empty
+        )
+    )]
     pub async fn start_device_authorization(
         &self,
         zone_id: &str,
         request: DeviceRequest,
     ) -> Result<DeviceStart> {
-        validate::reference("zone_id", zone_id)?;
-        validate::record_id("client_id", &request.client_id)?;
-        validate::reference("resource_id", &request.resource_id)?;
-        let scopes = validate::scopes("scope", &request.scopes)?;
-        if scopes.is_empty() {
-            return Err(Error::invalid_input(
-                "scope",
-                "at least one scope is needed",
-            ));
-        }
-        let client = self.load_client(zone_id, &request.client_id).await?.record;
-        if !client.enabled {
-            return Err(Error::ClientDisabled {
-                client_id: client.id,
-            });
-        }
-        if !client.allows(GrantType::DeviceCode) {
-            return Err(Error::GrantTypeNotAllowed {
-                client_id: client.id,
-                grant_type: GrantType::DeviceCode,
-            });
-        }
-        if client.scope_policy == ScopePolicy::Explicit {
-            let refused: Vec<String> = scopes
-                .iter()
-                .filter(|s| !client.allowed_scopes.contains(s))
-                .cloned()
-                .collect();
-            if !refused.is_empty() {
-                return Err(Error::InvalidScope { scopes: refused });
+        let result = async {
+            validate::reference("zone_id", zone_id)?;
+            validate::record_id("client_id", &request.client_id)?;
+            validate::reference("resource_id", &request.resource_id)?;
+            let scopes = validate::scopes("scope", &request.scopes)?;
+            if scopes.is_empty() {
+                return Err(Error::invalid_input(
+                    "scope",
+                    "at least one scope is needed",
+                ));
             }
-        }
-        let config = &self.inner.config;
-        // A fresh user code that collides with a live one conflicts; draw again.
-        self.retrying(|| async {
-            let now = self.now();
-            let device_code = Secret::generate(SecretKind::DeviceCode)?;
-            let user_code = generate_user_code()?;
-            let record = DeviceAuthorization {
-                device_code: device_code.digest(),
-                zone_id: zone_id.to_owned(),
-                user_code: user_code.clone(),
-                client_id: client.id.clone(),
-                scopes: scopes.clone(),
-                resource_id: request.resource_id.clone(),
-                state: DeviceState::Pending,
-                user_id: None,
-                grant_id: None,
-                created_at: now,
-                expires_at: now + config.device_code_lifetime,
-                interval_seconds: config.device_poll_interval,
-                last_polled_at: None,
-            };
-            let mut set = WriteSet::new();
-            set.push(Write::PutDeviceAuthorization {
-                device: record,
-                expect: Expect::Absent,
-            });
-            self.inner.storage.apply(set).await?;
-            Ok(DeviceStart {
-                device_code,
-                user_code: display_user_code(&user_code),
-                expires_in: config.device_code_lifetime.num_seconds(),
-                interval: config.device_poll_interval,
+            let client = self.load_client(zone_id, &request.client_id).await?.record;
+            if !client.enabled {
+                return Err(Error::ClientDisabled {
+                    client_id: client.id,
+                });
+            }
+            if !client.allows(GrantType::DeviceCode) {
+                return Err(Error::GrantTypeNotAllowed {
+                    client_id: client.id,
+                    grant_type: GrantType::DeviceCode,
+                });
+            }
+            if client.scope_policy == ScopePolicy::Explicit {
+                let refused: Vec<String> = scopes
+                    .iter()
+                    .filter(|s| !client.allowed_scopes.contains(s))
+                    .cloned()
+                    .collect();
+                if !refused.is_empty() {
+                    return Err(Error::InvalidScope { scopes: refused });
+                }
+            }
+            let config = &self.inner.config;
+            // A fresh user code that collides with a live one conflicts; draw again.
+            self.retrying("start_device_authorization", || async {
+                let now = self.now();
+                let device_code = Secret::generate(SecretKind::DeviceCode)?;
+                let user_code = generate_user_code()?;
+                let record = DeviceAuthorization {
+                    device_code: device_code.digest(),
+                    zone_id: zone_id.to_owned(),
+                    user_code: user_code.clone(),
+                    client_id: client.id.clone(),
+                    scopes: scopes.clone(),
+                    resource_id: request.resource_id.clone(),
+                    state: DeviceState::Pending,
+                    user_id: None,
+                    grant_id: None,
+                    created_at: now,
+                    expires_at: now + config.device_code_lifetime,
+                    interval_seconds: config.device_poll_interval,
+                    last_polled_at: None,
+                };
+                let mut set = WriteSet::new();
+                set.push(Write::PutDeviceAuthorization {
+                    device: record,
+                    expect: Expect::Absent,
+                });
+                self.apply(set).await?;
+                Ok(DeviceStart {
+                    device_code,
+                    user_code: display_user_code(&user_code),
+                    expires_in: config.device_code_lifetime.num_seconds(),
+                    interval: config.device_poll_interval,
+                })
             })
-        })
-        .await
+            .await
+        }
+        .await;
+        observe::finish_ok("start_device_authorization", result)
     }
 
     /// Finds the device authorization a signed-in user typed the code of, counting
@@ -239,6 +252,9 @@ impl Engine {
             }
             None => None,
         };
+        if let Some(stored) = &found {
+            tracing::Span::current().record("client_id", stored.record.client_id.as_str());
+        }
         let outcome = match found {
             Some(stored) => act(&stored.record, now).map(|next| (stored, next, now)),
             None => Err(Error::InvalidUserCode),
@@ -253,179 +269,236 @@ impl Engine {
 
     /// A signed-in user claims a device authorization by its user code (matched
     /// case-insensitively, punctuation ignored).
+    #[tracing::instrument(
+        skip_all,
+        fields(
+            zone = zone_id,
+            client_id = tracing::field::Empty,
+            attempt = tracing::field::Empty
+        )
+    )]
     pub async fn claim_device(
         &self,
         zone_id: &str,
         user_id: &str,
         user_code: &str,
     ) -> Result<DeviceAuthorization> {
-        self.retrying(|| async {
-            let (stored, next, _) = self
-                .device_by_user_code(zone_id, user_id, user_code, |d, now| {
-                    device::claim(d, user_id, now)
-                })
-                .await?;
-            if next != stored.record {
-                let mut set = WriteSet::new();
-                set.push(Write::PutDeviceAuthorization {
-                    device: next.clone(),
-                    expect: Expect::Version(stored.version),
-                });
-                self.inner.storage.apply(set).await?;
-            }
-            Ok(next)
-        })
-        .await
+        let result = async {
+            self.retrying("claim_device", || async {
+                let (stored, next, _) = self
+                    .device_by_user_code(zone_id, user_id, user_code, |d, now| {
+                        device::claim(d, user_id, now)
+                    })
+                    .await?;
+                if next != stored.record {
+                    let mut set = WriteSet::new();
+                    set.push(Write::PutDeviceAuthorization {
+                        device: next.clone(),
+                        expect: Expect::Version(stored.version),
+                    });
+                    self.apply(set).await?;
+                }
+                Ok(next)
+            })
+            .await
+        }
+        .await;
+        observe::finish_ok("claim_device", result)
     }
 
     /// The user approves: the grant is created now, its tokens go to the device's
     /// next poll.
+    #[tracing::instrument(
+        skip_all,
+        fields(
+            zone = zone_id,
+            client_id = tracing::field::Empty,
+            grant_id = tracing::field::Empty,
+            attempt = tracing::field::Empty
+        )
+    )]
     pub async fn approve_device(
         &self,
         zone_id: &str,
         user_id: &str,
         user_code: &str,
     ) -> Result<Grant> {
-        let (grant, changes) = self
-            .retrying(|| async {
-                let (stored, _, now) = self
-                    .device_by_user_code(zone_id, user_id, user_code, |d, now| {
-                        device::claim(d, user_id, now)
-                    })
-                    .await?;
-                let device = &stored.record;
-                let client = self.load_client(zone_id, &device.client_id).await?.record;
-                let allowed = self
-                    .allowed_scopes(&client, user_id, &device.scopes)
-                    .await?;
-                let grant_id = self.new_id(now);
-                let (grant, changes) = lifecycle::create_grant(
-                    &client,
-                    &allowed,
-                    NewGrant {
-                        zone_id: zone_id.to_owned(),
-                        organization_id: client.organization_id.clone(),
-                        user_id: user_id.to_owned(),
-                        resource_id: device.resource_id.clone(),
-                        provider_id: "device".to_owned(),
-                        scopes: device.scopes.clone(),
-                        expires_at: None,
-                        grant_type: GrantType::DeviceCode,
-                        actor: Actor::User {
-                            id: user_id.to_owned(),
+        let result = async {
+            let (grant, changes) = self
+                .retrying("approve_device", || async {
+                    let (stored, _, now) = self
+                        .device_by_user_code(zone_id, user_id, user_code, |d, now| {
+                            device::claim(d, user_id, now)
+                        })
+                        .await?;
+                    let device = &stored.record;
+                    let client = self.load_client(zone_id, &device.client_id).await?.record;
+                    let allowed = self
+                        .allowed_scopes(&client, user_id, &device.scopes)
+                        .await?;
+                    let grant_id = self.new_id(now);
+                    let (grant, changes) = lifecycle::create_grant(
+                        &client,
+                        &allowed,
+                        NewGrant {
+                            zone_id: zone_id.to_owned(),
+                            organization_id: client.organization_id.clone(),
+                            user_id: user_id.to_owned(),
+                            resource_id: device.resource_id.clone(),
+                            provider_id: "device".to_owned(),
+                            scopes: device.scopes.clone(),
+                            expires_at: None,
+                            grant_type: GrantType::DeviceCode,
+                            actor: Actor::User {
+                                id: user_id.to_owned(),
+                            },
                         },
-                    },
-                    &grant_id,
-                    now,
-                )?;
-                let approved = device::decide(device, user_id, Some(&grant_id), now)?;
-                let read = Read {
-                    device: Some((approved, stored.version)),
-                    ..Read::zone(zone_id)
-                };
-                self.commit(&changes, read).await?;
-                Ok((grant, changes))
-            })
-            .await?;
-        self.publish(&changes.events);
-        Ok(grant)
+                        &grant_id,
+                        now,
+                    )?;
+                    let approved = device::decide(device, user_id, Some(&grant_id), now)?;
+                    let read = Read {
+                        device: Some((approved, stored.version)),
+                        ..Read::zone(zone_id)
+                    };
+                    self.commit(&changes, read).await?;
+                    Ok((grant, changes))
+                })
+                .await?;
+            self.publish(&changes.events);
+            Ok(grant)
+        }
+        .await;
+        if let Ok(grant) = &result {
+            tracing::Span::current().record("grant_id", grant.id.as_str());
+        }
+        observe::finish_ok("approve_device", result)
     }
 
     /// The user denies; the device's next poll hears `access_denied`.
+    #[tracing::instrument(
+        skip_all,
+        fields(
+            zone = zone_id,
+            client_id = tracing::field::Empty,
+            attempt = tracing::field::Empty
+        )
+    )]
     pub async fn deny_device(
         &self,
         zone_id: &str,
         user_id: &str,
         user_code: &str,
     ) -> Result<DeviceAuthorization> {
-        self.retrying(|| async {
-            let (stored, denied, _) = self
-                .device_by_user_code(zone_id, user_id, user_code, |d, now| {
-                    device::decide(d, user_id, None, now)
-                })
-                .await?;
-            let mut set = WriteSet::new();
-            set.push(Write::PutDeviceAuthorization {
-                device: denied.clone(),
-                expect: Expect::Version(stored.version),
-            });
-            self.inner.storage.apply(set).await?;
-            Ok(denied)
-        })
-        .await
+        let result = async {
+            self.retrying("deny_device", || async {
+                let (stored, denied, _) = self
+                    .device_by_user_code(zone_id, user_id, user_code, |d, now| {
+                        device::decide(d, user_id, None, now)
+                    })
+                    .await?;
+                let mut set = WriteSet::new();
+                set.push(Write::PutDeviceAuthorization {
+                    device: denied.clone(),
+                    expect: Expect::Version(stored.version),
+                });
+                self.apply(set).await?;
+                Ok(denied)
+            })
+            .await
+        }
+        .await;
+        observe::finish_ok("deny_device", result)
     }
 
     /// The device polls with its device code (RFC 8628 §3.4). The tokens are handed
     /// out once; the device code is single-use.
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(
+            zone = zone_id,
+            client_id = client_id,
+            grant_id = tracing::field::Empty,
+            attempt = tracing::field::Empty
+        )
+    )]
     pub async fn poll_device(
         &self,
         zone_id: &str,
         client_id: &str,
         device_code: &str,
     ) -> Result<DevicePoll> {
-        validate::reference("zone_id", zone_id)?;
-        validate::record_id("client_id", client_id)?;
-        let digest = Digest::of(device_code);
-        let storage = &self.inner.storage;
-        let (answer, changes) = self
-            .retrying(|| async {
-                let stored = storage
-                    .get_device_authorization(zone_id, &digest)
-                    .await?
-                    .ok_or(Error::InvalidGrant {
-                        reason: InvalidGrantReason::UnknownToken,
-                    })?;
-                let now = self.now();
-                let (decision, next) = device::poll(&stored.record, client_id, now)?;
-                let write_device = |set: &mut WriteSet, next: Option<DeviceAuthorization>| {
-                    if let Some(device) = next {
-                        set.push(Write::PutDeviceAuthorization {
-                            device,
-                            expect: Expect::Version(stored.version),
-                        });
-                    }
-                };
-                match decision {
-                    PollDecision::Redeem => {
-                        let grant_id = stored.record.grant_id.clone().unwrap_or_default();
-                        let grant = storage
-                            .get_grant(zone_id, &grant_id)
+        let result =
+            async {
+                validate::reference("zone_id", zone_id)?;
+                validate::record_id("client_id", client_id)?;
+                let digest = Digest::of(device_code);
+                let storage = &self.inner.storage;
+                let (answer, changes) = self
+                    .retrying("poll_device", || async {
+                        let stored = storage
+                            .get_device_authorization(zone_id, &digest)
                             .await?
-                            .ok_or_else(|| Error::not_found(RecordKind::Grant, grant_id.clone()))?;
-                        let client = self.load_client(zone_id, client_id).await?.record;
-                        let fresh = self.fresh(now)?;
-                        let (grant_now, mut changes) =
-                            lifecycle::redeem(&grant.record, &client, &fresh, now)?;
-                        let mut read = Read::zone(zone_id).grant(&grant);
-                        read.device = next.map(|d| (d, stored.version));
-                        self.commit(&changes, read).await?;
-                        let tokens = issued(grant_now, &mut changes, now);
-                        Ok((DevicePoll::Issued(Box::new(tokens)), changes))
-                    }
-                    decision => {
-                        let mut set = WriteSet::new();
-                        let interval = next
-                            .as_ref()
-                            .map_or(stored.record.interval_seconds, |d| d.interval_seconds);
-                        write_device(&mut set, next);
-                        if !set.is_empty() {
-                            storage.apply(set).await?;
+                            .ok_or(Error::InvalidGrant {
+                                reason: InvalidGrantReason::UnknownToken,
+                            })?;
+                        let now = self.now();
+                        let (decision, next) = device::poll(&stored.record, client_id, now)?;
+                        let write_device =
+                            |set: &mut WriteSet, next: Option<DeviceAuthorization>| {
+                                if let Some(device) = next {
+                                    set.push(Write::PutDeviceAuthorization {
+                                        device,
+                                        expect: Expect::Version(stored.version),
+                                    });
+                                }
+                            };
+                        match decision {
+                            PollDecision::Redeem => {
+                                let grant_id = stored.record.grant_id.clone().unwrap_or_default();
+                                tracing::Span::current().record("grant_id", grant_id.as_str());
+                                let grant =
+                                    storage.get_grant(zone_id, &grant_id).await?.ok_or_else(
+                                        || Error::not_found(RecordKind::Grant, grant_id.clone()),
+                                    )?;
+                                let client = self.load_client(zone_id, client_id).await?.record;
+                                let fresh = self.fresh(now)?;
+                                let (grant_now, mut changes) =
+                                    lifecycle::redeem(&grant.record, &client, &fresh, now)?;
+                                let mut read = Read::zone(zone_id).grant(&grant);
+                                read.device = next.map(|d| (d, stored.version));
+                                self.commit(&changes, read).await?;
+                                let tokens = issued(grant_now, &mut changes, now);
+                                Ok((DevicePoll::Issued(Box::new(tokens)), changes))
+                            }
+                            decision => {
+                                let mut set = WriteSet::new();
+                                let interval = next
+                                    .as_ref()
+                                    .map_or(stored.record.interval_seconds, |d| d.interval_seconds);
+                                write_device(&mut set, next);
+                                if !set.is_empty() {
+                                    self.apply(set).await?;
+                                }
+                                let answer = match decision {
+                                    PollDecision::SlowDown => DevicePoll::SlowDown {
+                                        interval_seconds: interval,
+                                    },
+                                    PollDecision::Denied => DevicePoll::Denied,
+                                    PollDecision::Expired => DevicePoll::Expired,
+                                    _ => DevicePoll::Pending,
+                                };
+                                Ok((answer, lifecycle::Changes::default()))
+                            }
                         }
-                        let answer = match decision {
-                            PollDecision::SlowDown => DevicePoll::SlowDown {
-                                interval_seconds: interval,
-                            },
-                            PollDecision::Denied => DevicePoll::Denied,
-                            PollDecision::Expired => DevicePoll::Expired,
-                            _ => DevicePoll::Pending,
-                        };
-                        Ok((answer, lifecycle::Changes::default()))
-                    }
-                }
-            })
-            .await?;
-        self.publish(&changes.events);
-        Ok(answer)
+                    })
+                    .await?;
+                self.publish(&changes.events);
+                Ok(answer)
+            }
+            .await;
+        observe::finish_ok("poll_device", result)
     }
 
     /// Deletes up to `limit` expired device authorizations of a zone; returns how
@@ -448,7 +521,7 @@ impl Engine {
                 device_code: device.record.device_code,
                 expect: device.version,
             });
-            match storage.apply(set).await {
+            match self.apply(set).await {
                 Ok(()) => removed += 1,
                 // Changed meanwhile (a late poll): the next sweep takes it.
                 Err(Error::Conflict) => {}
