@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv="target/ci-venv"
+# Built artefacts live where cargo puts them: CARGO_TARGET_DIR when it is set.
+target_dir="${CARGO_TARGET_DIR:-target}"
+venv="$target_dir/ci-venv"
 if [ ! -x "$venv/bin/schemathesis" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis>=4,<5"
@@ -15,7 +17,7 @@ fi
 cargo build --quiet -p tenure-http --example serve
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 log=$(mktemp)
-TENURE_ADMIN_TOKEN=ci-admin-token ./target/debug/examples/serve "127.0.0.1:$port" >"$log" 2>&1 &
+TENURE_ADMIN_TOKEN=ci-admin-token "$target_dir/debug/examples/serve" "127.0.0.1:$port" >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 1 50); do

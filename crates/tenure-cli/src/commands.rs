@@ -1,6 +1,7 @@
 //! The inspection and change commands: grants, clients, tokens, sweep.
 
-use std::path::PathBuf;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -531,8 +532,11 @@ pub async fn clients(args: &StoreArgs, command: ClientsCommand) -> Result<(), Cl
 pub enum TokensCommand {
     /// Say what a token is worth now (RFC 7662).
     Introspect {
-        /// The token.
-        token: String,
+        /// Where the token is read from: `-` for standard input, or a file that
+        /// holds it. Never the token itself: a command line is visible to `ps` and
+        /// kept in shell history.
+        #[arg(value_name = "FILE|-")]
+        token: PathBuf,
         #[command(flatten)]
         zone: ZoneArg,
         #[command(flatten)]
@@ -540,13 +544,58 @@ pub enum TokensCommand {
     },
     /// Revoke a token (RFC 7009); a refresh token takes its grant along.
     Revoke {
-        /// The token.
-        token: String,
+        /// Where the token is read from: `-` for standard input, or a file that
+        /// holds it. Never the token itself.
+        #[arg(value_name = "FILE|-")]
+        token: PathBuf,
         #[command(flatten)]
         zone: ZoneArg,
         #[command(flatten)]
         format: Format,
     },
+}
+
+/// The most a token file may hold; tokens are a few hundred bytes.
+const MAX_TOKEN_BYTES: u64 = 4096;
+
+/// Reads a token from standard input (`-`) or a file, without its trailing line
+/// end. A token typed where the file belongs is refused without being echoed.
+fn read_token(from: &Path) -> Result<String, CliError> {
+    let mut text = String::new();
+    let read = if from == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(MAX_TOKEN_BYTES + 1)
+            .read_to_string(&mut text)
+    } else {
+        match std::fs::File::open(from) {
+            Ok(file) => file.take(MAX_TOKEN_BYTES + 1).read_to_string(&mut text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let looks_like_a_token = from.to_str().is_some_and(|s| s.starts_with("tnr_"));
+                return Err(CliError::Usage(if looks_like_a_token {
+                    "a token is not taken on the command line: pass it on standard input \
+                     (`-`) or in a file"
+                        .to_owned()
+                } else {
+                    format!("no token file at {}", from.display())
+                }));
+            }
+            Err(e) => Err(e),
+        }
+    };
+    read.map_err(|e| CliError::Usage(format!("cannot read the token: {e}")))?;
+    if text.len() as u64 > MAX_TOKEN_BYTES {
+        return Err(CliError::Usage(format!(
+            "the token input is longer than {MAX_TOKEN_BYTES} bytes"
+        )));
+    }
+    let token = text.trim_end_matches(['\n', '\r']).to_owned();
+    if token.is_empty() || token.contains(['\n', '\r']) {
+        return Err(CliError::Usage(
+            "the token input must hold exactly one token, on one line".to_owned(),
+        ));
+    }
+    Ok(token)
 }
 
 /// Runs a `tokens` command.
@@ -557,7 +606,7 @@ pub async fn tokens(args: &StoreArgs, command: TokensCommand) -> Result<(), CliE
             token,
             zone,
             format,
-        } => match engine.introspect(&zone.zone, &token).await? {
+        } => match engine.introspect(&zone.zone, &read_token(&token)?).await? {
             Introspection::Inactive => print_record(
                 format,
                 &json!({"active": false}),
@@ -595,7 +644,9 @@ pub async fn tokens(args: &StoreArgs, command: TokensCommand) -> Result<(), CliE
             zone,
             format,
         } => {
-            let revoked = engine.revoke_token(&zone.zone, &token, None).await?;
+            let revoked = engine
+                .revoke_token(&zone.zone, &read_token(&token)?, None)
+                .await?;
             if format.json {
                 println!("{}", json!({"revoked": revoked}));
             } else if revoked {

@@ -7,6 +7,7 @@
 //! non-zero exit code.
 
 mod commands;
+mod config;
 mod demo;
 mod error;
 mod output;
@@ -16,7 +17,8 @@ mod transfer;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::error::CliError;
 use crate::store::StoreArgs;
@@ -33,7 +35,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the HTTP API.
+    /// Serve the HTTP API, with logs, metrics, health checks and a background
+    /// sweeper.
+    #[command(after_long_help = config::HELP)]
     Serve(serve::ServeArgs),
     /// Walk a grant through its whole life on the store, printing a timeline.
     Demo,
@@ -54,9 +58,15 @@ enum Command {
     Import(transfer::ImportArgs),
 }
 
-async fn run(cli: Cli) -> Result<(), CliError> {
+/// What clap read, beyond the values themselves.
+struct Sources {
+    /// Whether `--data` or `TENURE_DATA` was set, rather than left at its default.
+    data_given: bool,
+}
+
+async fn run(cli: Cli, sources: Sources) -> Result<(), CliError> {
     match cli.command {
-        Command::Serve(args) => serve::run(&cli.store, args).await,
+        Command::Serve(args) => serve::run(&cli.store, sources.data_given, args).await,
         Command::Demo => demo::run(&cli.store).await,
         Command::Grants(c) => commands::grants(&cli.store, c).await,
         Command::Clients(c) => commands::clients(&cli.store, c).await,
@@ -64,6 +74,21 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sweep(a) => commands::sweep(&cli.store, a).await,
         Command::Export(a) => transfer::export(&cli.store, a).await,
         Command::Import(a) => transfer::import(&cli.store, a).await,
+    }
+}
+
+/// Whether a PostgreSQL connection string carries a password: in a URL's user
+/// information or query, or as a `password=` key of the key-value form.
+fn carries_password(connection: &str) -> bool {
+    match url::Url::parse(connection) {
+        Ok(u) if u.scheme() == "postgres" || u.scheme() == "postgresql" => {
+            u.password().is_some()
+                || u.query_pairs()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("password"))
+        }
+        _ => connection
+            .split_whitespace()
+            .any(|part| part.to_ascii_lowercase().starts_with("password=")),
     }
 }
 
@@ -83,8 +108,11 @@ fn one_line(e: &dyn std::error::Error) -> String {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) if !e.use_stderr() => {
             // --help and --version.
             let _ = e.print();
@@ -98,6 +126,28 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(("serve", serve)) = matches.subcommand() {
+        if let Err(e) = config::refuse_secret_flags(serve) {
+            eprintln!("tenure: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    // A PostgreSQL password on the command line is where `ps` and shell history see
+    // it: only the environment or the configuration file may carry one.
+    let postgres_on_command_line =
+        matches.value_source("postgres") == Some(ValueSource::CommandLine);
+    if postgres_on_command_line && cli.store.postgres.as_deref().is_some_and(carries_password) {
+        eprintln!(
+            "tenure: a PostgreSQL password is not taken on the command line, where `ps` shows \
+             it: set TENURE_POSTGRES_URL, or store.postgres in the configuration file"
+        );
+        return ExitCode::from(2);
+    }
+    let sources = Sources {
+        data_given: matches
+            .value_source("data")
+            .is_some_and(|s| s != ValueSource::DefaultValue),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -108,11 +158,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, sources)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tenure: {}", one_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::carries_password;
+
+    #[test]
+    fn passwords_are_found_in_every_form_of_connection_string() {
+        assert!(carries_password("postgres://u:secret@db/x"));
+        assert!(carries_password("postgresql://u@db/x?password=secret"));
+        assert!(carries_password("host=db user=u password=secret"));
+        assert!(!carries_password("postgres://u@db/x"));
+        assert!(!carries_password("host=db user=u"));
     }
 }

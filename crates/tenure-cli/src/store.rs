@@ -1,11 +1,13 @@
 //! Which store a command runs on: sled in a directory (the default), or memory.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tenure::Storage;
 use tenure_memory::MemoryStorage;
-use tenure_postgres::PostgresStorage;
+use tenure_postgres::{PostgresOptions, PostgresStorage, TlsMode};
 use tenure_sled::{Durability, SledConfig, SledStorage};
 
 use crate::error::CliError;
@@ -30,9 +32,104 @@ pub struct StoreArgs {
         global = true,
         value_name = "URL",
         env = "TENURE_POSTGRES_URL",
+        // The URL may hold a password: --help must not print it.
+        hide_env_values = true,
         conflicts_with = "data"
     )]
     pub postgres: Option<String>,
+}
+
+/// Where a store is and how to open it: what [`StoreArgs`] say, or what `serve`
+/// resolved from its configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// An empty in-memory store.
+    Memory,
+    /// Sled in this directory.
+    Sled(PathBuf),
+    /// PostgreSQL.
+    Postgres {
+        /// The connection URL, which may hold a password.
+        url: String,
+        /// How the pool connects.
+        pool: PostgresPool,
+    },
+}
+
+/// How `serve` sets up the PostgreSQL pool; `None` keeps the backend's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PostgresPool {
+    /// The most connections the pool opens.
+    pub size: Option<usize>,
+    /// How long a request waits for a busy pool's connection.
+    pub wait_timeout: Option<Duration>,
+    /// How long making a new connection may take.
+    pub connect_timeout: Option<Duration>,
+    /// Whether and how connections are encrypted.
+    pub tls: Option<TlsMode>,
+}
+
+impl PostgresPool {
+    /// The backend's options for this pool.
+    fn options(&self) -> PostgresOptions {
+        let mut options = PostgresOptions::new();
+        if let Some(n) = self.size {
+            options = options.max_connections(n);
+        }
+        if let Some(t) = self.wait_timeout {
+            options = options.wait_timeout(t);
+        }
+        if let Some(t) = self.connect_timeout {
+            options = options.connect_timeout(t);
+        }
+        if let Some(mode) = &self.tls {
+            options = options.tls(mode.clone());
+        }
+        options
+    }
+}
+
+impl fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreLocation::Memory => f.write_str("Memory"),
+            StoreLocation::Sled(dir) => f.debug_tuple("Sled").field(dir).finish(),
+            StoreLocation::Postgres { pool, .. } => f
+                .debug_struct("Postgres")
+                .field("url", &"[redacted]")
+                .field("pool", pool)
+                .finish(),
+        }
+    }
+}
+
+impl StoreLocation {
+    /// The store the command-line arguments (and their environment variables) name.
+    pub fn from_args(args: &StoreArgs) -> StoreLocation {
+        if args.memory {
+            StoreLocation::Memory
+        } else if let Some(url) = &args.postgres {
+            StoreLocation::postgres(url)
+        } else {
+            StoreLocation::Sled(args.data.clone())
+        }
+    }
+
+    /// PostgreSQL at `url`, with the default pool.
+    pub fn postgres(url: &str) -> StoreLocation {
+        StoreLocation::Postgres {
+            url: url.to_owned(),
+            pool: PostgresPool::default(),
+        }
+    }
+
+    /// The same location, with this PostgreSQL pool (ignored by other stores).
+    pub fn with_pool(self, pool: PostgresPool) -> StoreLocation {
+        match self {
+            StoreLocation::Postgres { url, .. } => StoreLocation::Postgres { url, pool },
+            other => other,
+        }
+    }
 }
 
 /// An open store.
@@ -60,24 +157,32 @@ impl Store {
     }
 
     async fn open_with(args: &StoreArgs, create: bool) -> Result<Store, CliError> {
-        if args.memory {
-            return Ok(Store::Memory(MemoryStorage::new()));
+        Store::open_at(&StoreLocation::from_args(args), create).await
+    }
+
+    /// Opens the store at `location`, creating a sled store that does not exist yet
+    /// when `create` is set.
+    pub async fn open_at(location: &StoreLocation, create: bool) -> Result<Store, CliError> {
+        match location {
+            StoreLocation::Memory => Ok(Store::Memory(MemoryStorage::new())),
+            StoreLocation::Postgres { url, pool } => {
+                // The backend creates its schema if it is missing, in one transaction.
+                let storage = PostgresStorage::connect_with(url, pool.options())
+                    .await
+                    .map_err(|e| CliError::Postgres(Box::new(e)))?;
+                Ok(Store::Postgres(storage))
+            }
+            StoreLocation::Sled(data) => {
+                if !create && !data.exists() {
+                    return Err(CliError::Usage(format!(
+                        "no store at {} (set --data or TENURE_DATA, or create one with `tenure import` or `tenure serve`)",
+                        data.display()
+                    )));
+                }
+                let config = SledConfig::new().durability(Durability::Immediate);
+                Ok(Store::Sled(SledStorage::open_with(data, config)?))
+            }
         }
-        if let Some(url) = &args.postgres {
-            // The backend creates its schema if it is missing, in one transaction.
-            let storage = PostgresStorage::connect(url)
-                .await
-                .map_err(|e| CliError::Postgres(Box::new(e)))?;
-            return Ok(Store::Postgres(storage));
-        }
-        if !create && !args.data.exists() {
-            return Err(CliError::Usage(format!(
-                "no store at {} (set --data or TENURE_DATA, or create one with `tenure import` or `tenure serve`)",
-                args.data.display()
-            )));
-        }
-        let config = SledConfig::new().durability(Durability::Immediate);
-        Ok(Store::Sled(SledStorage::open_with(&args.data, config)?))
     }
 
     /// The store as the engine takes it.

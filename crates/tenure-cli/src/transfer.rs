@@ -25,7 +25,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -115,23 +115,37 @@ pub async fn export(args: &StoreArgs, a: ExportArgs) -> Result<(), CliError> {
     let store = Store::open(args).await?;
     let zone = a.zone.zone;
     validate::reference("zone", &zone)?;
-    let (sink, path): (Box<dyn std::io::Write>, PathBuf) = match &a.out {
-        Some(p) => (
-            Box::new(File::create(p).map_err(|e| CliError::io(p, e))?),
-            p.clone(),
-        ),
-        None => (
-            Box::new(std::io::stdout().lock()),
-            PathBuf::from("<stdout>"),
-        ),
-    };
-    let mut out = BufWriter::new(sink);
     let bar = progress("exporting");
-    let count = export_zone(store.storage().as_ref(), &zone, &mut out, &path, || {
-        bar.inc(1)
-    })
-    .await?;
-    out.flush().map_err(|e| CliError::io(&path, e))?;
+    let count = match &a.out {
+        // Written to a temporary file beside the target and renamed over it once
+        // complete and synced: a failed export never looks like a finished one.
+        Some(p) => {
+            let dir = match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            let temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| CliError::io(p, e))?;
+            let mut out = BufWriter::new(temp);
+            let count =
+                export_zone(store.storage().as_ref(), &zone, &mut out, p, || bar.inc(1)).await?;
+            let temp = out
+                .into_inner()
+                .map_err(|e| CliError::io(p, e.into_error()))?;
+            temp.as_file().sync_all().map_err(|e| CliError::io(p, e))?;
+            temp.persist(p).map_err(|e| CliError::io(p, e.error))?;
+            count
+        }
+        None => {
+            let path = PathBuf::from("<stdout>");
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            let count = export_zone(store.storage().as_ref(), &zone, &mut out, &path, || {
+                bar.inc(1)
+            })
+            .await?;
+            out.flush().map_err(|e| CliError::io(&path, e))?;
+            count
+        }
+    };
     bar.finish_and_clear();
     eprintln!("exported {count} records of zone {zone}");
     Ok(())

@@ -343,18 +343,16 @@ fn tokens_and_sweep() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
     let zone = demo(&data);
+    // Tokens are read from a file (or standard input), never from the command line.
+    let unknown_file = dir.path().join("unknown-token");
+    std::fs::write(&unknown_file, "tnr_at_unknown\n").unwrap();
+    let unknown = unknown_file.display().to_string();
     assert_eq!(
-        json_of(
-            &data,
-            &["tokens", "introspect", "tnr_at_unknown", "--zone", &zone]
-        ),
+        json_of(&data, &["tokens", "introspect", &unknown, "--zone", &zone]),
         json!({"active": false})
     );
     assert_eq!(
-        json_of(
-            &data,
-            &["tokens", "revoke", "tnr_at_unknown", "--zone", &zone]
-        ),
+        json_of(&data, &["tokens", "revoke", &unknown, "--zone", &zone]),
         json!({"revoked": false})
     );
     // The demo swept its own expiry already; nothing is left.
@@ -497,20 +495,23 @@ fn serve_answers_and_stops_on_sigterm_with_the_store_intact() {
     let exit = server.child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "graceful shutdown exits 0");
     // The grant survived and its token still introspects.
+    let token_path = dir.path().join("access-token");
+    std::fs::write(&token_path, format!("{access_token}\n")).unwrap();
+    let token_file = token_path.display().to_string();
     assert_eq!(
         json_of(&data, &["grants", "show", &grant_id])["status"],
         "active"
     );
     assert_eq!(
-        json_of(&data, &["tokens", "introspect", &access_token])["active"],
+        json_of(&data, &["tokens", "introspect", &token_file])["active"],
         true
     );
     assert_eq!(
-        json_of(&data, &["tokens", "revoke", &access_token])["revoked"],
+        json_of(&data, &["tokens", "revoke", &token_file])["revoked"],
         true
     );
     assert_eq!(
-        json_of(&data, &["tokens", "introspect", &access_token])["active"],
+        json_of(&data, &["tokens", "introspect", &token_file])["active"],
         false
     );
 }
@@ -522,10 +523,13 @@ fn postgres_url() -> String {
     )
 }
 
+/// The tool on PostgreSQL, the URL (which holds a password) in the environment:
+/// the command line refuses one.
 fn tenure_pg(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .args(["--postgres", url])
         .args(args)
+        .env("TENURE_POSTGRES_URL", url)
+        .env_remove("TENURE_DATA")
         .output()
         .unwrap()
 }
@@ -566,8 +570,24 @@ fn import_into_postgres_and_serve_from_it() {
         json_of(&data, &["grants", "list", "--zone", &zone, "--total-count"])
     );
 
+    // A password on the command line is refused, without being echoed.
+    let refused = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["--postgres", &url, "grants", "list"])
+        .env_remove("TENURE_POSTGRES_URL")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("TENURE_POSTGRES_URL"), "{stderr}");
+    assert!(!stderr.contains(&url), "the URL was echoed: {stderr}");
+
     let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .args(["--postgres", &url, "serve", "--addr", "127.0.0.1:0"])
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("TENURE_POSTGRES_URL", &url)
+        .env(
+            "TENURE_CURSOR_KEY",
+            "dGVudXJlLWNsaS10ZXN0LWN1cnNvci1rZXktMzJieXQ=",
+        )
         .env("TENURE_ADMIN_TOKEN", "admin")
         .stdout(Stdio::piped())
         .spawn()
@@ -596,4 +616,65 @@ fn import_into_postgres_and_serve_from_it() {
         .status()
         .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn tokens_are_read_from_standard_input_or_a_file_never_from_the_command_line() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let zone = demo(&data);
+    // A token where the file belongs is refused, and not echoed back.
+    let out = tenure(
+        &data,
+        &[
+            "tokens",
+            "introspect",
+            "tnr_at_secretvalue",
+            "--zone",
+            &zone,
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("standard input"), "{stderr}");
+    assert!(
+        !stderr.contains("secretvalue"),
+        "the token was echoed: {stderr}"
+    );
+    // Standard input.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .arg("--data")
+        .arg(&data)
+        .args(["tokens", "introspect", "-", "--json", "--zone", &zone])
+        .env_remove("TENURE_DATA")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"tnr_at_unknown\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer, json!({"active": false}));
+    // Two lines are refused.
+    let two = dir.path().join("two");
+    std::fs::write(&two, "tnr_at_a\ntnr_at_b\n").unwrap();
+    fails(
+        &data,
+        &[
+            "tokens",
+            "revoke",
+            &two.display().to_string(),
+            "--zone",
+            &zone,
+        ],
+        "one line",
+    );
 }

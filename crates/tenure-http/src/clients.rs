@@ -198,10 +198,10 @@ pub async fn create(
         access_type: b.access_type.unwrap_or(defaults.access_type),
         access_token_ttl_seconds: b
             .access_token_ttl_seconds
-            .unwrap_or(defaults.access_token_ttl_seconds),
+            .unwrap_or(state.config.default_access_token_ttl_seconds),
         refresh_token_ttl_seconds: b
             .refresh_token_ttl_seconds
-            .unwrap_or(defaults.refresh_token_ttl_seconds),
+            .unwrap_or(state.config.default_refresh_token_ttl_seconds),
         redirect_uris: b.redirect_uris.unwrap_or_default(),
         enabled: b.enabled.unwrap_or(true),
     };

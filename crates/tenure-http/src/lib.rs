@@ -31,11 +31,16 @@
 //! the seed 004 body `{error, message, suggested, metadata}`; the OAuth endpoints
 //! answer as RFC 6749 §5.2 says. No input gets a 5xx: only a failing store does.
 //! The OpenAPI 3.1 document of every route is served at `/openapi.json`.
+//!
+//! For running it: [`health_router`] adds `GET /healthz` and `GET /readyz` outside
+//! the zones and their authentication, and [`request_metrics`] counts requests by
+//! route and status (see [the `health` module](health)).
 
 mod auth;
 mod clients;
 mod extract;
 mod grants;
+pub mod health;
 mod oauth;
 mod openapi;
 mod personal;
@@ -50,6 +55,7 @@ use tenure::Engine;
 
 pub use auth::{Authenticator, StaticAdminToken};
 pub use grants::parse_list_query;
+pub use health::{health_router, request_metrics};
 pub use openapi::openapi;
 pub use personal::NEXT_CURSOR_HEADER;
 pub use problem::{ApiError, ErrorBody, OAuthError, OAuthErrorBody};

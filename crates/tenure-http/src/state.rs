@@ -16,6 +16,12 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// Where users enter device user codes (RFC 8628 `verification_uri`).
     pub verification_uri: String,
+    /// The access-token lifetime, in seconds, of a client registered without one;
+    /// one hour by default.
+    pub default_access_token_ttl_seconds: u32,
+    /// The refresh-token lifetime, in seconds, of a client registered without one;
+    /// thirty days by default.
+    pub default_refresh_token_ttl_seconds: u32,
 }
 
 impl Default for HttpConfig {
@@ -23,6 +29,8 @@ impl Default for HttpConfig {
         HttpConfig {
             body_limit: 1024 * 1024,
             verification_uri: "https://localhost/device".to_owned(),
+            default_access_token_ttl_seconds: 3600,
+            default_refresh_token_ttl_seconds: 30 * 24 * 3600,
         }
     }
 }

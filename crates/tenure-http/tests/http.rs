@@ -1273,3 +1273,40 @@ async fn the_openapi_document_lists_every_route() {
     }
     assert_eq!(ids.len(), 22);
 }
+
+#[tokio::test]
+async fn clients_registered_without_lifetimes_get_the_configured_defaults() {
+    let s = server_with(HttpConfig {
+        default_access_token_ttl_seconds: 300,
+        default_refresh_token_ttl_seconds: 7200,
+        ..HttpConfig::default()
+    })
+    .await;
+    let created: Value = s
+        .http
+        .post(s.url("/clients"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "Defaults", "allowed_scopes": ["read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["access_token_ttl_seconds"], 300);
+    assert_eq!(created["refresh_token_ttl_seconds"], 7200);
+    // A lifetime given in the request wins.
+    let given: Value = s
+        .http
+        .post(s.url("/clients"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "Given", "allowed_scopes": ["read"], "access_token_ttl_seconds": 60}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(given["access_token_ttl_seconds"], 60);
+    assert_eq!(given["refresh_token_ttl_seconds"], 7200);
+}
