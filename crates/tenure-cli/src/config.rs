@@ -17,6 +17,7 @@
 //! | log filter | — | `RUST_LOG` | — | `info` |
 //! | in-memory store | `[store] memory = true` | — | `--memory` | |
 //! | sled store directory | `[store] data` | `TENURE_DATA` | `--data` | `./tenure-data` |
+//! | redb store directory | `[store] redb` | `TENURE_REDB` | `--redb` | |
 //! | PostgreSQL URL (secret) | `[store] postgres` | `TENURE_POSTGRES_URL` | `--postgres` | |
 //! | cursor key (secret) | `[store] cursor_key` | `TENURE_CURSOR_KEY` | — | see below |
 //! | PostgreSQL pool size | `[postgres] pool_size` | `TENURE_POSTGRES_POOL_SIZE` | `--postgres-pool-size` | deadpool's: 4 × CPUs |
@@ -33,8 +34,10 @@
 //! | refresh-token lifetime of clients registered without one, seconds | `[clients] refresh_token_ttl_seconds` | `TENURE_REFRESH_TOKEN_TTL` | `--refresh-token-ttl` | 2592000 |
 //!
 //! The store is the first of: `--memory`; `--postgres` or `TENURE_POSTGRES_URL`;
-//! `--data` or `TENURE_DATA`; the file's `[store]` (one of `memory`, `postgres`,
-//! `data`); sled in `./tenure-data`.
+//! `--redb` or `TENURE_REDB`; `--data` or `TENURE_DATA`; the file's `[store]` (one
+//! of `memory`, `postgres`, `redb`, `data`); sled in `./tenure-data`. Two of
+//! `--memory`, `--postgres`, `--redb` and `--data` (or their environment variables)
+//! together are refused.
 //!
 //! On PostgreSQL every process sweeps unless its sweep interval is 0. Their sweeps
 //! are safe together (the engine retries what conflicts), only wasteful: one or two
@@ -56,11 +59,11 @@
 //!
 //! The **cursor key** signs pagination cursors; it is 32 bytes in base64 (`openssl
 //! rand -base64 32` makes one). On the in-memory store, a fresh one is drawn at each
-//! start. On sled, when none is set, the first start generates one and keeps it in
-//! the file `cursor.key` (mode 0600) in the data directory, where later starts find
-//! it. On PostgreSQL it must be set, and set the same in every process that shares
-//! the database (they accept each other's cursors): `serve` refuses to start without
-//! it. The engine's built-in default key is never used.
+//! start. On sled and on redb, when none is set, the first start generates one and
+//! keeps it in the file `cursor.key` (mode 0600) in the store's directory, where
+//! later starts find it. On PostgreSQL it must be set, and set the same in every
+//! process that shares the database (they accept each other's cursors): `serve`
+//! refuses to start without it. The engine's built-in default key is never used.
 //!
 //! # Example
 //!
@@ -109,9 +112,10 @@ store.cursor_key, store.postgres.
 The administrator token (TENURE_ADMIN_TOKEN) and the cursor key (TENURE_CURSOR_KEY) \
 are taken from the environment or the file only, never from the command line. \
 Without an administrator token, one is generated and printed once on standard \
-output. The cursor key is 32 bytes in base64 (`openssl rand -base64 32`): on sled, \
-one is generated on first start and kept in DATA/cursor.key; on PostgreSQL it is \
-required, the same in every process; on --memory a fresh one is drawn.
+output. The cursor key is 32 bytes in base64 (`openssl rand -base64 32`): on sled \
+and redb, one is generated on first start and kept in the store's directory, as \
+cursor.key; on PostgreSQL it is required, the same in every process; on --memory a \
+fresh one is drawn.
 
 Logs go to standard error, filtered by RUST_LOG (default: info).";
 
@@ -436,6 +440,7 @@ struct StoreSection {
     #[serde(default)]
     memory: bool,
     data: Option<PathBuf>,
+    redb: Option<PathBuf>,
     postgres: Option<Sensitive>,
     cursor_key: Option<Sensitive>,
 }
@@ -668,13 +673,18 @@ impl Settings {
 impl StoreSection {
     /// The store the file names, if it names one; refuses more than one.
     fn location(&self) -> Result<Option<StoreLocation>, CliError> {
-        let named = [self.memory, self.data.is_some(), self.postgres.is_some()]
-            .into_iter()
-            .filter(|&b| b)
-            .count();
+        let named = [
+            self.memory,
+            self.data.is_some(),
+            self.redb.is_some(),
+            self.postgres.is_some(),
+        ]
+        .into_iter()
+        .filter(|&b| b)
+        .count();
         if named > 1 {
             return Err(CliError::Usage(
-                "the config file's [store] names more than one store: keep one of memory, data and postgres"
+                "the config file's [store] names more than one store: keep one of memory, data, redb and postgres"
                     .to_owned(),
             ));
         }
@@ -682,6 +692,8 @@ impl StoreSection {
             Some(StoreLocation::Memory)
         } else if let Some(url) = &self.postgres {
             Some(StoreLocation::postgres(url.expose()))
+        } else if let Some(dir) = &self.redb {
+            Some(StoreLocation::Redb(dir.clone()))
         } else {
             self.data.clone().map(StoreLocation::Sled)
         })
@@ -740,7 +752,7 @@ fn store_location(
     data_given: bool,
     from_file: Option<StoreLocation>,
 ) -> Result<StoreLocation, CliError> {
-    if args.memory || args.postgres.is_some() || data_given {
+    if args.memory || args.postgres.is_some() || args.redb.is_some() || data_given {
         return Ok(StoreLocation::from_args(args));
     }
     Ok(from_file.unwrap_or_else(|| StoreLocation::from_args(args)))
@@ -848,6 +860,7 @@ mod tests {
         StoreArgs {
             data: PathBuf::from("./tenure-data"),
             memory: false,
+            redb: None,
             postgres: None,
         }
     }
@@ -922,6 +935,45 @@ mod tests {
         };
         let s = Settings::resolve(&store_args(), true, args).unwrap();
         assert_eq!(s.store, StoreLocation::Sled(PathBuf::from("./tenure-data")));
+    }
+
+    #[test]
+    fn redb_is_named_by_the_file_or_the_command_line_and_alone() {
+        let (_dir, path) = file("[store]\nredb = \"/var/lib/tenure\"\n");
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(&store_args(), false, args).unwrap();
+        assert_eq!(
+            s.store,
+            StoreLocation::Redb(PathBuf::from("/var/lib/tenure"))
+        );
+        // --redb (or TENURE_REDB) beats the file's store.
+        let (_dir, path) = file("[store]\nmemory = true\n");
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let store = StoreArgs {
+            redb: Some(PathBuf::from("here")),
+            ..store_args()
+        };
+        let s = Settings::resolve(&store, false, args).unwrap();
+        assert_eq!(s.store, StoreLocation::Redb(PathBuf::from("here")));
+        // Without any, sled in the default directory stays the store.
+        let s = Settings::resolve(&store_args(), false, ServeArgs::default()).unwrap();
+        assert_eq!(s.store, StoreLocation::Sled(PathBuf::from("./tenure-data")));
+        // A file naming two stores is refused.
+        let (_dir, path) = file("[store]\nredb = \"a\"\ndata = \"b\"\n");
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let e = Settings::resolve(&store_args(), false, args)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than one store"), "{e}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tenure::{
 };
 
 use crate::error::CliError;
-use crate::store::{Store, StoreArgs};
+use crate::store::{Store, StoreArgs, StoreLocation};
 
 struct Timeline {
     clock: Arc<ManualClock>,
@@ -50,13 +50,10 @@ pub async fn run(args: &StoreArgs) -> Result<(), CliError> {
         clock: clock.clone(),
     };
     let zone = format!("demo-{}", start.format("%Y%m%dT%H%M%S%.3fZ"));
-    match args.memory {
-        true => println!("demo on an in-memory store, zone {zone}\n"),
-        false => println!(
-            "demo on the sled store in {}, zone {zone}\n",
-            args.data.display()
-        ),
-    }
+    println!(
+        "demo on {}, zone {zone}\n",
+        StoreLocation::from_args(args).describe()
+    );
 
     let client = engine
         .register_client(

@@ -11,6 +11,10 @@ pub enum CliError {
     /// The sled store could not be opened.
     #[error("{0}")]
     Open(#[from] tenure_sled::OpenError),
+    /// The redb store could not be opened: held by another process, written in a
+    /// format this build does not read, not a tenure store, or unreadable.
+    #[error("{0}")]
+    OpenRedb(#[from] tenure_redb::OpenError),
     /// The PostgreSQL store could not be opened.
     #[error("postgres: {0}")]
     Postgres(Box<dyn std::error::Error + Send + Sync>),

@@ -1,7 +1,9 @@
 //! `tenure`: the grant-lifecycle engine on the command line.
 //!
 //! The embedded default store is sled in `./tenure-data` (`--data DIR` or
-//! `TENURE_DATA` name another); `--memory` runs on an empty in-memory store.
+//! `TENURE_DATA` name another); `--redb DIR` (or `TENURE_REDB`) runs on redb in
+//! that directory, `--postgres` on PostgreSQL, and `--memory` on an empty in-memory
+//! store.
 //! Every command takes `--zone` (default `default`); the ones that print records
 //! print a table, or JSON with `--json`. Errors are one line on stderr and a
 //! non-zero exit code.

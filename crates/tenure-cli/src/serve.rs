@@ -31,7 +31,8 @@ use crate::store::{Store, StoreArgs, StoreLocation};
 
 use self::sweeper::Sweeper;
 
-/// The file a sled store keeps its generated cursor key in.
+/// The file a sled or redb store keeps its generated cursor key in, in its
+/// directory.
 const CURSOR_KEY_FILE: &str = "cursor.key";
 
 /// Listens for SIGINT and SIGTERM from now on (so that neither kills the process
@@ -225,14 +226,17 @@ fn engine_config(settings: &Settings) -> Result<EngineConfig, CliError> {
     })
 }
 
-/// The cursor key: the configured one; else, on sled, the one kept with the store
-/// (made on first start); on memory, a fresh one. Never the engine's default.
+/// The cursor key: the configured one; else, on sled and redb, the one kept in the
+/// store's directory (made on first start); on memory, a fresh one. Never the
+/// engine's default.
 fn cursor_key(settings: &Settings) -> Result<CursorKey, CliError> {
     if let Some(key) = &settings.cursor_key {
         return Ok(key.clone());
     }
     match &settings.store {
-        StoreLocation::Sled(dir) => sled_cursor_key(&dir.join(CURSOR_KEY_FILE)),
+        StoreLocation::Sled(dir) | StoreLocation::Redb(dir) => {
+            kept_cursor_key(&dir.join(CURSOR_KEY_FILE))
+        }
         StoreLocation::Memory => Ok(CursorKey::new(random_key()?)),
         // Refused before the store was opened.
         StoreLocation::Postgres { .. } => Err(CliError::Usage(
@@ -249,10 +253,10 @@ fn random_key() -> Result<[u8; 32], CliError> {
     Ok(key)
 }
 
-/// Reads the sled store's cursor key from `path`, or makes one and keeps it there
-/// (mode 0600, written whole or not at all). Called with the store open, so no
-/// other process holds the directory.
-fn sled_cursor_key(path: &Path) -> Result<CursorKey, CliError> {
+/// Reads an embedded (sled or redb) store's cursor key from `path`, or makes one
+/// and keeps it there (mode 0600, written whole or not at all). Called with the
+/// store open, so no other process holds the directory.
+fn kept_cursor_key(path: &Path) -> Result<CursorKey, CliError> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             warn_if_readable_by_others(path);

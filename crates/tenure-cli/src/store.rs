@@ -1,4 +1,5 @@
-//! Which store a command runs on: sled in a directory (the default), or memory.
+//! Which store a command runs on: sled in a directory (the default), redb in a
+//! directory, PostgreSQL, or memory.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -8,7 +9,8 @@ use std::time::Duration;
 use tenure::Storage;
 use tenure_memory::MemoryStorage;
 use tenure_postgres::{PostgresOptions, PostgresStorage, TlsMode};
-use tenure_sled::{Durability, SledConfig, SledStorage};
+use tenure_redb::{RedbConfig, RedbStorage};
+use tenure_sled::{SledConfig, SledStorage};
 
 use crate::error::CliError;
 
@@ -24,8 +26,17 @@ pub struct StoreArgs {
     )]
     pub data: PathBuf,
     /// Run on an empty in-memory store instead (nothing is kept).
-    #[arg(long, global = true, conflicts_with_all = ["data", "postgres"])]
+    #[arg(long, global = true, conflicts_with_all = ["data", "postgres", "redb"])]
     pub memory: bool,
+    /// Run on the redb store in this directory instead of sled.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "TENURE_REDB",
+        conflicts_with_all = ["data", "postgres"]
+    )]
+    pub redb: Option<PathBuf>,
     /// Run on a PostgreSQL database shared with other processes.
     #[arg(
         long,
@@ -47,6 +58,8 @@ pub enum StoreLocation {
     Memory,
     /// Sled in this directory.
     Sled(PathBuf),
+    /// redb in this directory.
+    Redb(PathBuf),
     /// PostgreSQL.
     Postgres {
         /// The connection URL, which may hold a password.
@@ -94,6 +107,7 @@ impl fmt::Debug for StoreLocation {
         match self {
             StoreLocation::Memory => f.write_str("Memory"),
             StoreLocation::Sled(dir) => f.debug_tuple("Sled").field(dir).finish(),
+            StoreLocation::Redb(dir) => f.debug_tuple("Redb").field(dir).finish(),
             StoreLocation::Postgres { pool, .. } => f
                 .debug_struct("Postgres")
                 .field("url", &"[redacted]")
@@ -110,6 +124,8 @@ impl StoreLocation {
             StoreLocation::Memory
         } else if let Some(url) = &args.postgres {
             StoreLocation::postgres(url)
+        } else if let Some(dir) = &args.redb {
+            StoreLocation::Redb(dir.clone())
         } else {
             StoreLocation::Sled(args.data.clone())
         }
@@ -120,6 +136,16 @@ impl StoreLocation {
         StoreLocation::Postgres {
             url: url.to_owned(),
             pool: PostgresPool::default(),
+        }
+    }
+
+    /// What the store is, for a person: `the sled store in DIR`.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreLocation::Memory => "an in-memory store".to_owned(),
+            StoreLocation::Sled(dir) => format!("the sled store in {}", dir.display()),
+            StoreLocation::Redb(dir) => format!("the redb store in {}", dir.display()),
+            StoreLocation::Postgres { .. } => "PostgreSQL".to_owned(),
         }
     }
 
@@ -137,6 +163,8 @@ impl StoreLocation {
 pub enum Store {
     /// Sled, durable.
     Sled(SledStorage),
+    /// redb, durable.
+    Redb(RedbStorage),
     /// Memory.
     Memory(MemoryStorage),
     /// PostgreSQL, shared.
@@ -144,9 +172,9 @@ pub enum Store {
 }
 
 impl Store {
-    /// Opens the store the arguments name, creating a sled store that does not
-    /// exist yet; sled in Immediate durability, so an acknowledged write survives the
-    /// process being killed.
+    /// Opens the store the arguments name, creating a sled or redb store that does
+    /// not exist yet; both in Immediate durability, so an acknowledged write survives
+    /// the process being killed.
     pub async fn create(args: &StoreArgs) -> Result<Store, CliError> {
         Store::open_with(args, true).await
     }
@@ -160,8 +188,8 @@ impl Store {
         Store::open_at(&StoreLocation::from_args(args), create).await
     }
 
-    /// Opens the store at `location`, creating a sled store that does not exist yet
-    /// when `create` is set.
+    /// Opens the store at `location`, creating a sled or redb store that does not
+    /// exist yet when `create` is set.
     pub async fn open_at(location: &StoreLocation, create: bool) -> Result<Store, CliError> {
         match location {
             StoreLocation::Memory => Ok(Store::Memory(MemoryStorage::new())),
@@ -174,13 +202,20 @@ impl Store {
             }
             StoreLocation::Sled(data) => {
                 if !create && !data.exists() {
-                    return Err(CliError::Usage(format!(
-                        "no store at {} (set --data or TENURE_DATA, or create one with `tenure import` or `tenure serve`)",
-                        data.display()
-                    )));
+                    return Err(missing(data, "--data or TENURE_DATA"));
                 }
-                let config = SledConfig::new().durability(Durability::Immediate);
+                let config = SledConfig::new().durability(tenure_sled::Durability::Immediate);
                 Ok(Store::Sled(SledStorage::open_with(data, config)?))
+            }
+            StoreLocation::Redb(dir) => {
+                // The database file, not only the directory: reading from a directory
+                // that holds something else (a sled store, say) must not leave an
+                // empty redb database in it.
+                if !create && !dir.join(tenure_redb::DATABASE_FILE).exists() {
+                    return Err(missing(dir, "--redb or TENURE_REDB"));
+                }
+                let config = RedbConfig::new().durability(tenure_redb::Durability::Immediate);
+                Ok(Store::Redb(RedbStorage::open_with(dir, config)?))
             }
         }
     }
@@ -189,6 +224,7 @@ impl Store {
     pub fn storage(&self) -> Arc<dyn Storage> {
         match self {
             Store::Sled(s) => Arc::new(s.clone()),
+            Store::Redb(r) => Arc::new(r.clone()),
             Store::Memory(m) => Arc::new(m.clone()),
             Store::Postgres(p) => Arc::new(p.clone()),
         }
@@ -196,9 +232,20 @@ impl Store {
 
     /// Makes everything written durable (PostgreSQL commits are already).
     pub async fn flush(&self) -> Result<(), CliError> {
-        if let Store::Sled(s) = self {
-            s.flush().await?;
+        match self {
+            Store::Sled(s) => s.flush().await?,
+            Store::Redb(r) => r.flush().await?,
+            Store::Memory(_) | Store::Postgres(_) => {}
         }
         Ok(())
     }
+}
+
+/// A read command's refusal of a store directory that does not exist: reading never
+/// creates a store.
+fn missing(dir: &std::path::Path, set: &str) -> CliError {
+    CliError::Usage(format!(
+        "no store at {} (set {set}, or create one with `tenure import` or `tenure serve`)",
+        dir.display()
+    ))
 }

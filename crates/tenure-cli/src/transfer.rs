@@ -478,6 +478,7 @@ mod tests {
         AuthorizeRequest, ClientRegistration, Engine, ListGrants, ManualClock, RefreshRequest,
     };
     use tenure_memory::MemoryStorage;
+    use tenure_redb::RedbStorage;
     use tenure_sled::SledStorage;
 
     use super::*;
@@ -593,7 +594,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_rotated_grant_keeps_its_refresh_chain_across_export_and_import() {
+    async fn a_rotated_grant_keeps_its_refresh_chain_across_export_and_import_into_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        let sled = SledStorage::open(dir.path()).unwrap();
+        a_rotated_grant_keeps_its_refresh_chain(Arc::new(sled)).await;
+    }
+
+    #[tokio::test]
+    async fn a_rotated_grant_keeps_its_refresh_chain_across_export_and_import_into_redb() {
+        let dir = tempfile::tempdir().unwrap();
+        let redb = RedbStorage::open(dir.path()).unwrap();
+        a_rotated_grant_keeps_its_refresh_chain(Arc::new(redb)).await;
+    }
+
+    /// A grant rotated three times on memory, exported and imported into `target`:
+    /// its current refresh token refreshes there, and a spent one is reuse.
+    async fn a_rotated_grant_keeps_its_refresh_chain(target: Arc<dyn Storage>) {
         let memory = MemoryStorage::new();
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let engine = engine_on(Arc::new(memory.clone()), &clock, true).await;
@@ -627,18 +643,16 @@ mod tests {
             "the seed's Grant shape is unchanged"
         );
 
-        let dir = tempfile::tempdir().unwrap();
-        let sled = SledStorage::open(dir.path()).unwrap();
-        import_lines(&sled, &file[..], std::path::Path::new("f"), || {})
+        import_lines(target.as_ref(), &file[..], std::path::Path::new("f"), || {})
             .await
             .unwrap();
-        let imported = sled
+        let imported = target
             .get_grant("z", &issued.grant.id)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(imported.record, issued.grant.clone());
-        let target = engine_on(Arc::new(sled.clone()), &clock, false).await;
+        let target = engine_on(target, &clock, false).await;
         clock.advance(chrono::Duration::seconds(1));
         let current = issued.refresh_token.clone().unwrap();
         let next = target

@@ -3,22 +3,66 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
-fn tenure(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("TENURE_DATA")
-        .output()
-        .unwrap()
+/// Where a command runs: a path is a sled store (`--data`), [`Redb`] a redb one.
+trait At {
+    /// The flag naming the store.
+    fn flag(&self) -> &'static str;
+    /// The store's directory.
+    fn dir(&self) -> &Path;
 }
 
-fn ok(data: &Path, args: &[&str]) -> String {
+impl At for Path {
+    fn flag(&self) -> &'static str {
+        "--data"
+    }
+    fn dir(&self) -> &Path {
+        self
+    }
+}
+
+impl At for PathBuf {
+    fn flag(&self) -> &'static str {
+        "--data"
+    }
+    fn dir(&self) -> &Path {
+        self
+    }
+}
+
+/// A redb store in this directory (`--redb`).
+struct Redb<'a>(&'a Path);
+
+impl At for Redb<'_> {
+    fn flag(&self) -> &'static str {
+        "--redb"
+    }
+    fn dir(&self) -> &Path {
+        self.0
+    }
+}
+
+/// The binary, on the store `at`, with no store named by the environment.
+fn command(at: &(impl At + ?Sized)) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tenure"));
+    command
+        .arg(at.flag())
+        .arg(at.dir())
+        .env_remove("TENURE_DATA")
+        .env_remove("TENURE_REDB")
+        .env_remove("TENURE_POSTGRES_URL");
+    command
+}
+
+fn tenure(data: &(impl At + ?Sized), args: &[&str]) -> Output {
+    command(data).args(args).output().unwrap()
+}
+
+fn ok(data: &(impl At + ?Sized), args: &[&str]) -> String {
     let out = tenure(data, args);
     assert!(
         out.status.success(),
@@ -28,14 +72,14 @@ fn ok(data: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn json_of(data: &Path, args: &[&str]) -> Value {
+fn json_of(data: &(impl At + ?Sized), args: &[&str]) -> Value {
     let mut args = args.to_vec();
     args.push("--json");
     serde_json::from_str(&ok(data, &args)).unwrap()
 }
 
 /// Fails with one line on stderr, no panic, no backtrace.
-fn fails(data: &Path, args: &[&str], fragment: &str) {
+fn fails(data: &(impl At + ?Sized), args: &[&str], fragment: &str) {
     let out = tenure(data, args);
     assert!(!out.status.success(), "{args:?} should fail");
     let err = String::from_utf8(out.stderr).unwrap();
@@ -49,7 +93,7 @@ fn fails(data: &Path, args: &[&str], fragment: &str) {
 }
 
 /// Runs the demo and answers the zone it used.
-fn demo(data: &Path) -> String {
+fn demo(data: &(impl At + ?Sized)) -> String {
     let out = ok(data, &["demo"]);
     assert!(out.contains("reuse detected"), "{out}");
     assert!(out.contains("reads expired before any sweep"), "{out}");
@@ -57,12 +101,10 @@ fn demo(data: &Path) -> String {
     first.rsplit("zone ").next().unwrap().trim().to_owned()
 }
 
-#[test]
-fn demo_walks_a_grant_through_its_life_on_sled() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("store");
-    let zone = demo(&data);
-    let listing = json_of(&data, &["grants", "list", "--zone", &zone, "--total-count"]);
+/// Runs the demo twice on `at` and checks what it left.
+fn demo_leaves_an_expired_and_a_revoked_grant(at: &(impl At + ?Sized)) {
+    let zone = demo(at);
+    let listing = json_of(at, &["grants", "list", "--zone", &zone, "--total-count"]);
     assert_eq!(listing["pagination"]["total_count"], 2);
     let statuses: Vec<&str> = listing["items"]
         .as_array()
@@ -72,13 +114,33 @@ fn demo_walks_a_grant_through_its_life_on_sled() {
         .collect();
     assert_eq!(statuses, ["expired", "revoked"]);
     // A second demo run gets a zone of its own.
-    assert_ne!(demo(&data), zone);
+    assert_ne!(demo(at), zone);
+}
+
+#[test]
+fn demo_walks_a_grant_through_its_life_on_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    demo_leaves_an_expired_and_a_revoked_grant(&data);
     // And on memory too.
     let out = Command::new(env!("CARGO_BIN_EXE_tenure"))
         .args(["--memory", "demo"])
         .output()
         .unwrap();
     assert!(out.status.success());
+}
+
+#[test]
+fn demo_runs_on_redb() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let out = ok(&Redb(&store), &["demo"]);
+    assert!(
+        out.starts_with(&format!("demo on the redb store in {}", store.display())),
+        "{out}"
+    );
+    demo_leaves_an_expired_and_a_revoked_grant(&Redb(&store));
+    assert!(store.join("tenure.redb").exists());
 }
 
 #[test]
@@ -339,6 +401,123 @@ fn bad_arguments_and_missing_stores_are_one_line_errors() {
 }
 
 #[test]
+fn redb_stores_that_cannot_be_opened_are_one_line_errors() {
+    use redb::TableDefinition;
+    use tenure_redb::{DATABASE_FILE, FORMAT_VERSION};
+
+    let dir = tempfile::tempdir().unwrap();
+    // Reading never creates a store.
+    let missing = dir.path().join("nowhere");
+    fails(&Redb(&missing), &["grants", "list"], "no store at");
+    fails(&Redb(&missing), &["export"], "--redb or TENURE_REDB");
+    assert!(!missing.exists(), "reading does not create a store");
+    // Nor does it put a redb database into a directory holding something else.
+    let sled = dir.path().join("sled");
+    ok(
+        &sled,
+        &["clients", "create", "--id", "web", "--name", "Web"],
+    );
+    fails(&Redb(&sled), &["clients", "list"], "no store at");
+    assert!(!sled.join(DATABASE_FILE).exists());
+    // A file where the directory belongs.
+    let file = dir.path().join("file");
+    std::fs::write(&file, "hello").unwrap();
+    fails(
+        &Redb(&file),
+        &["grants", "list"],
+        &file.display().to_string(),
+    );
+    // A database file that is not redb's.
+    let garbage = dir.path().join("garbage");
+    std::fs::create_dir(&garbage).unwrap();
+    std::fs::write(garbage.join(DATABASE_FILE), vec![0x5a; 16 * 1024]).unwrap();
+    fails(
+        &Redb(&garbage),
+        &["grants", "list"],
+        &garbage.display().to_string(),
+    );
+    // A redb database of someone else's.
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    {
+        let db = redb::Database::create(foreign.join(DATABASE_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        let other: TableDefinition<'static, &str, &str> = TableDefinition::new("theirs");
+        txn.open_table(other).unwrap().insert("k", "v").unwrap();
+        txn.commit().unwrap();
+    }
+    fails(
+        &Redb(&foreign),
+        &["grants", "list"],
+        "no tenure-redb format marker",
+    );
+    // A store written by a later tenure-redb, in a format this one does not read:
+    // refused by every command, `serve` and `import` included, and left unchanged.
+    let later = dir.path().join("later");
+    ok(
+        &Redb(&later),
+        &["clients", "create", "--id", "web", "--name", "Web"],
+    );
+    {
+        let db = redb::Database::open(later.join(DATABASE_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        let meta: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("tenure_meta");
+        txn.open_table(meta)
+            .unwrap()
+            .insert(
+                b"format_version".as_slice(),
+                (FORMAT_VERSION + 1).to_be_bytes().as_slice(),
+            )
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let before = std::fs::read(later.join(DATABASE_FILE)).unwrap();
+    let unsupported = format!("format version {}", FORMAT_VERSION + 1);
+    fails(&Redb(&later), &["clients", "list"], &unsupported);
+    fails(
+        &Redb(&later),
+        &["import", "--in", "/dev/null"],
+        &later.display().to_string(),
+    );
+    let out = tenure(
+        &Redb(&later),
+        &["serve", "--addr", "127.0.0.1:0", "--log-format", "json"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.trim_end().lines().last().unwrap();
+    assert!(
+        last.starts_with("tenure: ") && last.contains(&unsupported),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(later.join(DATABASE_FILE)).unwrap(),
+        before,
+        "refused, not changed"
+    );
+    // Two stores at once are refused before anything is opened.
+    for args in [
+        &["--redb", "r", "--data", "d", "grants", "list"][..],
+        &["--redb", "r", "--memory", "grants", "list"],
+        &["--redb", "r", "--postgres", "host=db", "grants", "list"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .current_dir(dir.path())
+            .args(args)
+            .env_remove("TENURE_DATA")
+            .env_remove("TENURE_REDB")
+            .env_remove("TENURE_POSTGRES_URL")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("cannot be used with"), "{err}");
+    }
+    assert!(!dir.path().join("r").exists() && !dir.path().join("d").exists());
+}
+
+#[test]
 fn tokens_and_sweep() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
@@ -428,10 +607,8 @@ struct Server {
     addr: String,
 }
 
-fn serve(data: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .arg("--data")
-        .arg(data)
+fn serve(data: &(impl At + ?Sized)) -> Server {
+    let mut child = command(data)
         .args(["serve", "--addr", "127.0.0.1:0"])
         .env("TENURE_ADMIN_TOKEN", "admin")
         .stdout(Stdio::piped())
@@ -462,17 +639,44 @@ fn http(addr: &str, request: &str) -> String {
     response
 }
 
+impl Server {
+    /// SIGTERM, and the exit code.
+    fn stop(mut self) -> Option<i32> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap().code()
+    }
+}
+
 #[test]
 fn serve_answers_and_stops_on_sigterm_with_the_store_intact() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("store");
+    serve_until_sigterm(&dir.path().join("store"), dir.path());
+}
+
+#[test]
+fn serve_on_redb_answers_and_stops_on_sigterm_with_the_store_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    serve_until_sigterm(&Redb(&store), dir.path());
+    assert!(store.join("tenure.redb").exists());
+    assert!(store.join("cursor.key").exists(), "kept with the store");
+}
+
+/// Serves the store `data`, makes a grant over HTTP, checks that no other process
+/// can open the store meanwhile, stops the server with SIGTERM and finds the grant
+/// and its token in the store. `scratch` is a directory for files.
+fn serve_until_sigterm(data: &(impl At + ?Sized), scratch: &Path) {
     ok(
-        &data,
+        data,
         &[
             "clients", "create", "--id", "web", "--name", "Web", "--scope", "read",
         ],
     );
-    let mut server = serve(&data);
+    let server = serve(data);
     let body = r#"{"client_id":"web","user_id":"alice","resource_id":"api","scopes":["read"]}"#;
     let response = http(
         &server.addr,
@@ -486,34 +690,168 @@ fn serve_answers_and_stops_on_sigterm_with_the_store_intact() {
     let grant_id = json["grant"]["id"].as_str().unwrap().to_owned();
     let access_token = json["access_token"].as_str().unwrap().to_owned();
     // A second process cannot open the same store: a clear error naming the path.
-    fails(&data, &["grants", "list"], &data.display().to_string());
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = server.child.wait().unwrap();
-    assert_eq!(exit.code(), Some(0), "graceful shutdown exits 0");
+    fails(data, &["grants", "list"], &data.dir().display().to_string());
+    fails(data, &["grants", "list"], "open in another process");
+    assert_eq!(server.stop(), Some(0), "graceful shutdown exits 0");
     // The grant survived and its token still introspects.
-    let token_path = dir.path().join("access-token");
+    let token_path = scratch.join("access-token");
     std::fs::write(&token_path, format!("{access_token}\n")).unwrap();
     let token_file = token_path.display().to_string();
     assert_eq!(
-        json_of(&data, &["grants", "show", &grant_id])["status"],
+        json_of(data, &["grants", "show", &grant_id])["status"],
         "active"
     );
     assert_eq!(
-        json_of(&data, &["tokens", "introspect", &token_file])["active"],
+        json_of(data, &["tokens", "introspect", &token_file])["active"],
         true
     );
     assert_eq!(
-        json_of(&data, &["tokens", "revoke", &token_file])["revoked"],
+        json_of(data, &["tokens", "revoke", &token_file])["revoked"],
         true
     );
     assert_eq!(
-        json_of(&data, &["tokens", "introspect", &token_file])["active"],
+        json_of(data, &["tokens", "introspect", &token_file])["active"],
         false
     );
+}
+
+/// An HTTP answer's status and JSON body.
+fn answer(response: &str) -> (u16, Value) {
+    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// `POST path` on the server with a body of `content_type`, as the administrator.
+fn post(server: &Server, path: &str, content_type: &str, body: &str) -> (u16, Value) {
+    answer(&http(
+        &server.addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    ))
+}
+
+/// Presents a refresh token of public client `web` in `zone`.
+fn refresh(server: &Server, zone: &str, token: &str) -> (u16, Value) {
+    post(
+        server,
+        &format!("/zones/{zone}/oauth/token"),
+        "application/x-www-form-urlencoded",
+        &format!("grant_type=refresh_token&client_id=web&refresh_token={token}"),
+    )
+}
+
+fn text(v: &Value) -> String {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a string: {v}"))
+        .to_owned()
+}
+
+#[test]
+fn a_zone_moves_from_sled_to_redb_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let sled = dir.path().join("sled");
+    let redb = dir.path().join("redb");
+    let back = dir.path().join("back");
+    let zone = demo(&sled);
+    // A grant whose refresh token rotated twice, through the API.
+    ok(
+        &sled,
+        &[
+            "clients", "create", "--id", "web", "--name", "Web", "--scope", "read", "--zone", &zone,
+        ],
+    );
+    let server = serve(&sled);
+    let (status, granted) = post(
+        &server,
+        &format!("/zones/{zone}/delegated-grants"),
+        "application/json",
+        r#"{"client_id":"web","user_id":"carol","resource_id":"api","scopes":["read"]}"#,
+    );
+    assert_eq!(status, 201, "{granted}");
+    let grant_id = text(&granted["grant"]["id"]);
+    let first = text(&granted["refresh_token"]);
+    let (status, rotated) = refresh(&server, &zone, &first);
+    assert_eq!(status, 200, "{rotated}");
+    let (status, rotated) = refresh(&server, &zone, &text(&rotated["refresh_token"]));
+    assert_eq!(status, 200, "{rotated}");
+    let current = text(&rotated["refresh_token"]);
+    assert_eq!(server.stop(), Some(0));
+
+    // sled → redb: the same listing and history; a second import changes nothing.
+    let from_sled = dir.path().join("from-sled.jsonl");
+    let from_sled_arg = from_sled.to_str().unwrap();
+    ok(&sled, &["export", "--zone", &zone, "--out", from_sled_arg]);
+    let lines = std::fs::read_to_string(&from_sled).unwrap().lines().count();
+    let first_import = tenure(&Redb(&redb), &["import", "--in", from_sled_arg]);
+    assert!(
+        first_import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first_import.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&first_import.stderr)
+            .contains(&format!("{lines} created, 0 updated, 0 unchanged"))
+    );
+    let again = tenure(&Redb(&redb), &["import", "--in", from_sled_arg]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .contains(&format!("0 created, 0 updated, {lines} unchanged")),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let list = |at: &dyn Fn(&[&str]) -> Value| {
+        (
+            at(&["grants", "list", "--zone", &zone, "--total-count"]),
+            at(&["grants", "history", &grant_id, "--zone", &zone]),
+            at(&["clients", "list", "--zone", &zone]),
+        )
+    };
+    let on_sled = list(&|args| json_of(&sled, args));
+    assert_eq!(on_sled.0["pagination"]["total_count"], 3);
+    assert_eq!(list(&|args| json_of(&Redb(&redb), args)), on_sled);
+    // redb exports the zone byte for byte as sled did.
+    let from_redb = dir.path().join("from-redb.jsonl");
+    let from_redb_arg = from_redb.to_str().unwrap();
+    ok(
+        &Redb(&redb),
+        &["export", "--zone", &zone, "--out", from_redb_arg],
+    );
+    assert_eq!(
+        std::fs::read_to_string(&from_redb).unwrap(),
+        std::fs::read_to_string(&from_sled).unwrap()
+    );
+
+    // redb → sled again.
+    ok(&back, &["import", "--in", from_redb_arg]);
+    assert_eq!(list(&|args| json_of(&back, args)), on_sled);
+
+    // On redb, the rotated grant's current refresh token refreshes, and a token
+    // spent on sled is still caught as reuse, revoking the grant.
+    let server = serve(&Redb(&redb));
+    let (status, next) = refresh(&server, &zone, &current);
+    assert_eq!(status, 200, "{next}");
+    let (status, reused) = refresh(&server, &zone, &first);
+    assert_eq!(status, 400, "{reused}");
+    assert_eq!(reused["error"], "invalid_grant");
+    assert_eq!(server.stop(), Some(0));
+    let grant = json_of(
+        &Redb(&redb),
+        &["grants", "show", &grant_id, "--zone", &zone],
+    );
+    assert_eq!(grant["status"], "revoked");
+    let reasons: Vec<String> = json_of(
+        &Redb(&redb),
+        &["grants", "history", &grant_id, "--zone", &zone],
+    )
+    .as_array()
+    .unwrap()
+    .iter()
+    .map(|t| text(&t["reason"]))
+    .collect();
+    assert_eq!(reasons, ["created", "refreshed", "reuse_detected"]);
 }
 
 fn postgres_url() -> String {
@@ -530,6 +868,7 @@ fn tenure_pg(url: &str, args: &[&str]) -> Output {
         .args(args)
         .env("TENURE_POSTGRES_URL", url)
         .env_remove("TENURE_DATA")
+        .env_remove("TENURE_REDB")
         .output()
         .unwrap()
 }
@@ -568,6 +907,35 @@ fn import_into_postgres_and_serve_from_it() {
     assert_eq!(
         from_pg,
         json_of(&data, &["grants", "list", "--zone", &zone, "--total-count"])
+    );
+    // And on from PostgreSQL to redb.
+    let from_pg_file = dir.path().join("from-pg.jsonl");
+    let exported = tenure_pg(
+        &url,
+        &[
+            "export",
+            "--zone",
+            &zone,
+            "--out",
+            from_pg_file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let redb = dir.path().join("redb");
+    ok(
+        &Redb(&redb),
+        &["import", "--in", from_pg_file.to_str().unwrap()],
+    );
+    assert_eq!(
+        json_of(
+            &Redb(&redb),
+            &["grants", "list", "--zone", &zone, "--total-count"]
+        ),
+        from_pg
     );
 
     // A password on the command line is refused, without being echoed.

@@ -20,6 +20,7 @@ fn tenure() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tenure"));
     for var in [
         "TENURE_DATA",
+        "TENURE_REDB",
         "TENURE_POSTGRES_URL",
         "TENURE_ADMIN_TOKEN",
         "TENURE_CURSOR_KEY",
@@ -638,9 +639,21 @@ fn the_sweeper_persists_expiry_without_any_command() {
 
 #[test]
 fn sled_keeps_the_cursor_key_it_generated_and_cursors_outlive_a_restart() {
+    cursors_outlive_a_restart("--data");
+}
+
+#[test]
+fn redb_keeps_the_cursor_key_it_generated_and_cursors_outlive_a_restart() {
+    cursors_outlive_a_restart("--redb");
+}
+
+/// On the embedded store `flag` names, the first start generates a cursor key and
+/// keeps it in the store's directory, and a cursor given out before a restart is
+/// accepted after it.
+fn cursors_outlive_a_restart(flag: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
-    let store = ["--data", data.to_str().unwrap()];
+    let store = [flag, data.to_str().unwrap()];
     let env = [("TENURE_ADMIN_TOKEN", ADMIN)];
     let server = Server::start(&store, &[], &env);
     admin_json(
@@ -689,6 +702,76 @@ fn sled_keeps_the_cursor_key_it_generated_and_cursors_outlive_a_restart() {
     let stopped = server.stop();
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key, "kept");
     assert!(!stopped.all().contains(key.trim()));
+}
+
+#[test]
+fn a_config_file_names_a_redb_store_and_serve_keeps_its_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("grants");
+    let file = dir.path().join("tenure.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[http]\nadmin_token = \"{ADMIN}\"\n[store]\nredb = \"{}\"\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    let config = ["--config", file.to_str().unwrap()];
+    let server = Server::start(&[], &config, &[]);
+    let created = admin_json(
+        &server.addr,
+        "POST",
+        "/zones/z1/clients",
+        &json!({"id": "web", "name": "Web", "allowed_scopes": ["read"]}),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let granted = admin_json(
+        &server.addr,
+        "POST",
+        "/zones/z1/delegated-grants",
+        &json!({"client_id": "web", "user_id": "alice", "resource_id": "api", "scopes": ["read"]}),
+    );
+    assert_eq!(granted.status, 201, "{}", granted.body);
+    let id = text(&granted.json()["grant"]["id"]);
+    let ready = http(&server.addr, "GET", "/readyz", &[], "");
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    let stopped = server.stop();
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+    assert!(stopped.stderr.contains("Redb"), "{}", stopped.stderr);
+    assert!(store.join("tenure.redb").exists());
+    assert!(!dir.path().join("tenure-data").exists());
+    // Reopened by another process, on the command line: the grant is there.
+    let out = tenure()
+        .args(["--redb", store.to_str().unwrap()])
+        .args(["grants", "show", &id, "--zone", "z1", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let grant: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(grant["status"], "active");
+    // A file naming two stores is refused, in one line.
+    std::fs::write(
+        &file,
+        format!(
+            "[store]\nredb = \"{}\"\ndata = \"{}\"\n",
+            store.display(),
+            dir.path().join("sled").display()
+        ),
+    )
+    .unwrap();
+    let out = tenure()
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("more than one store"), "{err}");
 }
 
 #[test]
