@@ -1,6 +1,7 @@
 //! The operations, written once for every backend: each case drives the engine on
 //! a backend's store and the backend's raw store through the same steps.
 
+use std::cell::RefCell;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use tenure::{
 };
 
 use crate::fixture::{self, CLIENT, ZONE, epoch};
-use crate::{Bench, Case, OrDie, RawStore, Sizes, runtime, time_async};
+use crate::{Bench, Case, OrDie, RawStore, Sizes, rotation, runtime, time_async};
 
 /// A backend: how to open an empty engine store and an empty raw store.
 pub trait Backend: 'static {
@@ -25,6 +26,28 @@ pub trait Backend: 'static {
 
     /// Opens an empty raw store.
     fn raw(runtime: &tokio::runtime::Runtime) -> Self::Raw;
+
+    /// The grants the `refresh/history=…` case rotates in turn: few enough that
+    /// rotating each of them a thousand times beforehand takes seconds.
+    const WORKING_SET: u64;
+
+    /// The grants a store of the cases that use grants up (the fresh `refresh`,
+    /// `revoke`) is filled with (see [`Pool`]): on memory, about as few as the
+    /// history case's working set, so that both find their grants as warm in the
+    /// caches and their indexes as shallow; on sled and PostgreSQL, where a fresh
+    /// store costs a directory or a connection pool and a bulk load leaves
+    /// deferred writes behind it, many.
+    const POOL: u64;
+}
+
+/// Records written to a store at once when fixtures are loaded.
+const RECORDS_PER_LOAD: u64 = 1000;
+
+/// The families of `access` access tokens written at once when fixtures are
+/// loaded: about [`RECORDS_PER_LOAD`] records. Bigger writes leave sled deferred
+/// work that the timed operations after them would pay for.
+fn families_per_load(access: u64) -> usize {
+    (RECORDS_PER_LOAD / (access + 2)).max(1) as usize
 }
 
 /// Something kept until a store is dropped, and dropped after it.
@@ -74,12 +97,22 @@ impl EngineSide {
         }
     }
 
-    /// Loads grants `range` with `tokens` tokens each.
-    pub fn load_families(&self, range: std::ops::Range<u64>, tokens: usize) {
+    /// The benchmark client, as stored.
+    pub fn client(&self) -> tenure::Client {
+        self.runtime
+            .block_on(self.storage.get_client(ZONE, CLIENT))
+            .or_die("reading the client")
+            .or_die("reading the client")
+            .record
+    }
+
+    /// Loads grants `range` with `access` access tokens each (see
+    /// [`fixture::family`]).
+    pub fn load_families(&self, range: std::ops::Range<u64>, access: u64) {
         self.runtime.block_on(fixture::put_families(
             &*self.storage,
-            range.map(|i| fixture::family(i, tokens)),
-            500,
+            range.map(|i| fixture::family(i, access)),
+            families_per_load(access),
         ));
     }
 
@@ -103,14 +136,13 @@ pub struct RawSide<R> {
 impl<R: RawStore + Send + Sync + 'static> RawSide<R> {
     /// Opens it, with the benchmark client stored.
     pub fn open<B: Backend<Raw = R>>(engine: &EngineSide) -> RawSide<R> {
+        RawSide::with_client::<B>(engine.client())
+    }
+
+    /// Opens it, with `client` stored.
+    pub fn with_client<B: Backend<Raw = R>>(client: tenure::Client) -> RawSide<R> {
         let runtime = runtime();
         let raw = B::raw(&runtime);
-        let client = engine
-            .runtime
-            .block_on(engine.storage.get_client(ZONE, CLIENT))
-            .or_die("reading the client")
-            .or_die("reading the client")
-            .record;
         runtime.block_on(raw.put_client(client));
         RawSide {
             runtime,
@@ -119,10 +151,14 @@ impl<R: RawStore + Send + Sync + 'static> RawSide<R> {
         }
     }
 
-    /// Loads grants `range` with `tokens` tokens each.
-    pub fn load_families(&self, range: std::ops::Range<u64>, tokens: usize) {
-        let families = range.map(|i| fixture::family(i, tokens)).collect();
-        self.runtime.block_on(self.raw.load_families(families));
+    /// Loads grants `range` with `access` access tokens each (see
+    /// [`fixture::family`]).
+    pub fn load_families(&self, range: std::ops::Range<u64>, access: u64) {
+        let families: Vec<fixture::Family> = range.map(|i| fixture::family(i, access)).collect();
+        for chunk in families.chunks(families_per_load(access)) {
+            self.runtime
+                .block_on(self.raw.load_families(chunk.to_vec()));
+        }
     }
 
     /// Loads bare grants.
@@ -133,24 +169,64 @@ impl<R: RawStore + Send + Sync + 'static> RawSide<R> {
     }
 }
 
-/// Grants loaded ahead of the operations that use each one up once.
-#[derive(Debug, Default)]
+/// Grants used up once each, from a store filled with [`Backend::POOL`] fresh
+/// grants at once (not timed) and replaced by a freshly filled one when they are
+/// used up: so that every operation finds its store as big, and its grant as
+/// recently written, however many records a grant has and however many
+/// operations are timed, and a load's after-effects (a durable store's deferred
+/// writes) spread over as many operations whatever the grants hold.
+#[derive(Debug)]
 struct Pool {
     next: u64,
-    loaded: u64,
+    capacity: u64,
+    filled: bool,
 }
 
 impl Pool {
-    /// Makes sure `iters` unused grants are loaded, loading what is missing with
-    /// `load`; returns the first one.
-    fn take(&mut self, iters: u64, load: impl FnOnce(std::ops::Range<u64>)) -> u64 {
-        if self.next + iters > self.loaded {
-            load(self.loaded..self.next + iters);
-            self.loaded = self.next + iters;
+    /// A pool of `capacity` grants to a store.
+    fn new(capacity: u64) -> Pool {
+        Pool {
+            next: 0,
+            capacity: capacity.max(1),
+            filled: false,
         }
-        let first = self.next;
-        self.next += iters;
-        first
+    }
+
+    /// The pool of backend `B`.
+    fn of<B: Backend>() -> Pool {
+        Pool::new(B::POOL)
+    }
+
+    /// Runs `iters` operations on unused grants of `side`: fills it with `load`
+    /// first (replacing it with `reopen()` first when its grants are used up),
+    /// then times the operations with `time(side, first grant, count)`. Returns
+    /// the time they took in all.
+    fn run<S>(
+        &mut self,
+        side: &mut S,
+        iters: u64,
+        reopen: impl Fn() -> S,
+        load: impl Fn(&S, std::ops::Range<u64>),
+        time: impl Fn(&S, u64, u64) -> Duration,
+    ) -> Duration {
+        let mut total = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            if self.next >= self.capacity {
+                *side = reopen();
+                self.filled = false;
+                self.next = 0;
+            }
+            if !self.filled {
+                load(side, 0..self.capacity);
+                self.filled = true;
+            }
+            let n = left.min(self.capacity - self.next);
+            total += time(side, self.next, n);
+            self.next += n;
+            left -= n;
+        }
+        total
     }
 }
 
@@ -168,10 +244,10 @@ impl<R: RawStore + Send + Sync + 'static> Introspect<R> {
     fn open<B: Backend<Raw = R>>() -> Self {
         let engine = EngineSide::open::<B>();
         let raw = RawSide::open::<B>(&engine);
-        engine.load_families(0..TOKEN_ZONE, 2);
-        raw.load_families(0..TOKEN_ZONE, 2);
+        engine.load_families(0..TOKEN_ZONE, 1);
+        raw.load_families(0..TOKEN_ZONE, 1);
         let secrets = (0..TOKEN_ZONE)
-            .map(|i| fixture::secret(tenure::TokenKind::Access, i, 0))
+            .map(|i| fixture::access_secret(i, 1))
             .collect();
         Introspect {
             engine,
@@ -363,88 +439,292 @@ impl<R: RawStore + Send + Sync + 'static> Bench for Authorize<R> {
 }
 
 /// Refreshing a freshly authorized grant: rotation.
-struct Refresh<R> {
+struct Refresh<B: Backend> {
     engine: EngineSide,
-    raw: RawSide<R>,
+    raw: RawSide<B::Raw>,
+    /// The client, for the raw stores that replace full ones.
+    client: tenure::Client,
     engine_pool: Pool,
     raw_pool: Pool,
 }
 
-impl<R: RawStore + Send + Sync + 'static> Bench for Refresh<R> {
-    fn engine(&mut self, iters: u64) -> Duration {
-        let side = &self.engine;
-        let first = self
-            .engine_pool
-            .take(iters, |range| side.load_families(range, 2));
-        let requests: Vec<RefreshRequest> = (first..first + iters)
-            .map(|i| {
-                let secret = fixture::secret(tenure::TokenKind::Refresh, i, 0);
-                RefreshRequest::new(CLIENT, &Secret::from_presented(secret))
-            })
-            .collect();
-        let engine = &side.engine;
-        let requests = &requests;
-        time_async(&side.runtime, iters, |i| async move {
-            let request = requests[i as usize].clone();
-            black_box(engine.refresh(ZONE, request).await.or_die("refresh"));
-        })
-    }
-
-    fn raw(&mut self, iters: u64) -> Duration {
-        let side = &self.raw;
-        let first = self
-            .raw_pool
-            .take(iters, |range| side.load_families(range, 2));
-        let secrets: Vec<String> = (first..first + iters)
-            .map(|i| fixture::secret(tenure::TokenKind::Refresh, i, 0))
-            .collect();
-        let (raw, now, secrets) = (&*side.raw, side.now, &secrets);
-        time_async(&side.runtime, iters, |i| async move {
-            let rotated = raw.refresh(&secrets[i as usize], first + i, now).await;
-            assert!(rotated, "fixture refresh token refused");
-        })
+impl<B: Backend> Refresh<B> {
+    fn open() -> Self {
+        let engine = EngineSide::open::<B>();
+        let client = engine.client();
+        Refresh {
+            raw: RawSide::with_client::<B>(client.clone()),
+            engine,
+            client,
+            engine_pool: Pool::of::<B>(),
+            raw_pool: Pool::of::<B>(),
+        }
     }
 }
 
-/// Revoking a grant holding `tokens` live tokens.
-struct Revoke<R> {
+/// The refresh token of grant `i` as authorization left it.
+fn first_refresh_token(i: u64) -> String {
+    fixture::refresh_secret(i, 1, fixture::family_expiry())
+}
+
+impl<B: Backend> Bench for Refresh<B> {
+    fn engine(&mut self, iters: u64) -> Duration {
+        self.engine_pool.run(
+            &mut self.engine,
+            iters,
+            EngineSide::open::<B>,
+            |side, range| side.load_families(range, 1),
+            |side, first, n| {
+                let requests: Vec<RefreshRequest> = (first..first + n)
+                    .map(|i| {
+                        let secret = Secret::from_presented(first_refresh_token(i));
+                        RefreshRequest::new(CLIENT, &secret)
+                    })
+                    .collect();
+                let (engine, requests) = (&side.engine, &requests);
+                time_async(&side.runtime, n, |i| async move {
+                    let request = requests[i as usize].clone();
+                    black_box(engine.refresh(ZONE, request).await.or_die("refresh"));
+                })
+            },
+        )
+    }
+
+    fn raw(&mut self, iters: u64) -> Duration {
+        let client = &self.client;
+        self.raw_pool.run(
+            &mut self.raw,
+            iters,
+            || RawSide::with_client::<B>(client.clone()),
+            |side, range| side.load_families(range, 1),
+            |side, first, n| {
+                let secrets: Vec<String> = (first..first + n).map(first_refresh_token).collect();
+                let (raw, now, secrets) = (&*side.raw, side.now, &secrets);
+                time_async(&side.runtime, n, |i| async move {
+                    let rotated = raw.refresh(&secrets[i as usize], first + i, now).await;
+                    assert!(
+                        black_box(rotated).is_some(),
+                        "fixture refresh token refused"
+                    );
+                })
+            },
+        )
+    }
+}
+
+/// Refreshing grants that have already been rotated `history` times: a working
+/// set of grants ([`Backend::WORKING_SET`]), rotated `history` times before
+/// anything is timed the way a running server rotates them ([`crate::rotation`]:
+/// a round an access-token lifetime apart, expired tokens swept before each), the
+/// engine's through the engine, the raw store's loaded as the state that leaves
+/// ([`fixture::rotated_family`]); then timed going on the same way, round after
+/// round, each grant presenting its current refresh token (the sweeps and clock
+/// moves between rounds are not timed, the raw store sweeping through its own
+/// token expiry index). The grants expire a century after the setup's last round.
+struct RefreshHistory<R> {
     engine: EngineSide,
     raw: RawSide<R>,
-    tokens: usize,
+    /// Each grant's current refresh token, engine side.
+    engine_tokens: RefCell<Vec<Secret>>,
+    /// Each grant's current refresh token, raw side.
+    raw_tokens: RefCell<Vec<String>>,
+    engine_rounds: Rounds,
+    raw_rounds: Rounds,
+}
+
+/// Where one side of [`RefreshHistory`] stands: the round under way and how many
+/// of its grants that round has rotated.
+#[derive(Debug, Clone, Copy)]
+struct Rounds {
+    round: u64,
+    done: u64,
+    grants: u64,
+}
+
+impl Rounds {
+    /// After round `round`, of `grants` grants.
+    fn after(round: u64, grants: u64) -> Rounds {
+        Rounds {
+            round,
+            done: grants,
+            grants,
+        }
+    }
+
+    /// Runs `iters` rotations, round after round: when a round begins, `start(its
+    /// time)` (not timed); then `time(its time, first grant, count)` times its
+    /// rotations. Returns the time they took in all.
+    fn run(
+        &mut self,
+        iters: u64,
+        start: impl Fn(Timestamp),
+        time: impl Fn(Timestamp, u64, u64) -> Duration,
+    ) -> Duration {
+        let mut total = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            if self.done == self.grants {
+                self.round += 1;
+                self.done = 0;
+                start(rotation::round_at(self.round));
+            }
+            let n = left.min(self.grants - self.done);
+            total += time(rotation::round_at(self.round), self.done, n);
+            self.done += n;
+            left -= n;
+        }
+        total
+    }
+}
+
+impl<R: RawStore + Send + Sync + 'static> RefreshHistory<R> {
+    fn open<B: Backend<Raw = R>>(history: u64) -> Self {
+        let grants = B::WORKING_SET;
+        let engine = EngineSide::open::<B>();
+        let raw = RawSide::open::<B>(&engine);
+        let expires = rotation::round_at(history) + Span::days(36_500);
+        let mut tokens = rotation::first_tokens(0..grants, expires);
+        engine.runtime.block_on(async {
+            fixture::put_families(
+                &*engine.storage,
+                (0..grants).map(|i| fixture::family_expiring(i, 1, expires)),
+                500,
+            )
+            .await;
+            rotation::rotate(&engine.engine, &engine.clock, &mut tokens, history).await;
+        });
+        let last = rotation::round_at(history);
+        let families: Vec<fixture::Family> = (0..grants)
+            .map(|i| fixture::rotated_family(i, history, last, expires))
+            .collect();
+        let raw_tokens = families.iter().map(|f| f.refresh.clone()).collect();
+        raw.runtime.block_on(raw.raw.load_families(families));
+        RefreshHistory {
+            engine,
+            raw,
+            engine_tokens: RefCell::new(tokens),
+            raw_tokens: RefCell::new(raw_tokens),
+            engine_rounds: Rounds::after(history, grants),
+            raw_rounds: Rounds::after(history, grants),
+        }
+    }
+}
+
+impl<R: RawStore + Send + Sync + 'static> Bench for RefreshHistory<R> {
+    fn engine(&mut self, iters: u64) -> Duration {
+        let (side, tokens) = (&self.engine, &self.engine_tokens);
+        self.engine_rounds.run(
+            iters,
+            |at| {
+                side.clock.set(at);
+                side.runtime.block_on(rotation::sweep(&side.engine));
+            },
+            |_, first, n| {
+                let engine = &side.engine;
+                time_async(&side.runtime, n, |i| async move {
+                    let at = (first + i) as usize;
+                    let request = RefreshRequest::new(CLIENT, &tokens.borrow()[at]);
+                    let issued = engine.refresh(ZONE, request).await.or_die("refresh");
+                    tokens.borrow_mut()[at] = black_box(issued)
+                        .refresh_token
+                        .or_die("a rotated refresh token");
+                })
+            },
+        )
+    }
+
+    fn raw(&mut self, iters: u64) -> Duration {
+        let (side, tokens) = (&self.raw, &self.raw_tokens);
+        self.raw_rounds.run(
+            iters,
+            |at| {
+                side.runtime.block_on(side.raw.sweep(at, 1_000_000));
+            },
+            |now, first, n| {
+                let raw = &*side.raw;
+                time_async(&side.runtime, n, |i| async move {
+                    let at = (first + i) as usize;
+                    let presented = tokens.borrow()[at].clone();
+                    let rotated = raw.refresh(&presented, at as u64, now).await;
+                    tokens.borrow_mut()[at] =
+                        black_box(rotated).or_die("fixture refresh token refused");
+                })
+            },
+        )
+    }
+}
+
+/// Revoking a grant holding `tokens` live access tokens (from its authorization
+/// and `tokens - 1` rotations) and its refresh token.
+struct Revoke<B: Backend> {
+    engine: EngineSide,
+    raw: RawSide<B::Raw>,
+    /// The client, for the raw stores that replace full ones.
+    client: tenure::Client,
+    tokens: u64,
     engine_pool: Pool,
     raw_pool: Pool,
 }
 
-impl<R: RawStore + Send + Sync + 'static> Bench for Revoke<R> {
+impl<B: Backend> Revoke<B> {
+    fn open(tokens: u64) -> Self {
+        let engine = EngineSide::open::<B>();
+        let client = engine.client();
+        Revoke {
+            raw: RawSide::with_client::<B>(client.clone()),
+            engine,
+            client,
+            tokens,
+            engine_pool: Pool::of::<B>(),
+            raw_pool: Pool::of::<B>(),
+        }
+    }
+}
+
+impl<B: Backend> Bench for Revoke<B> {
     fn engine(&mut self, iters: u64) -> Duration {
-        let (side, tokens) = (&self.engine, self.tokens);
-        let first = self
-            .engine_pool
-            .take(iters, |range| side.load_families(range, tokens));
-        let ids: Vec<String> = (first..first + iters).map(fixture::grant_id).collect();
-        let (engine, ids) = (&side.engine, &ids);
-        time_async(&side.runtime, iters, |i| async move {
-            let grant = engine
-                .revoke_grant(ZONE, &ids[i as usize], Actor::Admin)
-                .await
-                .or_die("revoke");
-            black_box(grant);
-        })
+        let tokens = self.tokens;
+        self.engine_pool.run(
+            &mut self.engine,
+            iters,
+            EngineSide::open::<B>,
+            |side, range| side.load_families(range, tokens),
+            |side, first, n| {
+                let ids: Vec<String> = (first..first + n).map(fixture::grant_id).collect();
+                let (engine, ids) = (&side.engine, &ids);
+                time_async(&side.runtime, n, |i| async move {
+                    let grant = engine
+                        .revoke_grant(ZONE, &ids[i as usize], Actor::Admin)
+                        .await
+                        .or_die("revoke");
+                    assert_eq!(
+                        black_box(grant).status,
+                        tenure::GrantStatus::Revoked,
+                        "fixture grant not revoked"
+                    );
+                })
+            },
+        )
     }
 
     fn raw(&mut self, iters: u64) -> Duration {
-        let (side, tokens) = (&self.raw, self.tokens);
-        let first = self
-            .raw_pool
-            .take(iters, |range| side.load_families(range, tokens));
-        let ids: Vec<String> = (first..first + iters).map(fixture::grant_id).collect();
-        let (raw, now, ids) = (&*side.raw, side.now, &ids);
-        time_async(&side.runtime, iters, |i| async move {
-            assert!(
-                raw.revoke(&ids[i as usize], now).await,
-                "fixture grant gone"
-            );
-        })
+        let (tokens, client) = (self.tokens, &self.client);
+        self.raw_pool.run(
+            &mut self.raw,
+            iters,
+            || RawSide::with_client::<B>(client.clone()),
+            |side, range| side.load_families(range, tokens),
+            |side, first, n| {
+                let ids: Vec<String> = (first..first + n).map(fixture::grant_id).collect();
+                let (raw, now, ids) = (&*side.raw, side.now, &ids);
+                time_async(&side.runtime, n, |i| async move {
+                    assert!(
+                        raw.revoke(&ids[i as usize], now).await,
+                        "fixture grant gone"
+                    );
+                })
+            },
+        )
     }
 }
 
@@ -597,30 +877,17 @@ pub fn cases<B: Backend>(backend: &str, sizes: &Sizes, threads: bool) -> Vec<Cas
             raw_next: 0,
         }
     }));
-    cases.push(Case::new(format!("{backend}/refresh"), || {
-        let engine = EngineSide::open::<B>();
-        let raw = RawSide::open::<B>(&engine);
-        Refresh {
-            engine,
-            raw,
-            engine_pool: Pool::default(),
-            raw_pool: Pool::default(),
-        }
-    }));
+    cases.push(Case::new(format!("{backend}/refresh"), Refresh::<B>::open));
+    for &history in &sizes.refresh_history {
+        cases.push(Case::new(
+            format!("{backend}/refresh/history={history}"),
+            move || RefreshHistory::open::<B>(history),
+        ));
+    }
     for &tokens in &sizes.revoke_tokens {
         cases.push(Case::new(
             format!("{backend}/revoke/k={tokens}"),
-            move || {
-                let engine = EngineSide::open::<B>();
-                let raw = RawSide::open::<B>(&engine);
-                Revoke {
-                    engine,
-                    raw,
-                    tokens,
-                    engine_pool: Pool::default(),
-                    raw_pool: Pool::default(),
-                }
-            },
+            move || Revoke::<B>::open(tokens),
         ));
     }
     for &grants in &sizes.page_zones {
@@ -642,4 +909,41 @@ pub fn cases<B: Backend>(backend: &str, sizes: &Sizes, threads: bool) -> Vec<Cas
         ));
     }
     cases
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool fills its side once, uses its grants up across runs, and starts
+    /// over on a fresh, freshly filled side.
+    #[test]
+    fn pool_fills_a_side_and_replaces_it_when_used_up() {
+        let mut pool = Pool::new(5);
+        let mut side = 0u32;
+        let loads = RefCell::new(Vec::new());
+        let timed = RefCell::new(Vec::new());
+        let opened = std::cell::Cell::new(0);
+        for iters in [3, 4, 4] {
+            pool.run(
+                &mut side,
+                iters,
+                || {
+                    opened.set(opened.get() + 1);
+                    opened.get()
+                },
+                |side, range| loads.borrow_mut().push((*side, range)),
+                |side, first, n| {
+                    timed.borrow_mut().push((*side, first, n));
+                    Duration::from_nanos(n)
+                },
+            );
+        }
+        assert_eq!(loads.into_inner(), vec![(0, 0..5), (1, 0..5), (2, 0..5)]);
+        assert_eq!(
+            timed.into_inner(),
+            vec![(0, 0, 3), (0, 3, 2), (1, 0, 2), (1, 2, 3), (2, 0, 1)]
+        );
+        assert_eq!(opened.get(), 2);
+    }
 }

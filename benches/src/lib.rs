@@ -30,10 +30,13 @@ pub mod postgres;
 pub mod raw_memory;
 pub mod raw_postgres;
 pub mod raw_sled;
+pub mod rotation;
 pub mod rss;
 pub mod sled;
 
 use std::time::{Duration, Instant};
+
+use tenure::Timestamp;
 
 /// A store written by hand for one backend: the storage reads and writes each
 /// engine operation makes, without the engine.
@@ -49,26 +52,32 @@ pub trait RawStore {
     async fn load_grants(&self, grants: Vec<tenure::Grant>);
 
     /// Looks up a presented token and its grant; whether the token is active.
-    async fn introspect(&self, presented: &str, now: tenure::Timestamp) -> bool;
+    async fn introspect(&self, presented: &str, now: Timestamp) -> bool;
 
     /// Reads the client and writes grant `i` with an access and a refresh token and
-    /// its creation.
-    async fn authorize(&self, i: u64, now: tenure::Timestamp);
+    /// its creation (and the client's `last_used_at`, at most once a day).
+    async fn authorize(&self, i: u64, now: Timestamp);
 
-    /// Rotates the refresh token `presented` of grant `i`: reads the token, the
-    /// grant, its tokens and the client; spends the token, writes two new ones and
-    /// the refreshed grant. Whether it rotated.
-    async fn refresh(&self, presented: &str, i: u64, now: tenure::Timestamp) -> bool;
+    /// Rotates the refresh token `presented` of grant `i`: reads the token with
+    /// its grant, and the client; writes the grant at its next generation, deletes
+    /// the spent refresh token's record, writes the new access and refresh tokens
+    /// (with their expiry index entries) and the client's `last_used_at` at most
+    /// once a day. No token list is read, no transition appended. The new refresh
+    /// token ([`fixture::refresh_secret`] of the next generation), or `None` if
+    /// the presented token cannot be rotated.
+    async fn refresh(&self, presented: &str, i: u64, now: Timestamp) -> Option<String>;
 
-    /// Revokes a grant and every live token of it. Whether it was active.
-    async fn revoke(&self, grant_id: &str, now: tenure::Timestamp) -> bool;
+    /// Revokes a grant: writes the grant and one transition; its tokens are not
+    /// rewritten (they read inactive with it). Whether it was active.
+    async fn revoke(&self, grant_id: &str, now: Timestamp) -> bool;
 
     /// The first page of `limit` grants of a user, newest first; how many.
     async fn page(&self, user_id: &str, limit: usize) -> usize;
 
-    /// Marks up to `limit` grants expired by `now` as expired, deleting their
-    /// tokens; how many.
-    async fn sweep(&self, now: tenure::Timestamp, limit: usize) -> usize;
+    /// Marks up to `limit` grants expired by `now` as expired (the grant and a
+    /// transition each), then deletes up to `limit` tokens expired by `now`, found
+    /// through the token expiry index; how many grants.
+    async fn sweep(&self, now: Timestamp, limit: usize) -> usize;
 }
 
 /// One operation, through the engine and by hand on the raw store.
@@ -116,19 +125,22 @@ pub struct Sizes {
     pub page_zones: Vec<usize>,
     /// `(expired, zone size)` pairs for the sweep.
     pub sweeps: Vec<(usize, usize)>,
-    /// Tokens held by the revoked grant.
-    pub revoke_tokens: Vec<usize>,
+    /// Access tokens held by the revoked grant (from as many mintings).
+    pub revoke_tokens: Vec<u64>,
+    /// Rotations a grant has been through before it is refreshed.
+    pub refresh_history: Vec<u64>,
 }
 
 impl Sizes {
     /// Every size: pages in zones of 10k, 100k and 1M grants, sweeps of 10 and 100
     /// among 10k and of 100 among 100k, revocations of grants holding 1, 10 and 100
-    /// tokens.
+    /// access tokens, refreshes of grants rotated 1,000 times.
     pub fn full() -> Sizes {
         Sizes {
             page_zones: vec![10_000, 100_000, 1_000_000],
             sweeps: vec![(10, 10_000), (100, 10_000), (100, 100_000)],
             revoke_tokens: vec![1, 10, 100],
+            refresh_history: vec![1_000],
         }
     }
 }

@@ -16,6 +16,9 @@ pub struct Memory;
 impl Backend for Memory {
     type Raw = RawMemory;
 
+    const WORKING_SET: u64 = 32;
+    const POOL: u64 = 64;
+
     fn storage(_: &tokio::runtime::Runtime) -> (Arc<dyn Storage>, Keep) {
         (Arc::new(MemoryStorage::new()), Box::new(()))
     }

@@ -97,6 +97,9 @@ pub struct Postgres;
 impl Backend for Postgres {
     type Raw = RawPostgres;
 
+    const WORKING_SET: u64 = 8;
+    const POOL: u64 = 512;
+
     fn storage(runtime: &tokio::runtime::Runtime) -> (Arc<dyn Storage>, Keep) {
         let url = url();
         let guard = DropSchema::new(&url, &unique_schema("bench_engine"));

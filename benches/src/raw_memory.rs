@@ -5,9 +5,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use chrono::Duration;
 use tenure::{
-    Actor, Client, Digest, Grant, GrantStatus, Timestamp, Token, TokenKind, Transition,
-    TransitionReason,
+    Actor, Client, Digest, Grant, GrantStatus, RefreshChain, Timestamp, Token, TokenKind,
+    Transition, TransitionReason,
 };
 
 use crate::RawStore;
@@ -23,7 +24,8 @@ struct Zone {
     /// `(expires_at in ms, grant id)` of active grants.
     expiry: BTreeSet<(i64, String)>,
     tokens: HashMap<Digest, Token>,
-    tokens_by_grant: HashMap<String, Vec<Digest>>,
+    /// `(expires_at in ms, digest)` of every token.
+    token_expiry: BTreeSet<(i64, Digest)>,
     history: HashMap<String, Vec<Transition>>,
 }
 
@@ -34,17 +36,24 @@ impl Zone {
             grant.created_at.timestamp_millis(),
             grant.id.clone(),
         ));
-        self.expiry
-            .insert((grant.expires_at.timestamp_millis(), grant.id.clone()));
+        if grant.status == GrantStatus::Active {
+            self.expiry
+                .insert((grant.expires_at.timestamp_millis(), grant.id.clone()));
+        }
         self.grants.insert(grant.id.clone(), grant);
     }
 
     fn insert_token(&mut self, token: Token) {
-        self.tokens_by_grant
-            .entry(token.grant_id.clone())
-            .or_default()
-            .push(token.digest);
+        self.token_expiry
+            .insert((token.expires_at.timestamp_millis(), token.digest));
         self.tokens.insert(token.digest, token);
+    }
+
+    fn remove_token(&mut self, digest: &Digest) {
+        if let Some(t) = self.tokens.remove(digest) {
+            self.token_expiry
+                .remove(&(t.expires_at.timestamp_millis(), t.digest));
+        }
     }
 
     fn insert_family(&mut self, f: Family) {
@@ -55,6 +64,18 @@ impl Zone {
         }
         self.history.entry(id).or_default().extend(f.transitions);
     }
+
+    /// Records a use of the client at `now`, at most once a day (as the engine does).
+    fn record_use(&mut self, client_id: &str, now: Timestamp) {
+        if let Some(c) = self.clients.get_mut(client_id) {
+            c.last_used_at = Some(now);
+        }
+    }
+}
+
+/// Whether a client last used at `last` is due for its daily `last_used_at` write.
+pub fn use_due(last: Option<Timestamp>, now: Timestamp) -> bool {
+    last.is_none_or(|last| now - last >= Duration::days(1))
 }
 
 /// A hand-written in-memory grant store.
@@ -109,87 +130,78 @@ impl RawStore for RawMemory {
             };
             (token, grant)
         };
-        token.is_live(now) && grant.status_at(now) == GrantStatus::Active
+        token.is_live(now)
+            && token.is_current(&grant)
+            && grant.status_at(now) == GrantStatus::Active
     }
 
     async fn authorize(&self, i: u64, now: Timestamp) {
         let client = self.read().clients.get(fixture::CLIENT).cloned();
         let Some(client) = client else { return };
-        let mut f = fixture::family(i, 2);
-        f.grant.client_id = client.id;
+        let mut f = fixture::family(i, 1);
+        f.grant.client_id = client.id.clone();
         f.grant.created_at = now;
-        self.write().insert_family(f);
+        let mut zone = self.write();
+        zone.insert_family(f);
+        if use_due(client.last_used_at, now) {
+            zone.record_use(&client.id, now);
+        }
     }
 
-    async fn refresh(&self, presented: &str, i: u64, now: Timestamp) -> bool {
+    async fn refresh(&self, presented: &str, i: u64, now: Timestamp) -> Option<String> {
         let digest = Digest::of(presented);
-        let (token, grant, tokens, client) = {
+        let (token, grant, client) = {
             let zone = self.read();
-            let Some(token) = zone.tokens.get(&digest).cloned() else {
-                return false;
-            };
-            let Some(grant) = zone.grants.get(&token.grant_id).cloned() else {
-                return false;
-            };
-            let tokens: Vec<Token> = zone
-                .tokens_by_grant
-                .get(&grant.id)
-                .into_iter()
-                .flatten()
-                .filter_map(|d| zone.tokens.get(d).cloned())
-                .collect();
-            let Some(client) = zone.clients.get(&token.client_id).cloned() else {
-                return false;
-            };
-            (token, grant, tokens, client)
+            let token = zone.tokens.get(&digest).cloned()?;
+            let grant = zone.grants.get(&token.grant_id).cloned()?;
+            let client = zone.clients.get(&token.client_id).cloned()?;
+            (token, grant, client)
         };
         if token.kind != TokenKind::Refresh
             || !token.is_live(now)
+            || !token.is_current(&grant)
             || grant.status_at(now) != GrantStatus::Active
             || client.id != token.client_id
         {
-            return false;
+            return None;
         }
-        let expired: Vec<Digest> = tokens
-            .iter()
-            .filter(|t| t.expires_at <= now)
-            .map(|t| t.digest)
-            .collect();
+        let generation = grant.refresh.generation + 1;
         let mut next = grant;
         next.refreshed_at = Some(now);
         next.updated_at = now;
-        let access = fixture::secret(TokenKind::Access, i, 1_000);
-        let refresh = fixture::secret(TokenKind::Refresh, i, 1_000);
-        let hour = now + chrono::Duration::hours(1);
+        let access = fixture::access_secret(i, generation);
+        let refresh = fixture::refresh_secret(i, generation, next.expires_at);
+        let hour = now + Duration::hours(1);
         let fresh = [
-            fixture::token(&next, TokenKind::Access, &access, hour),
-            fixture::token(&next, TokenKind::Refresh, &refresh, next.expires_at),
+            fixture::token(&next, TokenKind::Access, &access, now, hour, generation),
+            fixture::token(
+                &next,
+                TokenKind::Refresh,
+                &refresh,
+                now,
+                next.expires_at,
+                generation,
+            ),
         ];
-        let transition = Transition {
-            zone_id: next.zone_id.clone(),
-            grant_id: next.id.clone(),
-            from: Some(GrantStatus::Active),
-            to: GrantStatus::Active,
-            reason: TransitionReason::Refreshed,
-            actor: Actor::Client { id: client.id },
-            at: now,
+        let spent = next.refresh.current;
+        next.refresh = RefreshChain {
+            generation,
+            family: next.refresh.family,
+            current: Some(fresh[1].digest),
+            previous: Some(digest),
         };
         let mut zone = self.write();
-        if let Some(t) = zone.tokens.get_mut(&digest) {
-            t.spent_at = Some(now);
-        }
-        for d in &expired {
-            zone.tokens.remove(d);
+        if let Some(d) = spent {
+            zone.remove_token(&d);
         }
         for t in fresh {
             zone.insert_token(t);
         }
-        zone.history
-            .entry(next.id.clone())
-            .or_default()
-            .push(transition);
+        if use_due(client.last_used_at, now) {
+            zone.record_use(&client.id, now);
+        }
         zone.grants.insert(next.id.clone(), next);
-        true
+        Some(refresh)
     }
 
     async fn revoke(&self, grant_id: &str, now: Timestamp) -> bool {
@@ -202,16 +214,10 @@ impl RawStore for RawMemory {
             return false;
         }
         grant.status = GrantStatus::Revoked;
+        grant.refresh_token_set = false;
         grant.updated_at = now;
         zone.expiry
             .remove(&(grant.expires_at.timestamp_millis(), grant.id.clone()));
-        for d in zone.tokens_by_grant.get(grant_id).into_iter().flatten() {
-            if let Some(t) = zone.tokens.get_mut(d) {
-                if t.spent_at.is_none() && t.revoked_at.is_none() {
-                    t.revoked_at = Some(now);
-                }
-            }
-        }
         let transition = Transition {
             zone_id: grant.zone_id.clone(),
             grant_id: grant.id.clone(),
@@ -245,10 +251,11 @@ impl RawStore for RawMemory {
     async fn sweep(&self, now: Timestamp, limit: usize) -> usize {
         let mut zone = self.write();
         let zone = &mut *zone;
+        let now_ms = now.timestamp_millis();
         let due: Vec<(i64, String)> = zone
             .expiry
             .iter()
-            .take_while(|(at, _)| *at <= now.timestamp_millis())
+            .take_while(|(at, _)| *at <= now_ms)
             .take(limit)
             .cloned()
             .collect();
@@ -258,9 +265,8 @@ impl RawStore for RawMemory {
                 continue;
             };
             grant.status = GrantStatus::Expired;
-            for d in zone.tokens_by_grant.remove(&key.1).into_iter().flatten() {
-                zone.tokens.remove(&d);
-            }
+            grant.refresh_token_set = false;
+            grant.updated_at = grant.expires_at;
             let transition = Transition {
                 zone_id: grant.zone_id.clone(),
                 grant_id: grant.id.clone(),
@@ -274,6 +280,16 @@ impl RawStore for RawMemory {
                 .entry(key.1.clone())
                 .or_default()
                 .push(transition);
+        }
+        let expired: Vec<Digest> = zone
+            .token_expiry
+            .iter()
+            .take_while(|(at, _)| *at <= now_ms)
+            .take(limit)
+            .map(|(_, d)| *d)
+            .collect();
+        for d in &expired {
+            zone.remove_token(d);
         }
         due.len()
     }

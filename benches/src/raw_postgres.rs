@@ -4,14 +4,15 @@
 //! - `grants`: every field in a column of its own (times as milliseconds, enums
 //!   as `smallint`), with indexes on `(user_id, created_at, id)` and on
 //!   `(expires_at, id)` of active grants;
-//! - `tokens`: keyed by digest (`bytea`), indexed by grant;
+//! - `tokens`: keyed by digest (`bytea`), indexed by `(expires_at, digest)` for
+//!   pruning expired ones;
 //! - `history`: transitions in insertion order, indexed by grant;
 //! - `clients`: keyed by id.
 //!
 //! Every statement is prepared once. A token is looked up with its grant in one
 //! join. A write operation is one transaction sent the way the engine's backend
-//! sends a write set: `BEGIN`, its statements in one pipeline, `COMMIT`; set-based
-//! statements (`UPDATE … WHERE grant_id = …`) stand in for writing tokens one by one.
+//! sends a write set: `BEGIN`, its statements in one pipeline, `COMMIT`; expired
+//! tokens are pruned by one set-based `DELETE` through their expiry index.
 //! Fixtures are loaded with `COPY`.
 //!
 //! One caller at a time: transactions are begun and committed on the shared
@@ -33,7 +34,7 @@ use crate::raw_sled::{
 };
 use crate::{OrDie, RawStore};
 
-const GRANT_COLUMNS: [&str; 14] = [
+const GRANT_COLUMNS: [&str; 18] = [
     "id",
     "zone_id",
     "organization_id",
@@ -48,6 +49,10 @@ const GRANT_COLUMNS: [&str; 14] = [
     "expires_at",
     "refreshed_at",
     "refresh_token_set",
+    "refresh_generation",
+    "refresh_family",
+    "refresh_current",
+    "refresh_previous",
 ];
 
 const TOKEN_COLUMNS: [&str; 11] = [
@@ -60,7 +65,7 @@ const TOKEN_COLUMNS: [&str; 11] = [
     "scopes",
     "issued_at",
     "expires_at",
-    "spent_at",
+    "generation",
     "revoked_at",
 ];
 
@@ -137,7 +142,11 @@ CREATE TABLE {s}.grants (
     updated_at bigint NOT NULL,
     expires_at bigint NOT NULL,
     refreshed_at bigint,
-    refresh_token_set boolean NOT NULL
+    refresh_token_set boolean NOT NULL,
+    refresh_generation bigint NOT NULL,
+    refresh_family bytea,
+    refresh_current bytea,
+    refresh_previous bytea
 );
 CREATE INDEX grants_by_user ON {s}.grants (user_id, created_at, id);
 CREATE INDEX grants_by_expiry ON {s}.grants (expires_at, id) WHERE status = 0;
@@ -151,10 +160,10 @@ CREATE TABLE {s}.tokens (
     scopes text[] NOT NULL,
     issued_at bigint NOT NULL,
     expires_at bigint NOT NULL,
-    spent_at bigint,
+    generation bigint NOT NULL,
     revoked_at bigint
 );
-CREATE INDEX tokens_by_grant ON {s}.tokens (grant_id);
+CREATE INDEX tokens_by_expiry ON {s}.tokens (expires_at, digest);
 CREATE TABLE {s}.history (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     zone_id text NOT NULL,
@@ -202,16 +211,14 @@ struct Statements {
     insert_history: Statement,
     get_grant: Statement,
     token_and_grant: Statement,
-    grant_tokens: Statement,
     page: Statement,
     due: Statement,
-    spend_token: Statement,
-    delete_tokens: Statement,
+    delete_token: Statement,
     refresh_grant: Statement,
+    use_client: Statement,
     revoke_grant: Statement,
-    revoke_tokens: Statement,
     expire_grant: Statement,
-    delete_grant_tokens: Statement,
+    prune_tokens: Statement,
 }
 
 impl Statements {
@@ -247,7 +254,6 @@ impl Statements {
                 list(&TOKEN_COLUMNS, "t"),
                 list(&GRANT_COLUMNS, "g"),
             ),
-            format!("SELECT {token} FROM {s}.tokens WHERE grant_id = $1"),
             format!(
                 "SELECT {grant} FROM {s}.grants WHERE user_id = $1 \
                  ORDER BY created_at DESC, id DESC LIMIT $2"
@@ -256,16 +262,25 @@ impl Statements {
                 "SELECT id, zone_id, expires_at FROM {s}.grants \
                  WHERE status = {ACTIVE} AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2"
             ),
-            format!("UPDATE {s}.tokens SET spent_at = $2 WHERE digest = $1"),
-            format!("DELETE FROM {s}.tokens WHERE digest = ANY($1)"),
-            format!("UPDATE {s}.grants SET refreshed_at = $2, updated_at = $2 WHERE id = $1"),
-            format!("UPDATE {s}.grants SET status = {REVOKED}, updated_at = $2 WHERE id = $1"),
+            format!("DELETE FROM {s}.tokens WHERE digest = $1"),
             format!(
-                "UPDATE {s}.tokens SET revoked_at = $2 \
-                 WHERE grant_id = $1 AND spent_at IS NULL AND revoked_at IS NULL"
+                "UPDATE {s}.grants SET refreshed_at = $2, updated_at = $2, \
+                 refresh_generation = $3, refresh_current = $4, refresh_previous = $5 \
+                 WHERE id = $1"
             ),
-            format!("UPDATE {s}.grants SET status = {EXPIRED} WHERE id = $1"),
-            format!("DELETE FROM {s}.tokens WHERE grant_id = $1"),
+            format!("UPDATE {s}.clients SET last_used_at = $2 WHERE id = $1"),
+            format!(
+                "UPDATE {s}.grants SET status = {REVOKED}, refresh_token_set = false, \
+                 updated_at = $2 WHERE id = $1"
+            ),
+            format!(
+                "UPDATE {s}.grants SET status = {EXPIRED}, refresh_token_set = false, \
+                 updated_at = expires_at WHERE id = $1"
+            ),
+            format!(
+                "DELETE FROM {s}.tokens WHERE digest IN (SELECT digest FROM {s}.tokens \
+                 WHERE expires_at <= $1 ORDER BY expires_at, digest LIMIT $2)"
+            ),
         ];
         let mut prepared = Vec::with_capacity(sql.len());
         for q in &sql {
@@ -281,16 +296,14 @@ impl Statements {
             insert_history: next(),
             get_grant: next(),
             token_and_grant: next(),
-            grant_tokens: next(),
             page: next(),
             due: next(),
-            spend_token: next(),
-            delete_tokens: next(),
+            delete_token: next(),
             refresh_grant: next(),
+            use_client: next(),
             revoke_grant: next(),
-            revoke_tokens: next(),
             expire_grant: next(),
-            delete_grant_tokens: next(),
+            prune_tokens: next(),
         }
     }
 }
@@ -316,6 +329,10 @@ fn grant_of(row: &Row, at: usize) -> RawGrant {
         expires_ms: row.get(at + 11),
         refreshed_ms: row.get(at + 12),
         refresh_token_set: row.get(at + 13),
+        generation: row.get::<_, i64>(at + 14) as u64,
+        family: row.get::<_, Option<&[u8]>>(at + 15).map(digest_of),
+        current: row.get::<_, Option<&[u8]>>(at + 16).map(digest_of),
+        previous: row.get::<_, Option<&[u8]>>(at + 17).map(digest_of),
     }
 }
 
@@ -334,7 +351,7 @@ fn token_of(row: &Row, at: usize) -> RawToken {
         scopes: row.get(at + 6),
         issued_ms: row.get(at + 7),
         expires_ms: row.get(at + 8),
-        spent_ms: row.get(at + 9),
+        generation: row.get::<_, i64>(at + 9) as u64,
         revoked_ms: row.get(at + 10),
     }
 }
@@ -368,10 +385,13 @@ fn client_of(row: &Row) -> RawClient {
     }
 }
 
-/// A grant's columns as parameters (`status` kept alongside, as `smallint`).
+/// A grant's columns as parameters (`status`, the generation and the chain's
+/// digests kept alongside, as PostgreSQL takes them).
 struct GrantRow<'a> {
     grant: &'a RawGrant,
     status: i16,
+    generation: i64,
+    chain: [Option<&'a [u8]>; 3],
 }
 
 impl<'a> GrantRow<'a> {
@@ -379,10 +399,16 @@ impl<'a> GrantRow<'a> {
         GrantRow {
             grant,
             status: i16::from(grant.status),
+            generation: grant.generation as i64,
+            chain: [
+                grant.family.as_ref().map(|d| d.as_slice()),
+                grant.current.as_ref().map(|d| d.as_slice()),
+                grant.previous.as_ref().map(|d| d.as_slice()),
+            ],
         }
     }
 
-    fn params(&self) -> [Param<'_>; 14] {
+    fn params(&self) -> [Param<'_>; 18] {
         let g = self.grant;
         [
             &g.id,
@@ -399,6 +425,10 @@ impl<'a> GrantRow<'a> {
             &g.expires_ms,
             &g.refreshed_ms,
             &g.refresh_token_set,
+            &self.generation,
+            &self.chain[0],
+            &self.chain[1],
+            &self.chain[2],
         ]
     }
 }
@@ -408,6 +438,7 @@ struct TokenRow<'a> {
     token: &'a RawToken,
     digest: &'a [u8],
     kind: i16,
+    generation: i64,
 }
 
 impl<'a> TokenRow<'a> {
@@ -416,6 +447,7 @@ impl<'a> TokenRow<'a> {
             token,
             digest: &token.digest,
             kind: i16::from(token.kind),
+            generation: token.generation as i64,
         }
     }
 
@@ -431,7 +463,7 @@ impl<'a> TokenRow<'a> {
             &t.scopes,
             &t.issued_ms,
             &t.expires_ms,
-            &t.spent_ms,
+            &self.generation,
             &t.revoked_ms,
         ]
     }
@@ -532,11 +564,11 @@ fn types(columns: &[&str]) -> Vec<Type> {
         .iter()
         .map(|c| match *c {
             "scopes" => Type::TEXT_ARRAY,
-            "digest" => Type::BYTEA,
+            "digest" | "refresh_family" | "refresh_current" | "refresh_previous" => Type::BYTEA,
             "refresh_token_set" => Type::BOOL,
             "status" | "kind" | "from_status" | "to_status" | "reason" | "actor_kind" => Type::INT2,
             "created_at" | "updated_at" | "expires_at" | "refreshed_at" | "issued_at"
-            | "spent_at" | "revoked_at" | "at" => Type::INT8,
+            | "revoked_at" | "at" | "generation" | "refresh_generation" => Type::INT8,
             _ => Type::TEXT,
         })
         .collect()
@@ -701,16 +733,15 @@ impl RawStore for RawPostgres {
         let Some((token, grant)) = self.token_and_grant(presented).await else {
             return false;
         };
-        let now = ms(now);
-        token.live_at(now) && grant.active_at(now)
+        token.live_under(&grant, ms(now))
     }
 
     async fn authorize(&self, i: u64, now: Timestamp) {
         let Some(client) = self.client(fixture::CLIENT).await else {
             return;
         };
-        let mut f = fixture::family(i, 2);
-        f.grant.client_id = client.id;
+        let mut f = fixture::family(i, 1);
+        f.grant.client_id = client.id.clone();
         f.grant.created_at = now;
         let grant = RawGrant::of(&f.grant);
         let tokens: Vec<RawToken> = f.tokens.iter().map(RawToken::of).collect();
@@ -718,6 +749,7 @@ impl RawStore for RawPostgres {
         let g = GrantRow::new(&grant);
         let t: Vec<TokenRow<'_>> = tokens.iter().map(TokenRow::new).collect();
         let h: Vec<HistoryRow<'_>> = history.iter().map(HistoryRow::new).collect();
+        let now_ms = ms(now);
         let mut statements = vec![self.execute(&self.st.insert_grant, g.params())];
         statements.extend(
             t.iter()
@@ -727,51 +759,41 @@ impl RawStore for RawPostgres {
             h.iter()
                 .map(|h| self.execute(&self.st.insert_history, h.params())),
         );
+        if client.use_due(now_ms) {
+            statements.push(self.execute(&self.st.use_client, [&client.id, &now_ms]));
+        }
         self.transaction(statements).await;
     }
 
-    async fn refresh(&self, presented: &str, i: u64, now: Timestamp) -> bool {
-        let Some((token, grant)) = self.token_and_grant(presented).await else {
-            return false;
-        };
-        let held: Vec<RawToken> = self
-            .client
-            .query(&self.st.grant_tokens, &[&grant.id])
-            .await
-            .or_die("reading a grant's tokens")
-            .iter()
-            .map(|row| token_of(row, 0))
-            .collect();
-        let Some(client) = self.client(&token.client_id).await else {
-            return false;
-        };
+    async fn refresh(&self, presented: &str, i: u64, now: Timestamp) -> Option<String> {
+        let (token, grant) = self.token_and_grant(presented).await?;
+        let client = self.client(&token.client_id).await?;
         let now_ms = ms(now);
         if !token.rotatable(&grant, &client, now_ms) {
-            return false;
+            return None;
         }
-        let expired: Vec<&[u8]> = held
-            .iter()
-            .filter(|t| t.expires_ms <= now_ms)
-            .map(|t| &t.digest[..])
-            .collect();
-        let fresh = grant.rotated_tokens(i, now_ms);
-        let fresh_rows = [TokenRow::new(&fresh[0]), TokenRow::new(&fresh[1])];
-        let transition = grant.refreshed(client.id, now_ms);
-        let history = HistoryRow::new(&transition);
+        // The spent token is the grant's current one, which is the one presented.
         let spent: &[u8] = &token.digest;
-        let mut statements = vec![self.execute(&self.st.spend_token, [&spent, &now_ms])];
-        if !expired.is_empty() {
-            statements.push(self.execute(&self.st.delete_tokens, [&expired]));
-        }
+        let mut next = grant;
+        let (fresh, refresh) = next.rotate(i, token.digest, now_ms);
+        let fresh_rows = [TokenRow::new(&fresh[0]), TokenRow::new(&fresh[1])];
+        let generation = next.generation as i64;
+        let (current, previous): (&[u8], &[u8]) = (&fresh[1].digest, &token.digest);
+        let mut statements = vec![self.execute(
+            &self.st.refresh_grant,
+            [&next.id, &now_ms, &generation, &current, &previous],
+        )];
+        statements.push(self.execute(&self.st.delete_token, [&spent]));
         statements.extend(
             fresh_rows
                 .iter()
                 .map(|t| self.execute(&self.st.insert_token, t.params())),
         );
-        statements.push(self.execute(&self.st.insert_history, history.params()));
-        statements.push(self.execute(&self.st.refresh_grant, [&grant.id, &now_ms]));
+        if client.use_due(now_ms) {
+            statements.push(self.execute(&self.st.use_client, [&client.id, &now_ms]));
+        }
         self.transaction(statements).await;
-        true
+        Some(refresh)
     }
 
     async fn revoke(&self, grant_id: &str, now: Timestamp) -> bool {
@@ -801,7 +823,6 @@ impl RawStore for RawPostgres {
         let history = HistoryRow::new(&transition);
         self.transaction(vec![
             self.execute(&self.st.revoke_grant, [&grant.id, &now_ms]),
-            self.execute(&self.st.revoke_tokens, [&grant.id, &now_ms]),
             self.execute(&self.st.insert_history, history.params()),
         ])
         .await;
@@ -821,9 +842,10 @@ impl RawStore for RawPostgres {
     }
 
     async fn sweep(&self, now: Timestamp, limit: usize) -> usize {
+        let (now_ms, limit) = (ms(now), limit as i64);
         let due = self
             .client
-            .query(&self.st.due, &[&ms(now), &(limit as i64)])
+            .query(&self.st.due, &[&now_ms, &limit])
             .await
             .or_die("reading expired grants");
         for row in &due {
@@ -842,11 +864,14 @@ impl RawStore for RawPostgres {
             let history = HistoryRow::new(&transition);
             self.transaction(vec![
                 self.execute(&self.st.expire_grant, [&id]),
-                self.execute(&self.st.delete_grant_tokens, [&id]),
                 self.execute(&self.st.insert_history, history.params()),
             ])
             .await;
         }
+        self.client
+            .execute(&self.st.prune_tokens, &[&now_ms, &limit])
+            .await
+            .or_die("pruning expired tokens");
         due.len()
     }
 }

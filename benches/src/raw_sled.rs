@@ -9,7 +9,7 @@
 //! | `tokens` | 32-byte digest | [`RawToken`] |
 //! | `by_user` | user `\0` created (ms) id | empty |
 //! | `expiry` | expires (ms) id, active grants only | empty |
-//! | `grant_tokens` | grant id `\0` digest | empty |
+//! | `token_expiry` | expires (ms) digest, every token | empty |
 //! | `history` | grant id `\0` at (ms) `\0` reason | [`RawTransition`] |
 //!
 //! Times in keys are big-endian milliseconds with the sign bit flipped, so byte
@@ -63,6 +63,14 @@ pub struct RawGrant {
     pub refreshed_ms: Option<i64>,
     /// Whether a refresh token is held.
     pub refresh_token_set: bool,
+    /// The refresh generation.
+    pub generation: u64,
+    /// The digest of the refresh tokens' family secret.
+    pub family: Option<[u8; 32]>,
+    /// The digest of the current refresh token.
+    pub current: Option<[u8; 32]>,
+    /// The digest of the refresh token the last rotation spent.
+    pub previous: Option<[u8; 32]>,
 }
 
 /// A token as the raw store keeps it.
@@ -86,8 +94,8 @@ pub struct RawToken {
     pub issued_ms: i64,
     /// Expiry, ms.
     pub expires_ms: i64,
-    /// Spent (rotated), ms.
-    pub spent_ms: Option<i64>,
+    /// The grant's refresh generation it was issued at.
+    pub generation: u64,
     /// Revoked, ms.
     pub revoked_ms: Option<i64>,
 }
@@ -233,6 +241,10 @@ impl RawGrant {
             expires_ms: ms(g.expires_at),
             refreshed_ms: g.refreshed_at.map(ms),
             refresh_token_set: g.refresh_token_set,
+            generation: g.refresh.generation,
+            family: g.refresh.family.map(|d| *d.as_bytes()),
+            current: g.refresh.current.map(|d| *d.as_bytes()),
+            previous: g.refresh.previous.map(|d| *d.as_bytes()),
         }
     }
 
@@ -241,11 +253,21 @@ impl RawGrant {
         self.status == ACTIVE && now_ms < self.expires_ms
     }
 
-    /// The access token (for an hour) and refresh token (to the grant's expiry) a
-    /// rotation of grant `i` issues at `now_ms`.
-    pub fn rotated_tokens(&self, i: u64, now_ms: i64) -> [RawToken; 2] {
-        let token = |kind: u8, secret: String, expires_ms: i64| RawToken {
-            digest: *Digest::of(&secret).as_bytes(),
+    /// Rotates grant `i` at `now_ms`, spending the refresh token `presented`: moves
+    /// it to its next generation and returns the access token (for an hour) and
+    /// refresh token (to the grant's expiry) it issues, with the refresh token's
+    /// text.
+    pub fn rotate(&mut self, i: u64, presented: [u8; 32], now_ms: i64) -> ([RawToken; 2], String) {
+        self.generation += 1;
+        self.refreshed_ms = Some(now_ms);
+        self.updated_ms = now_ms;
+        let refresh = fixture::refresh_secret(
+            i,
+            self.generation,
+            chrono::DateTime::from_timestamp_millis(self.expires_ms).unwrap_or_default(),
+        );
+        let token = |kind: u8, secret: &str, expires_ms: i64| RawToken {
+            digest: *Digest::of(secret).as_bytes(),
             zone_id: self.zone_id.clone(),
             grant_id: self.id.clone(),
             client_id: self.client_id.clone(),
@@ -254,35 +276,20 @@ impl RawGrant {
             scopes: self.scopes.clone(),
             issued_ms: now_ms,
             expires_ms,
-            spent_ms: None,
+            generation: self.generation,
             revoked_ms: None,
         };
-        [
+        let tokens = [
             token(
                 ACCESS,
-                fixture::secret(TokenKind::Access, i, 1_000),
+                &fixture::access_secret(i, self.generation),
                 now_ms + 3_600_000,
             ),
-            token(
-                REFRESH,
-                fixture::secret(TokenKind::Refresh, i, 1_000),
-                self.expires_ms,
-            ),
-        ]
-    }
-
-    /// The transition a rotation by `client_id` at `now_ms` records.
-    pub fn refreshed(&self, client_id: String, now_ms: i64) -> RawTransition {
-        RawTransition {
-            zone_id: self.zone_id.clone(),
-            grant_id: self.id.clone(),
-            from: Some(ACTIVE),
-            to: ACTIVE,
-            reason: reason(TransitionReason::Refreshed),
-            actor_kind: 3,
-            actor_id: Some(client_id),
-            at_ms: now_ms,
-        }
+            token(REFRESH, &refresh, self.expires_ms),
+        ];
+        self.previous = Some(presented);
+        self.current = Some(tokens[1].digest);
+        (tokens, refresh)
     }
 }
 
@@ -299,26 +306,46 @@ impl RawToken {
             scopes: t.scopes.clone(),
             issued_ms: ms(t.issued_at),
             expires_ms: ms(t.expires_at),
-            spent_ms: t.spent_at.map(ms),
+            generation: t.generation,
             revoked_ms: t.revoked_at.map(ms),
         }
     }
 
-    /// Whether it can be used at `now_ms`.
-    pub fn live_at(&self, now_ms: i64) -> bool {
-        self.spent_ms.is_none() && self.revoked_ms.is_none() && now_ms < self.expires_ms
+    /// Whether it can be used at `now_ms` under `grant`: not revoked alone, not
+    /// expired, its grant active, and, for a refresh token, of the grant's current
+    /// generation.
+    pub fn live_under(&self, grant: &RawGrant, now_ms: i64) -> bool {
+        self.revoked_ms.is_none()
+            && now_ms < self.expires_ms
+            && (self.kind == ACCESS || self.generation == grant.generation)
+            && grant.active_at(now_ms)
     }
 
     /// Whether `client` may rotate this refresh token of `grant` at `now_ms`.
     pub fn rotatable(&self, grant: &RawGrant, client: &RawClient, now_ms: i64) -> bool {
-        self.kind == REFRESH
-            && self.live_at(now_ms)
-            && grant.active_at(now_ms)
-            && client.id == self.client_id
+        self.kind == REFRESH && self.live_under(grant, now_ms) && client.id == self.client_id
     }
 }
 
 impl RawClient {
+    /// Whether its daily `last_used_at` write is due at `now_ms`, as the engine
+    /// writes it: at most once a day.
+    pub fn use_due(&self, now_ms: i64) -> bool {
+        self.last_used_ms
+            .is_none_or(|last| now_ms - last >= 86_400_000)
+    }
+
+    /// Records a use at `now_ms` if one is due: the client's key and new value.
+    fn record_use(&mut self, now_ms: i64) -> Option<Encoded> {
+        self.use_due(now_ms).then(|| {
+            self.last_used_ms = Some(now_ms);
+            Encoded {
+                key: self.id.as_bytes().to_vec(),
+                value: encode(self),
+            }
+        })
+    }
+
     /// From the core's record.
     pub fn of(c: &Client) -> Self {
         RawClient {
@@ -402,21 +429,17 @@ fn expiry_key(expires_ms: i64, id: &str) -> Vec<u8> {
     k
 }
 
-fn grant_prefix(id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(id.len() + 33);
-    k.extend_from_slice(id.as_bytes());
-    k.push(0);
-    k
-}
-
-fn grant_token_key(grant: &str, digest: &[u8; 32]) -> Vec<u8> {
-    let mut k = grant_prefix(grant);
+fn token_expiry_key(expires_ms: i64, digest: &[u8; 32]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(40);
+    k.extend_from_slice(&time_key(expires_ms));
     k.extend_from_slice(digest);
     k
 }
 
 fn history_key(grant: &str, at_ms: i64, reason: u8) -> Vec<u8> {
-    let mut k = grant_prefix(grant);
+    let mut k = Vec::with_capacity(grant.len() + 11);
+    k.extend_from_slice(grant.as_bytes());
+    k.push(0);
     k.extend_from_slice(&time_key(at_ms));
     k.push(0);
     k.push(reason);
@@ -441,11 +464,11 @@ struct Encoded {
     value: Vec<u8>,
 }
 
-/// A token's record and its `grant_tokens` entry, encoded ahead of a transaction.
+/// A token's record and its `token_expiry` entry, encoded ahead of a transaction.
 struct EncodedToken {
     digest: [u8; 32],
     value: Vec<u8>,
-    link: Vec<u8>,
+    expiry: Vec<u8>,
 }
 
 impl EncodedToken {
@@ -453,7 +476,7 @@ impl EncodedToken {
         EncodedToken {
             digest: t.digest,
             value: encode(t),
-            link: grant_token_key(&t.grant_id, &t.digest),
+            expiry: token_expiry_key(t.expires_ms, &t.digest),
         }
     }
 }
@@ -486,7 +509,7 @@ pub struct RawSled {
     tokens: Tree,
     by_user: Tree,
     expiry: Tree,
-    grant_tokens: Tree,
+    token_expiry: Tree,
     history: Tree,
     /// Removed after the database is closed.
     _dir: TempDir,
@@ -520,7 +543,7 @@ impl RawSled {
             tokens: tree("tokens"),
             by_user: tree("by_user"),
             expiry: tree("expiry"),
-            grant_tokens: tree("grant_tokens"),
+            token_expiry: tree("token_expiry"),
             history: tree("history"),
             db,
             _dir: dir,
@@ -535,24 +558,10 @@ impl RawSled {
         tree.get(key).or_die("reading raw sled").map(|v| decode(&v))
     }
 
-    /// The digests a grant's tokens are kept under.
-    fn token_digests(&self, grant_id: &str) -> Vec<[u8; 32]> {
-        self.grant_tokens
-            .scan_prefix(grant_prefix(grant_id))
-            .keys()
-            .map(|k| {
-                let k = k.or_die("scanning raw sled");
-                let mut digest = [0; 32];
-                digest.copy_from_slice(&k[k.len() - 32..]);
-                digest
-            })
-            .collect()
-    }
-
     /// Writes families (not timed) with one batch per tree.
     fn put_families(&self, families: &[(RawGrant, Vec<RawToken>, Vec<RawTransition>)]) {
         let mut batches: [Batch; 6] = Default::default();
-        let [grants, tokens, by_user, expiry, grant_tokens, history] = &mut batches;
+        let [grants, tokens, by_user, expiry, token_expiry, history] = &mut batches;
         for (g, ts, hs) in families {
             grants.insert(g.id.as_bytes(), encode(g));
             by_user.insert(by_user_key(&g.user_id, g.created_ms, &g.id), EMPTY);
@@ -561,7 +570,7 @@ impl RawSled {
             }
             for t in ts {
                 tokens.insert(&t.digest[..], encode(t));
-                grant_tokens.insert(grant_token_key(&g.id, &t.digest), EMPTY);
+                token_expiry.insert(token_expiry_key(t.expires_ms, &t.digest), EMPTY);
             }
             for h in hs {
                 let e = Encoded::transition(h);
@@ -573,7 +582,7 @@ impl RawSled {
             &self.tokens,
             &self.by_user,
             &self.expiry,
-            &self.grant_tokens,
+            &self.token_expiry,
             &self.history,
         ];
         for (tree, batch) in trees.into_iter().zip(batches) {
@@ -620,16 +629,16 @@ impl RawStore for RawSled {
         let Some(grant) = Self::get::<RawGrant>(&self.grants, token.grant_id.as_bytes()) else {
             return false;
         };
-        let now = ms(now);
-        token.live_at(now) && grant.active_at(now)
+        token.live_under(&grant, ms(now))
     }
 
     async fn authorize(&self, i: u64, now: Timestamp) {
-        let Some(client) = Self::get::<RawClient>(&self.clients, fixture::CLIENT.as_bytes()) else {
+        let Some(mut client) = Self::get::<RawClient>(&self.clients, fixture::CLIENT.as_bytes())
+        else {
             return;
         };
-        let mut f = fixture::family(i, 2);
-        f.grant.client_id = client.id;
+        let mut f = fixture::family(i, 1);
+        f.grant.client_id = client.id.clone();
         f.grant.created_at = now;
         let (grant, tokens, history) = raw_family(&f);
         let g = Encoded::grant(&grant);
@@ -637,22 +646,27 @@ impl RawStore for RawSled {
         let expiry_key = expiry_key(grant.expires_ms, &grant.id);
         let ts: Vec<EncodedToken> = tokens.iter().map(EncodedToken::of).collect();
         let hs: Vec<Encoded> = history.iter().map(Encoded::transition).collect();
+        let used = client.record_use(ms(now));
         (
+            &self.clients,
             &self.grants,
             &self.tokens,
             &self.by_user,
             &self.expiry,
-            &self.grant_tokens,
+            &self.token_expiry,
             &self.history,
         )
             .transaction(
-                |(grants, tokens, by_user, expiry, grant_tokens, history)| -> Tx {
+                |(clients, grants, tokens, by_user, expiry, token_expiry, history)| -> Tx {
+                    if let Some(c) = &used {
+                        clients.insert(c.key.as_slice(), c.value.as_slice())?;
+                    }
                     grants.insert(g.key.as_slice(), g.value.as_slice())?;
                     by_user.insert(user_key.as_slice(), EMPTY)?;
                     expiry.insert(expiry_key.as_slice(), EMPTY)?;
                     for t in &ts {
                         tokens.insert(&t.digest[..], t.value.as_slice())?;
-                        grant_tokens.insert(t.link.as_slice(), EMPTY)?;
+                        token_expiry.insert(t.expiry.as_slice(), EMPTY)?;
                     }
                     for h in &hs {
                         history.insert(h.key.as_slice(), h.value.as_slice())?;
@@ -664,63 +678,47 @@ impl RawStore for RawSled {
         self.flush();
     }
 
-    async fn refresh(&self, presented: &str, i: u64, now: Timestamp) -> bool {
-        let digest = Digest::of(presented);
-        let Some(token) = Self::get::<RawToken>(&self.tokens, digest.as_bytes()) else {
-            return false;
-        };
-        let Some(grant) = Self::get::<RawGrant>(&self.grants, token.grant_id.as_bytes()) else {
-            return false;
-        };
-        let held: Vec<RawToken> = self
-            .token_digests(&grant.id)
-            .iter()
-            .filter_map(|d| Self::get::<RawToken>(&self.tokens, d))
-            .collect();
-        let Some(client) = Self::get::<RawClient>(&self.clients, token.client_id.as_bytes()) else {
-            return false;
-        };
+    async fn refresh(&self, presented: &str, i: u64, now: Timestamp) -> Option<String> {
+        let digest = *Digest::of(presented).as_bytes();
+        let token = Self::get::<RawToken>(&self.tokens, &digest)?;
+        let grant = Self::get::<RawGrant>(&self.grants, token.grant_id.as_bytes())?;
+        let mut client = Self::get::<RawClient>(&self.clients, token.client_id.as_bytes())?;
         let now_ms = ms(now);
         if !token.rotatable(&grant, &client, now_ms) {
-            return false;
+            return None;
         }
-        let expired: Vec<([u8; 32], Vec<u8>)> = held
-            .iter()
-            .filter(|t| t.expires_ms <= now_ms)
-            .map(|t| (t.digest, grant_token_key(&t.grant_id, &t.digest)))
-            .collect();
-        let mut spent = token;
-        spent.spent_ms = Some(now_ms);
-        let spent = EncodedToken::of(&spent);
+        // The spent token is the grant's current one, which is the one presented.
+        let spent = (
+            token.digest,
+            token_expiry_key(token.expires_ms, &token.digest),
+        );
         let mut next = grant;
-        next.refreshed_ms = Some(now_ms);
-        next.updated_ms = now_ms;
-        let fresh = next.rotated_tokens(i, now_ms).map(|t| EncodedToken::of(&t));
-        let transition = Encoded::transition(&next.refreshed(client.id, now_ms));
+        let (fresh, refresh) = next.rotate(i, digest, now_ms);
+        let fresh = fresh.map(|t| EncodedToken::of(&t));
         let g = Encoded::grant(&next);
+        let used = client.record_use(now_ms);
         (
+            &self.clients,
             &self.grants,
             &self.tokens,
-            &self.grant_tokens,
-            &self.history,
+            &self.token_expiry,
         )
-            .transaction(|(grants, tokens, grant_tokens, history)| -> Tx {
-                tokens.insert(&spent.digest[..], spent.value.as_slice())?;
-                for (digest, link) in &expired {
-                    tokens.remove(&digest[..])?;
-                    grant_tokens.remove(link.as_slice())?;
-                }
+            .transaction(|(clients, grants, tokens, token_expiry)| -> Tx {
+                grants.insert(g.key.as_slice(), g.value.as_slice())?;
+                tokens.remove(&spent.0[..])?;
+                token_expiry.remove(spent.1.as_slice())?;
                 for t in &fresh {
                     tokens.insert(&t.digest[..], t.value.as_slice())?;
-                    grant_tokens.insert(t.link.as_slice(), EMPTY)?;
+                    token_expiry.insert(t.expiry.as_slice(), EMPTY)?;
                 }
-                history.insert(transition.key.as_slice(), transition.value.as_slice())?;
-                grants.insert(g.key.as_slice(), g.value.as_slice())?;
+                if let Some(c) = &used {
+                    clients.insert(c.key.as_slice(), c.value.as_slice())?;
+                }
                 Ok(())
             })
             .or_die("refreshing on raw sled");
         self.flush();
-        true
+        Some(refresh)
     }
 
     async fn revoke(&self, grant_id: &str, now: Timestamp) -> bool {
@@ -731,17 +729,8 @@ impl RawStore for RawSled {
         if !grant.active_at(now_ms) {
             return false;
         }
-        let revoked: Vec<EncodedToken> = self
-            .token_digests(grant_id)
-            .iter()
-            .filter_map(|d| Self::get::<RawToken>(&self.tokens, d))
-            .filter(|t| t.spent_ms.is_none() && t.revoked_ms.is_none())
-            .map(|mut t| {
-                t.revoked_ms = Some(now_ms);
-                EncodedToken::of(&t)
-            })
-            .collect();
         grant.status = REVOKED;
+        grant.refresh_token_set = false;
         grant.updated_ms = now_ms;
         let g = Encoded::grant(&grant);
         let expiry_key = expiry_key(grant.expires_ms, &grant.id);
@@ -755,13 +744,10 @@ impl RawStore for RawSled {
             actor_id: None,
             at_ms: now_ms,
         });
-        (&self.grants, &self.tokens, &self.expiry, &self.history)
-            .transaction(|(grants, tokens, expiry, history)| -> Tx {
+        (&self.grants, &self.expiry, &self.history)
+            .transaction(|(grants, expiry, history)| -> Tx {
                 grants.insert(g.key.as_slice(), g.value.as_slice())?;
                 expiry.remove(expiry_key.as_slice())?;
-                for t in &revoked {
-                    tokens.insert(&t.digest[..], t.value.as_slice())?;
-                }
                 history.insert(transition.key.as_slice(), transition.value.as_slice())?;
                 Ok(())
             })
@@ -803,12 +789,9 @@ impl RawStore for RawSled {
             let Some(mut grant) = Self::get::<RawGrant>(&self.grants, id) else {
                 continue;
             };
-            let links: Vec<([u8; 32], Vec<u8>)> = self
-                .token_digests(&grant.id)
-                .into_iter()
-                .map(|d| (d, grant_token_key(&grant.id, &d)))
-                .collect();
             grant.status = EXPIRED;
+            grant.refresh_token_set = false;
+            grant.updated_ms = grant.expires_ms;
             let g = Encoded::grant(&grant);
             let transition = Encoded::transition(&RawTransition {
                 zone_id: grant.zone_id.clone(),
@@ -820,26 +803,36 @@ impl RawStore for RawSled {
                 actor_id: None,
                 at_ms: grant.expires_ms,
             });
-            (
-                &self.grants,
-                &self.tokens,
-                &self.expiry,
-                &self.grant_tokens,
-                &self.history,
-            )
-                .transaction(|(grants, tokens, expiry, grant_tokens, history)| -> Tx {
+            (&self.grants, &self.expiry, &self.history)
+                .transaction(|(grants, expiry, history)| -> Tx {
                     grants.insert(g.key.as_slice(), g.value.as_slice())?;
                     expiry.remove(&key[..])?;
-                    for (digest, link) in &links {
-                        tokens.remove(&digest[..])?;
-                        grant_tokens.remove(link.as_slice())?;
-                    }
                     history.insert(transition.key.as_slice(), transition.value.as_slice())?;
                     Ok(())
                 })
                 .or_die("sweeping on raw sled");
             self.flush();
             swept += 1;
+        }
+        // Expired tokens, through their expiry index, in one transaction.
+        let expired: Vec<sled::IVec> = self
+            .token_expiry
+            .range(..&end[..])
+            .keys()
+            .take(limit)
+            .map(|k| k.or_die("scanning raw sled"))
+            .collect();
+        if !expired.is_empty() {
+            (&self.tokens, &self.token_expiry)
+                .transaction(|(tokens, token_expiry)| -> Tx {
+                    for key in &expired {
+                        tokens.remove(&key[8..])?;
+                        token_expiry.remove(&key[..])?;
+                    }
+                    Ok(())
+                })
+                .or_die("pruning tokens on raw sled");
+            self.flush();
         }
         swept
     }

@@ -24,6 +24,9 @@ pub struct Sled;
 impl Backend for Sled {
     type Raw = RawSled;
 
+    const WORKING_SET: u64 = 16;
+    const POOL: u64 = 1024;
+
     fn storage(_: &tokio::runtime::Runtime) -> (Arc<dyn Storage>, Keep) {
         let store = SledStorage::temporary_with(SledConfig::new()).or_die("opening the sled store");
         (Arc::new(store), Box::new(()))

@@ -1,19 +1,32 @@
 //! Every benchmark pair runs, on small fixtures, and both of its sides do what they
-//! claim (each side asserts its own outcome: an active token, a full page, a sweep
-//! of exactly k). Times are not looked at.
+//! claim (each side asserts its own outcome: an active token, a rotation, a
+//! revocation, a full page, a sweep of exactly k). Times are not looked at. The
+//! after-rotation byte measurements run on a few grants and rounds too.
 
-use tenure_benches::{Case, Sizes, memory, postgres, sled};
+use tenure_benches::{Case, Sizes, memory, postgres, rss, sled};
 
 fn small() -> Sizes {
     Sizes {
         page_zones: vec![200],
         sweeps: vec![(10, 30)],
         revoke_tokens: vec![1, 10],
+        refresh_history: vec![20],
     }
 }
 
 fn run(cases: Vec<Case>) {
     assert!(!cases.is_empty());
+    for name in [
+        "/refresh",
+        "/refresh/history=20",
+        "/revoke/k=10",
+        "/sweep/k=10,n=30",
+    ] {
+        assert!(
+            cases.iter().any(|c| c.name.ends_with(name)),
+            "no case {name}"
+        );
+    }
     for case in cases {
         let mut bench = (case.make)();
         // Twice, so that pools refill and sweeps move on past their first batch.
@@ -42,4 +55,18 @@ fn postgres_pairs_run() {
          which starts a throwaway PostgreSQL, or point it at a database"
     );
     run(postgres::cases(&small()));
+}
+
+/// The after-rotation measurements rotate and prune (each asserts that two tokens
+/// per grant are left) and measure something.
+#[test]
+fn rotated_bytes_measure() {
+    let (fresh, rotated) = rss::rotated_bytes_per_grant(50, 5);
+    assert!(fresh.is_finite() && rotated.is_finite());
+    let disk = rss::rotated_disk_bytes_per_grant(20, 5);
+    assert!(disk.fresh.is_finite() && disk.rotated > 0.0);
+    // The records a grant keeps do not grow with its rotations (its refresh
+    // chain's digests and times aside).
+    assert!(disk.live_fresh > 0.0);
+    assert!(disk.live_rotated < disk.live_fresh + 100.0);
 }

@@ -9,7 +9,12 @@
 //! the engine and the raw store, each round long enough to time reliably; the
 //! figures are the medians of the rounds, in nanoseconds per operation. A FILTER
 //! keeps the cases whose names contain it (and the memory and disk measurements
-//! when it is `bytes`).
+//! when it is `bytes`; only the after-rotation ones when it is `bytes/rotated`).
+//!
+//! The after-rotation measurements rotate grants a thousand times each through the
+//! engine, the way a running server does (a round an access-token lifetime apart,
+//! the expired tokens swept before each): 5,000 grants on memory and 300 on sled,
+//! about a minute and a half in all.
 //!
 //! Every backend lists pages in zones of 10k, 100k and 1M grants. Loading a million
 //! grants into sled or PostgreSQL takes minutes; `--quick` leaves that zone out for
@@ -32,6 +37,12 @@ const MEMORY_GRANTS: u64 = 1_000_000;
 
 /// Grants in the disk measurement.
 const DISK_GRANTS: u64 = 100_000;
+
+/// Grants in the memory measurement after rotations (each rotated 1,000 times).
+const ROTATED_MEMORY_GRANTS: u64 = 5_000;
+
+/// Grants in the disk measurement after rotations (each rotated 1,000 times).
+const ROTATED_DISK_GRANTS: u64 = 300;
 
 /// Nanoseconds per operation of one side: the median of the rounds.
 fn median(mut samples: Vec<f64>) -> f64 {
@@ -87,6 +98,24 @@ fn main() {
             _ => Fill::Grants,
         };
         println!("{}", rss::disk_bytes_per_grant(raw, fill, DISK_GRANTS));
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--rotated-bytes-per-grant") {
+        // A child process: memory after rotations, `fresh rotated`.
+        let n = grants_arg(&args).unwrap_or(ROTATED_MEMORY_GRANTS);
+        let (fresh, rotated) = rss::rotated_bytes_per_grant(n, rss::ROTATIONS);
+        println!("{fresh} {rotated}");
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--rotated-disk-bytes-per-grant") {
+        // A child process: sled's disk after rotations, `fresh rotated` for its
+        // files and then for its live records.
+        let n = grants_arg(&args).unwrap_or(ROTATED_DISK_GRANTS);
+        let d = rss::rotated_disk_bytes_per_grant(n, rss::ROTATIONS);
+        println!(
+            "{} {} {} {}",
+            d.fresh, d.rotated, d.live_fresh, d.live_rotated
+        );
         return;
     }
     if args.first().map(String::as_str) == Some("--case") {
@@ -202,6 +231,18 @@ fn main() {
     };
     for backend in ["memory", "sled", "postgres"] {
         scaling(
+            &format!("refresh, {backend}: after 1,000 rotations / fresh"),
+            &format!("{backend}/refresh/history=1000"),
+            &format!("{backend}/refresh"),
+            "<= 1.2",
+        );
+        scaling(
+            &format!("revoke, {backend}: k=100 / k=1"),
+            &format!("{backend}/revoke/k=100"),
+            &format!("{backend}/revoke/k=1"),
+            "<= 1.5",
+        );
+        scaling(
             &format!("page of 50, {backend}: n=1M / n=10k"),
             &format!("{backend}/page/n=1000000"),
             &format!("{backend}/page/n=10000"),
@@ -220,9 +261,107 @@ fn main() {
             "~10",
         );
     }
+    let rotated = (filter.is_empty() || filter == "bytes" || filter == "bytes/rotated")
+        .then(rotated_bytes_per_grant);
+    if let Some(r) = &rotated {
+        report(
+            "bytes, memory resident: 1,000 rotations / fresh",
+            Some(r.memory.1 / r.memory.0),
+            None,
+            "<= 1.5",
+        );
+        report(
+            "bytes, sled on disk: 1,000 rotations / fresh",
+            Some(r.disk.1 / r.disk.0),
+            None,
+            "<= 1.5",
+        );
+        report(
+            "bytes, sled live records: 1,000 rotations / fresh",
+            Some(r.live.1 / r.live.0),
+            None,
+            "-",
+        );
+    }
     if filter.is_empty() || filter == "bytes" {
         bytes_per_grant();
     }
+    if let Some(r) = &rotated {
+        println!();
+        println!(
+            "{:<64} {:>7} {:>7} {:>6}",
+            "bytes per grant, fresh and after 1,000 rotations", "fresh", "rotated", "ratio"
+        );
+        let line = |what: &str, (fresh, rotated): (f64, f64)| {
+            println!(
+                "{what:<64} {fresh:>7.0} {rotated:>7.0} {:>6.2}",
+                rotated / fresh
+            );
+        };
+        line(
+            &format!("memory, resident, {ROTATED_MEMORY_GRANTS} grants (goal <= 1.5)"),
+            r.memory,
+        );
+        line(
+            &format!("sled, on disk, {ROTATED_DISK_GRANTS} grants (goal <= 1.5)"),
+            r.disk,
+        );
+        line(
+            &format!("sled, live records (keys + values), {ROTATED_DISK_GRANTS} grants"),
+            r.live,
+        );
+        let mb = |per_grant: f64| per_grant * ROTATED_DISK_GRANTS as f64 / 1e6;
+        println!(
+            "  Rotated through the engine as a running server rotates them: a round of\n  \
+             rotations an access-token lifetime + 1 s apart, 32 at a time, sweep_expired\n  \
+             before each round pruning the expired access tokens; sled with its default\n  \
+             settings. Sled's files grew by {:.1} MB fresh and {:.1} MB rotated for\n  \
+             {:.2} MB and {:.2} MB of live records: the rest is garbage in sled's log,\n  \
+             which grows with the writes more than with the records.",
+            mb(r.disk.0),
+            mb(r.disk.1),
+            mb(r.live.0),
+            mb(r.live.1),
+        );
+    }
+}
+
+/// Bytes per grant, fresh and after 1,000 rotations: `(fresh, rotated)`.
+struct Rotated {
+    /// Resident, memory backend.
+    memory: (f64, f64),
+    /// Sled's files.
+    disk: (f64, f64),
+    /// Sled's live records.
+    live: (f64, f64),
+}
+
+/// Measures [`Rotated`], each in a child process.
+fn rotated_bytes_per_grant() -> Rotated {
+    let figures = |flag: &str| -> Vec<f64> {
+        child_line(&[flag])
+            .split_whitespace()
+            .map(|f| f.parse::<f64>().or_die("reading a measurement"))
+            .collect()
+    };
+    let pair = |figures: &[f64], at: usize| {
+        (
+            *figures.get(at).or_die("a fresh figure"),
+            *figures.get(at + 1).or_die("a rotated figure"),
+        )
+    };
+    let memory = figures("--rotated-bytes-per-grant");
+    let disk = figures("--rotated-disk-bytes-per-grant");
+    Rotated {
+        memory: pair(&memory, 0),
+        disk: pair(&disk, 0),
+        live: pair(&disk, 2),
+    }
+}
+
+/// The grant count a measurement child was given after its flag, if any.
+fn grants_arg(args: &[String]) -> Option<u64> {
+    args.get(1).map(|n| n.parse().or_die("a grant count"))
 }
 
 /// Every case of every backend (PostgreSQL's when a database is named).
