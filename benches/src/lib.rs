@@ -3,10 +3,11 @@
 //! Every benchmark is a [`Case`]: one operation run through the engine on a
 //! backend, and the same storage reads and writes done by hand on the raw store
 //! underneath (a `HashMap`/`BTreeMap` under a lock for the memory backend, sled
-//! trees for sled, plain SQL tables for PostgreSQL). Both sides start from the same
-//! records, loaded outside the timed part, so the ratio `engine / raw` is what the
-//! engine adds: validation, policy, versions and conflict checks, events, cursors,
-//! the async storage trait, and the richer indexes a real backend keeps.
+//! trees for sled, redb tables for redb, plain SQL tables for PostgreSQL). Both
+//! sides start from the same records, loaded outside the timed part, so the ratio
+//! `engine / raw` is what the engine adds: validation, policy, versions and
+//! conflict checks, events, cursors, the async storage trait, and the richer
+//! indexes a real backend keeps.
 //!
 //! The raw side hashes a presented token with SHA-256 before looking it up, as any
 //! store that keeps only digests must, and keys new tokens by the digest of their
@@ -24,12 +25,15 @@
 //! throwaway one.
 
 pub mod cases;
+pub mod durable;
 pub mod fixture;
 pub mod memory;
 pub mod postgres;
 pub mod raw_memory;
 pub mod raw_postgres;
+pub mod raw_redb;
 pub mod raw_sled;
+pub mod redb;
 pub mod rotation;
 pub mod rss;
 pub mod sled;

@@ -219,7 +219,7 @@ pub fn actor(a: &Actor) -> (u8, Option<String>) {
     }
 }
 
-fn ms(t: Timestamp) -> i64 {
+pub(crate) fn ms(t: Timestamp) -> i64 {
     t.timestamp_millis()
 }
 
@@ -336,7 +336,7 @@ impl RawClient {
     }
 
     /// Records a use at `now_ms` if one is due: the client's key and new value.
-    fn record_use(&mut self, now_ms: i64) -> Option<Encoded> {
+    pub(crate) fn record_use(&mut self, now_ms: i64) -> Option<Encoded> {
         self.use_due(now_ms).then(|| {
             self.last_used_ms = Some(now_ms);
             Encoded {
@@ -409,11 +409,11 @@ impl RawTransition {
 }
 
 /// A time in a key: big-endian, sign bit flipped.
-fn time_key(ms: i64) -> [u8; 8] {
+pub(crate) fn time_key(ms: i64) -> [u8; 8] {
     ((ms as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-fn by_user_key(user: &str, created_ms: i64, id: &str) -> Vec<u8> {
+pub(crate) fn by_user_key(user: &str, created_ms: i64, id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(user.len() + 9 + id.len());
     k.extend_from_slice(user.as_bytes());
     k.push(0);
@@ -422,21 +422,21 @@ fn by_user_key(user: &str, created_ms: i64, id: &str) -> Vec<u8> {
     k
 }
 
-fn expiry_key(expires_ms: i64, id: &str) -> Vec<u8> {
+pub(crate) fn expiry_key(expires_ms: i64, id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + id.len());
     k.extend_from_slice(&time_key(expires_ms));
     k.extend_from_slice(id.as_bytes());
     k
 }
 
-fn token_expiry_key(expires_ms: i64, digest: &[u8; 32]) -> Vec<u8> {
+pub(crate) fn token_expiry_key(expires_ms: i64, digest: &[u8; 32]) -> Vec<u8> {
     let mut k = Vec::with_capacity(40);
     k.extend_from_slice(&time_key(expires_ms));
     k.extend_from_slice(digest);
     k
 }
 
-fn history_key(grant: &str, at_ms: i64, reason: u8) -> Vec<u8> {
+pub(crate) fn history_key(grant: &str, at_ms: i64, reason: u8) -> Vec<u8> {
     let mut k = Vec::with_capacity(grant.len() + 11);
     k.extend_from_slice(grant.as_bytes());
     k.push(0);
@@ -446,11 +446,11 @@ fn history_key(grant: &str, at_ms: i64, reason: u8) -> Vec<u8> {
     k
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value).or_die("encoding a record")
 }
 
-fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> T {
+pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> T {
     postcard::from_bytes(bytes).or_die("decoding a record")
 }
 
@@ -459,20 +459,20 @@ type Tx = Result<(), ConflictableTransactionError<Infallible>>;
 
 /// A record's key and value, encoded ahead of a transaction (whose closure sled
 /// may run more than once).
-struct Encoded {
-    key: Vec<u8>,
-    value: Vec<u8>,
+pub(crate) struct Encoded {
+    pub(crate) key: Vec<u8>,
+    pub(crate) value: Vec<u8>,
 }
 
 /// A token's record and its `token_expiry` entry, encoded ahead of a transaction.
-struct EncodedToken {
-    digest: [u8; 32],
-    value: Vec<u8>,
-    expiry: Vec<u8>,
+pub(crate) struct EncodedToken {
+    pub(crate) digest: [u8; 32],
+    pub(crate) value: Vec<u8>,
+    pub(crate) expiry: Vec<u8>,
 }
 
 impl EncodedToken {
-    fn of(t: &RawToken) -> Self {
+    pub(crate) fn of(t: &RawToken) -> Self {
         EncodedToken {
             digest: t.digest,
             value: encode(t),
@@ -482,17 +482,17 @@ impl EncodedToken {
 }
 
 /// The value of an index entry.
-const EMPTY: &[u8] = &[];
+pub(crate) const EMPTY: &[u8] = &[];
 
 impl Encoded {
-    fn grant(g: &RawGrant) -> Self {
+    pub(crate) fn grant(g: &RawGrant) -> Self {
         Encoded {
             key: g.id.as_bytes().to_vec(),
             value: encode(g),
         }
     }
 
-    fn transition(t: &RawTransition) -> Self {
+    pub(crate) fn transition(t: &RawTransition) -> Self {
         Encoded {
             key: history_key(&t.grant_id, t.at_ms, t.reason),
             value: encode(t),
@@ -592,7 +592,7 @@ impl RawSled {
     }
 }
 
-fn raw_family(f: &Family) -> (RawGrant, Vec<RawToken>, Vec<RawTransition>) {
+pub(crate) fn raw_family(f: &Family) -> (RawGrant, Vec<RawToken>, Vec<RawTransition>) {
     (
         RawGrant::of(&f.grant),
         f.tokens.iter().map(RawToken::of).collect(),

@@ -3,7 +3,10 @@
 //! revocation, a full page, a sweep of exactly k). Times are not looked at. The
 //! after-rotation byte measurements run on a few grants and rounds too.
 
-use tenure_benches::{Case, Sizes, memory, postgres, rss, sled};
+use std::time::Duration;
+
+use tenure_benches::durable::{self, Durable};
+use tenure_benches::{Case, Sizes, memory, postgres, redb, rss, sled};
 
 fn small() -> Sizes {
     Sizes {
@@ -45,6 +48,30 @@ fn memory_pairs_run() {
 #[test]
 fn sled_pairs_run() {
     run(sled::cases(&small()));
+}
+
+#[test]
+fn redb_pairs_run() {
+    run(redb::cases(&small()));
+}
+
+/// sled and redb side by side: writers authorize, and a store's life (create,
+/// revoke, expire and sweep, delete, create again) runs to its end on each.
+#[test]
+fn durable_measurements_run() {
+    for kind in Durable::ALL {
+        for writers in [1, 4] {
+            let rate = durable::group_commit(kind, writers, Duration::from_millis(200));
+            assert!(
+                rate > 0.0,
+                "{kind:?} with {writers} writers authorized nothing"
+            );
+        }
+        let life = durable::lifecycle(kind, 64);
+        for figure in [life.created, life.swept, life.deleted, life.refilled] {
+            assert!(figure.is_finite() && figure > 0.0, "{kind:?}: {life:?}");
+        }
+    }
 }
 
 #[test]

@@ -17,17 +17,23 @@
 //! about a minute and a half in all.
 //!
 //! Every backend lists pages in zones of 10k, 100k and 1M grants. Loading a million
-//! grants into sled or PostgreSQL takes minutes; `--quick` leaves that zone out for
-//! them. The PostgreSQL cases run only when
+//! grants into sled, redb or PostgreSQL takes minutes; `--quick` leaves that zone
+//! out for them.
+//!
+//! A FILTER of `durable` runs only sled and redb side by side: authorizations per
+//! second with 1, 4 and 16 writers (group commit), and the disk bytes per grant of
+//! 100,000 grants over a store's life (created; a quarter revoked and a quarter
+//! expired and swept; that half deleted; as many created again). The PostgreSQL cases run only when
 //! `TENURE_BENCH_POSTGRES_URL` or `TENURE_TEST_POSTGRES_URL` names a database
 //! (`scripts/with-postgres.sh target/release/summary` starts a throwaway one).
 
 use std::process::Command;
 use std::time::Duration;
 
+use tenure_benches::durable::{self, Durable};
 use tenure_benches::memory::Memory;
 use tenure_benches::rss::{self, Fill, Store};
-use tenure_benches::{Bench, Case, OrDie, Sizes, cases, memory, postgres, sled};
+use tenure_benches::{Bench, Case, OrDie, Sizes, cases, memory, postgres, redb, sled};
 
 /// Rounds per side.
 const ROUNDS: usize = 5;
@@ -37,6 +43,12 @@ const MEMORY_GRANTS: u64 = 1_000_000;
 
 /// Grants in the disk measurement.
 const DISK_GRANTS: u64 = 100_000;
+
+/// How long each group-commit measurement authorizes.
+const GROUP_COMMIT_TIME: Duration = Duration::from_secs(3);
+
+/// Writers in the group-commit measurements.
+const GROUP_COMMIT_WRITERS: [u64; 3] = [1, 4, 16];
 
 /// Grants in the memory measurement after rotations (each rotated 1,000 times).
 const ROTATED_MEMORY_GRANTS: u64 = 5_000;
@@ -116,6 +128,29 @@ fn main() {
             "{} {} {} {}",
             d.fresh, d.rotated, d.live_fresh, d.live_rotated
         );
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--group-commit") {
+        // A child process: authorizations per second, `--group-commit KIND WRITERS`.
+        let kind = durable_arg(&args);
+        let writers = args
+            .get(2)
+            .map(|n| n.parse().or_die("a writer count"))
+            .or_die("a writer count");
+        println!(
+            "{}",
+            durable::group_commit(kind, writers, GROUP_COMMIT_TIME)
+        );
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--lifecycle") {
+        // A child process: bytes per grant over a store's life, `--lifecycle KIND [N]`.
+        let kind = durable_arg(&args);
+        let n = args
+            .get(2)
+            .map_or(DISK_GRANTS, |n| n.parse().or_die("a grant count"));
+        let l = durable::lifecycle(kind, n);
+        println!("{} {} {} {}", l.created, l.swept, l.deleted, l.refilled);
         return;
     }
     if args.first().map(String::as_str) == Some("--case") {
@@ -212,6 +247,12 @@ fn main() {
         None,
         "<= 1.3",
     );
+    report(
+        "introspect, redb: engine / raw",
+        ratio("redb/introspect"),
+        None,
+        "<= 1.3",
+    );
     if filter.is_empty() || "memory/introspect/2-threads".contains(&filter) {
         let line = child_line(&["--scaling"]);
         let mut figures = line
@@ -229,7 +270,7 @@ fn main() {
         let of = |ns: &dyn Fn(&str) -> Option<f64>| ns(big).zip(ns(small)).map(|(b, s)| b / s);
         report(what, of(&engine_ns), of(&raw_ns), goal);
     };
-    for backend in ["memory", "sled", "postgres"] {
+    for backend in ["memory", "sled", "redb", "postgres"] {
         scaling(
             &format!("refresh, {backend}: after 1,000 rotations / fresh"),
             &format!("{backend}/refresh/history=1000"),
@@ -285,6 +326,9 @@ fn main() {
     }
     if filter.is_empty() || filter == "bytes" {
         bytes_per_grant();
+    }
+    if filter.is_empty() || filter == "durable" {
+        sled_and_redb();
     }
     if let Some(r) = &rotated {
         println!();
@@ -364,18 +408,74 @@ fn grants_arg(args: &[String]) -> Option<u64> {
     args.get(1).map(|n| n.parse().or_die("a grant count"))
 }
 
+/// The store a measurement child was given after its flag.
+fn durable_arg(args: &[String]) -> Durable {
+    args.get(1)
+        .and_then(|name| Durable::named(name))
+        .or_die("a store: sled or redb")
+}
+
+/// sled and redb side by side: group-commit throughput and disk use over a
+/// store's life, each measurement in a child process of its own.
+fn sled_and_redb() {
+    println!();
+    println!(
+        "{:<52} {:>10} {:>10} {:>7}",
+        "authorizations per second (group commit)", "sled", "redb", "redb/sled"
+    );
+    for writers in GROUP_COMMIT_WRITERS {
+        let rate = |kind: Durable| child(&["--group-commit", kind.name(), &writers.to_string()]);
+        let (sled, redb) = (rate(Durable::Sled), rate(Durable::Redb));
+        println!(
+            "{:<52} {sled:>10.0} {redb:>10.0} {:>7.2}",
+            format!("{writers} writer{}", if writers == 1 { "" } else { "s" }),
+            redb / sled
+        );
+    }
+    let lifecycle = |kind: Durable| -> Vec<f64> {
+        child_line(&["--lifecycle", kind.name()])
+            .split_whitespace()
+            .map(|f| f.parse::<f64>().or_die("reading a measurement"))
+            .collect()
+    };
+    let (sled, redb) = (lifecycle(Durable::Sled), lifecycle(Durable::Redb));
+    println!();
+    println!(
+        "{:<52} {:>10} {:>10} {:>7}",
+        "disk bytes per grant created, over a store's life", "sled", "redb", "redb/sled"
+    );
+    let stages = [
+        format!("{DISK_GRANTS} grants authorized"),
+        "a quarter revoked, a quarter expired, swept".to_owned(),
+        "that half deleted".to_owned(),
+        "as many authorized again".to_owned(),
+    ];
+    for (at, stage) in stages.iter().enumerate() {
+        let (s, r) = (
+            *sled.get(at).or_die("a sled figure"),
+            *redb.get(at).or_die("a redb figure"),
+        );
+        println!("{stage:<52} {s:>10.0} {r:>10.0} {:>7.2}", r / s);
+    }
+    println!(
+        "  Through the engine, 16 writers at once, each store with its default\n  \
+         settings (immediate durability), flushed before each figure."
+    );
+}
+
 /// Every case of every backend (PostgreSQL's when a database is named).
 fn all_cases(sizes: &Sizes) -> Vec<Case> {
     memory::cases(sizes)
         .into_iter()
         .chain(sled::cases(sizes))
+        .chain(redb::cases(sizes))
         .chain(postgres::cases(sizes))
         .collect()
 }
 
 /// Whether a case runs on a durable backend.
 fn is_durable(name: &str) -> bool {
-    name.starts_with("sled/") || name.starts_with("postgres/")
+    name.starts_with("sled/") || name.starts_with("redb/") || name.starts_with("postgres/")
 }
 
 /// Runs this program with `args` in a child process and returns what it printed;
