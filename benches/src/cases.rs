@@ -32,7 +32,7 @@ pub trait Backend: 'static {
     const WORKING_SET: u64;
 
     /// The grants a store of the cases that use grants up (the fresh `refresh`,
-    /// `revoke`) is filled with (see [`Pool`]): on memory, about as few as the
+    /// `revoke`) is filled with (see `Pool`): on memory, about as few as the
     /// history case's working set, so that both find their grants as warm in the
     /// caches and their indexes as shallow; on sled and PostgreSQL, where a fresh
     /// store costs a directory or a connection pool and a bulk load leaves
