@@ -28,6 +28,7 @@ pub mod cases;
 pub mod durable;
 pub mod fixture;
 pub mod memory;
+pub mod peers;
 pub mod postgres;
 pub mod raw_memory;
 pub mod raw_postgres;

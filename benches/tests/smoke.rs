@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use tenure_benches::durable::{self, Durable};
+use tenure_benches::peers::{self, Op};
 use tenure_benches::{Case, Sizes, memory, postgres, redb, rss, sled};
 
 fn small() -> Sizes {
@@ -70,6 +71,19 @@ fn durable_measurements_run() {
         let life = durable::lifecycle(kind, 64);
         for figure in [life.created, life.swept, life.deleted, life.refilled] {
             assert!(figure.is_finite() && figure > 0.0, "{kind:?}: {life:?}");
+        }
+    }
+}
+
+/// tenure, oxide-auth and the floor each introspect, authorize and refresh (each
+/// side asserts an active token or a rotated refresh token), and more than once
+/// round the grants, so refresh presents rotated tokens.
+#[test]
+fn peers_run() {
+    for op in Op::ALL {
+        let (tenure, peer, floor) = peers::measure(op, 50, 3, Duration::from_millis(1));
+        for figure in [tenure, peer, floor] {
+            assert!(figure.is_finite() && figure > 0.0, "{op:?}: {figure}");
         }
     }
 }

@@ -20,6 +20,9 @@
 //! grants into sled, redb or PostgreSQL takes minutes; `--quick` leaves that zone
 //! out for them.
 //!
+//! A FILTER of `peers` runs only tenure on memory against oxide-auth's `TokenMap`
+//! and the floor (introspect, authorize, refresh; see `tenure_benches::peers`).
+//!
 //! A FILTER of `durable` runs only sled and redb side by side: authorizations per
 //! second with 1, 4 and 16 writers (group commit), and the disk bytes per grant of
 //! 100,000 grants over a store's life (created; a quarter revoked and a quarter
@@ -32,6 +35,7 @@ use std::time::Duration;
 
 use tenure_benches::durable::{self, Durable};
 use tenure_benches::memory::Memory;
+use tenure_benches::peers::{self, Op};
 use tenure_benches::rss::{self, Fill, Store};
 use tenure_benches::{Bench, Case, OrDie, Sizes, cases, memory, postgres, redb, sled};
 
@@ -122,8 +126,13 @@ fn main() {
     if args.first().map(String::as_str) == Some("--rotated-disk-bytes-per-grant") {
         // A child process: sled's disk after rotations, `fresh rotated` for its
         // files and then for its live records.
+        // `--rotated-disk-bytes-per-grant [GRANTS [ROTATIONS]]`.
         let n = grants_arg(&args).unwrap_or(ROTATED_DISK_GRANTS);
-        let d = rss::rotated_disk_bytes_per_grant(n, rss::ROTATIONS);
+        let rotations = args
+            .get(2)
+            .map(|r| r.parse().or_die("a rotation count"))
+            .unwrap_or(rss::ROTATIONS);
+        let d = rss::rotated_disk_bytes_per_grant(n, rotations);
         println!(
             "{} {} {} {}",
             d.fresh, d.rotated, d.live_fresh, d.live_rotated
@@ -151,6 +160,17 @@ fn main() {
             .map_or(DISK_GRANTS, |n| n.parse().or_die("a grant count"));
         let l = durable::lifecycle(kind, n);
         println!("{} {} {} {}", l.created, l.swept, l.deleted, l.refilled);
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--peers") {
+        // A child process: one operation on three sides, `tenure peer floor`.
+        let op = args
+            .get(1)
+            .and_then(|name| Op::named(name))
+            .or_die("an operation: introspect, authorize or refresh");
+        let (tenure, peer, floor) =
+            peers::measure(op, peers::GRANTS, ROUNDS, Duration::from_millis(100));
+        println!("{tenure} {peer} {floor}");
         return;
     }
     if args.first().map(String::as_str) == Some("--case") {
@@ -330,6 +350,9 @@ fn main() {
     if filter.is_empty() || filter == "durable" {
         sled_and_redb();
     }
+    if filter.is_empty() || filter == "peers" {
+        against_peers();
+    }
     if let Some(r) = &rotated {
         println!();
         println!(
@@ -460,6 +483,36 @@ fn sled_and_redb() {
     println!(
         "  Through the engine, 16 writers at once, each store with its default\n  \
          settings (immediate durability), flushed before each figure."
+    );
+}
+
+/// tenure on memory against oxide-auth's `TokenMap` and the floor, each operation
+/// in a child process of its own.
+fn against_peers() {
+    println!();
+    println!(
+        "{:<24} {:>10} {:>10} {:>10} {:>11} {:>12}",
+        "ns per operation", "tenure", "oxide-auth", "floor", "tenure/peer", "tenure/floor"
+    );
+    for op in Op::ALL {
+        let figures: Vec<f64> = child_line(&["--peers", op.name()])
+            .split_whitespace()
+            .map(|f| f.parse::<f64>().or_die("reading a measurement"))
+            .collect();
+        let at = |i: usize| *figures.get(i).or_die("a peers figure");
+        let (tenure, peer, floor) = (at(0), at(1), at(2));
+        println!(
+            "{:<24} {tenure:>10.0} {peer:>10.0} {floor:>10.0} {:>11.2} {:>12.2}",
+            op.name(),
+            tenure / peer,
+            tenure / floor
+        );
+    }
+    println!(
+        "  {} live grants on each side, one thread, alternating rounds; tenure on the\n  \
+         memory backend; the floor is SHA-256 of a token and a HashMap probe (see\n  \
+         tenure_benches::peers).",
+        peers::GRANTS
     );
 }
 
