@@ -8,7 +8,9 @@
 //! pointer for it; a rotation reuses the box.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::HashMap;
 use std::hash::Hash;
 use std::ops::Bound;
 use std::sync::Arc;

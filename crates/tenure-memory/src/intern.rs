@@ -1,7 +1,7 @@
 //! Values many records share (user, client and resource ids, scope sets), each
 //! kept once per zone and referred to by a 4-byte symbol.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ pub(crate) struct Interner<T: ?Sized> {
 impl<T: ?Sized> Default for Interner<T> {
     fn default() -> Self {
         Interner {
-            symbols: HashMap::new(),
+            symbols: HashMap::default(),
             values: Vec::new(),
             free: Vec::new(),
         }

@@ -33,7 +33,9 @@ mod intern;
 pub mod testing;
 mod tokens;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -145,7 +147,7 @@ fn stored_version(zones: &HashMap<String, Zone>, record: &RecordKey) -> Result<O
 
 fn check(zones: &HashMap<String, Zone>, set: &WriteSet) -> Result<()> {
     // User codes taken by earlier writes of this same set.
-    let mut claimed: HashMap<(&str, &str), Digest> = HashMap::new();
+    let mut claimed: HashMap<(&str, &str), Digest> = HashMap::default();
     for write in &set.writes {
         let holds = match write {
             Write::PutClient { client, expect } => expect.holds(

@@ -5,7 +5,9 @@
 //! Tokens are indexed by grant (for deleting a grant) and by expiry (for pruning
 //! expired tokens at a cost proportional to their number).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use tenure::{Digest, Timestamp, Token, TokenKind, Version, Versioned};
