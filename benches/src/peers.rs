@@ -268,7 +268,7 @@ struct Entry {
     expires_ms: i64,
 }
 
-/// The floor's side: a `HashMap` from digest to [`Entry`].
+/// The floor's side: a `HashMap` from digest to a token's grant and expiry.
 pub struct Floor {
     grants: u64,
     map: HashMap<[u8; 32], Entry>,
