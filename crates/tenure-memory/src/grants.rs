@@ -18,8 +18,8 @@ use std::sync::Arc;
 use crate::intern::{Interner, Symbol};
 
 use tenure::{
-    Grant, GrantFilter, GrantPage, GrantQuery, GrantStatus, Keyset, Position, RefreshChain,
-    SortOrder, Timestamp, Version, Versioned,
+    Grant, GrantFacts, GrantFilter, GrantPage, GrantQuery, GrantStatus, Keyset, Position,
+    RefreshChain, SortOrder, Timestamp, Version, Versioned,
 };
 
 /// A grant's place in an ordered index: `(time in ms, id)`.
@@ -149,6 +149,17 @@ impl Grants {
     pub(crate) fn get(&self, zone_id: &str, id: &str) -> Option<Versioned<Grant>> {
         let (id, g) = self.records.get_key_value(id)?;
         Some(self.rebuild(zone_id, id, g))
+    }
+
+    /// What introspection needs of a grant, without rebuilding the record.
+    pub(crate) fn facts(&self, id: &str) -> Option<GrantFacts> {
+        let g = self.records.get(id)?;
+        Some(GrantFacts {
+            status: g.status,
+            expires_at: g.expires_at,
+            refresh_generation: g.refresh.as_deref().copied().unwrap_or_default().generation,
+            resource_id: self.ids.get(g.resource).unwrap_or_default().to_owned(),
+        })
     }
 
     /// Whether the zone holds no grant.

@@ -44,7 +44,8 @@ use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteG
 use tenure::{
     Actor, Client, DeviceAuthorization, Digest, Error, Expect, Grant, GrantFilter, GrantPage,
     GrantQuery, GrantStatus, Keyset, PersonalGrant, RecordKey, Result, Storage, Timestamp, Token,
-    TokenAndGrant, Transition, TransitionReason, Version, Versioned, Write, WriteSet,
+    TokenAndGrant, TokenAndGrantFacts, Transition, TransitionReason, Version, Versioned, Write,
+    WriteSet,
 };
 
 use crate::grants::{Grants, Key, remove_from};
@@ -473,6 +474,25 @@ impl Storage for MemoryStorage {
             .tokens
             .grant_of(digest)
             .and_then(|id| zone.grants.get(zone_id, id));
+        Ok(Some((token, grant)))
+    }
+
+    async fn get_token_and_grant_facts(
+        &self,
+        zone_id: &str,
+        digest: &Digest,
+    ) -> Result<Option<TokenAndGrantFacts>> {
+        let zones = self.read();
+        let Some(zone) = zones.get(zone_id) else {
+            return Ok(None);
+        };
+        let Some(token) = zone.tokens.get(zone_id, digest) else {
+            return Ok(None);
+        };
+        let grant = zone
+            .tokens
+            .grant_of(digest)
+            .and_then(|id| zone.grants.facts(id));
         Ok(Some((token, grant)))
     }
 

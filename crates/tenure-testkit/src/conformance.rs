@@ -47,10 +47,11 @@ use chrono::{DateTime, Duration};
 use tenure::cursor::Listing;
 use tenure::{
     AccessType, Actor, AuthorizeRequest, Client, ClientRegistration, ClientType, CursorKey,
-    DeviceAuthorization, DeviceState, Digest, Engine, Error, Expect, Grant, GrantFilter, GrantPage,
-    GrantQuery, GrantStatus, GrantType, Keyset, ListGrants, ManualClock, Page, PersonalGrant,
-    Position, RecordKey, RefreshChain, RefreshRequest, ScopePolicy, Secret, SortOrder, Storage,
-    Timestamp, Token, TokenKind, Transition, TransitionReason, Version, Versioned, Write, WriteSet,
+    DeviceAuthorization, DeviceState, Digest, Engine, Error, Expect, Grant, GrantFacts,
+    GrantFilter, GrantPage, GrantQuery, GrantStatus, GrantType, Keyset, ListGrants, ManualClock,
+    Page, PersonalGrant, Position, RecordKey, RefreshChain, RefreshRequest, ScopePolicy, Secret,
+    SortOrder, Storage, Timestamp, Token, TokenKind, Transition, TransitionReason, Version,
+    Versioned, Write, WriteSet,
 };
 
 // ----- running the rules -----
@@ -2932,7 +2933,8 @@ pub async fn tokens_by_digest_and_by_grant<S: Storage>(store: S) {
 
 /// Rule 7, introspection's read: `get_token_and_grant` answers exactly what
 /// `get_token` and then `get_grant` of its grant answer, versions included, in the
-/// token's zone only.
+/// token's zone only; `get_token_and_grant_facts` answers the same token with the
+/// same grant's `GrantFacts` (status, expiry, refresh generation, resource).
 pub async fn token_and_grant_read_together<S: Storage>(store: S) {
     let s = &store;
     let g = grant(ZONE, "grant-1", at(1_000), at(200_000));
@@ -2954,14 +2956,31 @@ pub async fn token_and_grant_read_together<S: Storage>(store: S) {
     .await;
     let refreshed = Grant {
         refreshed_at: Some(at(2_000)),
+        refresh: RefreshChain {
+            generation: 3,
+            ..RefreshChain::default()
+        },
         ..g.clone()
     };
     commit(s, [put_grant(&refreshed, Expect::Version(1))]).await;
 
     let read = |zone: &'static str, secret: &'static str| async move {
-        s.get_token_and_grant(zone, &Digest::of(secret))
+        let whole = s
+            .get_token_and_grant(zone, &Digest::of(secret))
             .await
-            .expect("get_token_and_grant")
+            .expect("get_token_and_grant");
+        let facts = s
+            .get_token_and_grant_facts(zone, &Digest::of(secret))
+            .await
+            .expect("get_token_and_grant_facts");
+        assert_eq!(
+            facts,
+            whole
+                .clone()
+                .map(|(t, g)| (t, g.map(|g| GrantFacts::from(g.record)))),
+            "get_token_and_grant_facts narrows get_token_and_grant in {zone}"
+        );
+        whole
     };
     assert_eq!(
         read(ZONE, "secret-1").await,

@@ -79,13 +79,13 @@ pub use error::{Error, ErrorChain, InvalidGrantReason, RecordKind, Result};
 pub use event::{Event, EventSubscriber};
 pub use lifecycle::{ActiveToken, Introspection};
 pub use model::{
-    AccessType, Actor, Client, ClientType, Grant, GrantStatus, GrantType, RefreshChain,
+    AccessType, Actor, Client, ClientType, Grant, GrantFacts, GrantStatus, GrantType, RefreshChain,
     ScopePolicy, Token, TokenKind, Transition, TransitionReason,
 };
 pub use personal::{NewPersonalGrant, PersonalGrant, PersonalGrantUpdate};
 pub use secret::{Digest, RefreshReference, Secret, SecretBytes, SecretKind};
 pub use storage::{
     DynStorage, Expect, GrantFilter, GrantPage, GrantQuery, Keyset, Position, RecordKey, SortOrder,
-    Storage, TokenAndGrant, Version, Versioned, Write, WriteSet,
+    Storage, TokenAndGrant, TokenAndGrantFacts, Version, Versioned, Write, WriteSet,
 };
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -10,8 +10,8 @@ use chrono::Duration;
 use crate::error::{Error, InvalidGrantReason, Result};
 use crate::event::Event;
 use crate::model::{
-    Actor, Client, Grant, GrantStatus, GrantType, RefreshChain, Token, TokenKind, Transition,
-    TransitionReason,
+    Actor, Client, Grant, GrantFacts, GrantStatus, GrantType, RefreshChain, Token, TokenKind,
+    Transition, TransitionReason,
 };
 use crate::secret::{Digest, RefreshReference, Secret, SecretBytes, SecretKind};
 use crate::time::Timestamp;
@@ -819,48 +819,68 @@ pub fn introspect(
     client: Option<&Client>,
     now: Timestamp,
 ) -> Introspection {
-    if !is_active(token, grant, client, now) {
+    if !is_active(
+        token,
+        grant.status_at(now),
+        grant.refresh.generation,
+        client,
+        now,
+    ) {
         return Introspection::Inactive;
     }
-    Introspection::Active(answer(token.clone(), grant.clone()))
+    Introspection::Active(answer(token.clone(), grant.resource_id.clone()))
 }
 
-/// [`introspect`] for records the caller owns and no longer needs: the same
-/// decision, with the answer's fields moved out of them instead of copied.
+/// [`introspect`] as the engine runs it on every request: over the token record,
+/// which the caller no longer needs, and only the [`GrantFacts`] of its grant, with
+/// the answer's fields moved out instead of copied. The same decision.
 pub fn introspect_owned(
     token: Token,
-    grant: Grant,
+    grant: GrantFacts,
     client: Option<&Client>,
     now: Timestamp,
 ) -> Introspection {
-    if !is_active(&token, &grant, client, now) {
+    if !is_active(
+        &token,
+        grant.status_at(now),
+        grant.refresh_generation,
+        client,
+        now,
+    ) {
         return Introspection::Inactive;
     }
-    Introspection::Active(answer(token, grant))
+    Introspection::Active(answer(token, grant.resource_id))
 }
 
-/// What introspection says of an active token, moved out of its records.
-fn answer(token: Token, grant: Grant) -> ActiveToken {
+/// What introspection says of an active token, moved out of its record; the
+/// token's zone and grant are its grant's.
+fn answer(token: Token, resource_id: String) -> ActiveToken {
     ActiveToken {
         kind: token.kind,
         scopes: token.scopes,
         client_id: token.client_id,
         user_id: token.user_id,
-        resource_id: grant.resource_id,
-        zone_id: grant.zone_id,
-        grant_id: grant.id,
+        resource_id,
+        zone_id: token.zone_id,
+        grant_id: token.grant_id,
         issued_at: token.issued_at,
         expires_at: token.expires_at,
     }
 }
 
-/// Whether a token is good now: live itself, current (a refresh token of the
-/// grant's generation), under a grant active now, and, for a refresh token, issued
-/// after its client last stopped refresh tokens.
-fn is_active(token: &Token, grant: &Grant, client: Option<&Client>, now: Timestamp) -> bool {
+/// Whether a token is good now: live itself, current (a refresh token of its
+/// grant's `generation`), under a grant whose status now is active, and, for a
+/// refresh token, issued after its client last stopped refresh tokens.
+fn is_active(
+    token: &Token,
+    grant_status: GrantStatus,
+    generation: u64,
+    client: Option<&Client>,
+    now: Timestamp,
+) -> bool {
     token.is_live(now)
-        && token.is_current(grant)
-        && grant.status_at(now) == GrantStatus::Active
+        && token.is_of_generation(generation)
+        && grant_status == GrantStatus::Active
         && (token.kind != TokenKind::Refresh
             || client.is_some_and(|c| !c.stopped_refresh_token(token.issued_at)))
 }

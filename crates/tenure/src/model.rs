@@ -292,14 +292,54 @@ impl RefreshChain {
     };
 }
 
+/// The status a grant stored as `status` with expiry `expires_at` has at `now`.
+fn status_at(status: GrantStatus, expires_at: Timestamp, now: Timestamp) -> GrantStatus {
+    match status {
+        GrantStatus::Active if expires_at <= now => GrantStatus::Expired,
+        status => status,
+    }
+}
+
+/// What introspection needs of a token's grant: what decides whether the token is
+/// good, and the resource its answer names. The token's record carries the rest
+/// (zone, grant id, client, user, scopes), so a backend that keeps grants compact
+/// reads these few fields instead of rebuilding the whole record on every request
+/// (see [`Storage::get_token_and_grant_facts`](crate::Storage::get_token_and_grant_facts)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantFacts {
+    /// The status as stored.
+    pub status: GrantStatus,
+    /// When the grant expires.
+    pub expires_at: Timestamp,
+    /// The generation of its current refresh token ([`RefreshChain::generation`]).
+    pub refresh_generation: u64,
+    /// The resource it is for (`aud`).
+    pub resource_id: String,
+}
+
+impl GrantFacts {
+    /// The same rule as [`Grant::status_at`].
+    pub fn status_at(&self, now: Timestamp) -> GrantStatus {
+        status_at(self.status, self.expires_at, now)
+    }
+}
+
+impl From<Grant> for GrantFacts {
+    fn from(grant: Grant) -> GrantFacts {
+        GrantFacts {
+            status: grant.status,
+            expires_at: grant.expires_at,
+            refresh_generation: grant.refresh.generation,
+            resource_id: grant.resource_id,
+        }
+    }
+}
+
 impl Grant {
     /// The status the grant has at `now`: an active grant whose expiry has passed
     /// reads as expired, whether or not a sweep has written it yet.
     pub fn status_at(&self, now: Timestamp) -> GrantStatus {
-        match self.status {
-            GrantStatus::Active if self.expires_at <= now => GrantStatus::Expired,
-            status => status,
-        }
+        status_at(self.status, self.expires_at, now)
     }
 
     /// The grant as it reads at `now`: if it has expired unswept, exactly the record
@@ -466,7 +506,12 @@ impl Token {
     /// refresh token of the grant's current generation. A refresh token of an older
     /// generation was spent by a rotation.
     pub fn is_current(&self, grant: &Grant) -> bool {
-        self.kind == TokenKind::Access || self.generation == grant.refresh.generation
+        self.is_of_generation(grant.refresh.generation)
+    }
+
+    /// [`Token::is_current`] under a grant whose refresh generation is `generation`.
+    pub fn is_of_generation(&self, generation: u64) -> bool {
+        self.kind == TokenKind::Access || self.generation == generation
     }
 
     /// The generation of a refresh token written by a version of tenure that kept

@@ -58,7 +58,7 @@ use async_trait::async_trait;
 
 use crate::device::DeviceAuthorization;
 use crate::error::{Error, Result};
-use crate::model::{Client, Grant, GrantStatus, Token, Transition};
+use crate::model::{Client, Grant, GrantFacts, GrantStatus, Token, Transition};
 use crate::personal::PersonalGrant;
 use crate::secret::Digest;
 use crate::time::Timestamp;
@@ -355,6 +355,10 @@ pub struct GrantPage {
 /// A token and its grant, as [`Storage::get_token_and_grant`] reads them.
 pub type TokenAndGrant = (Versioned<Token>, Option<Versioned<Grant>>);
 
+/// A token and what introspection needs of its grant, as
+/// [`Storage::get_token_and_grant_facts`] reads them.
+pub type TokenAndGrantFacts = (Versioned<Token>, Option<GrantFacts>);
+
 /// The domain-level store behind an [`Engine`](crate::Engine). See the module
 /// documentation for the contract every implementation must keep; the
 /// `tenure-testkit` crate checks it.
@@ -418,6 +422,22 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
         };
         let grant = self.get_grant(zone_id, &token.record.grant_id).await?;
         Ok(Some((token, grant)))
+    }
+
+    /// [`Storage::get_token_and_grant`] narrowed to what introspection needs of the
+    /// grant: the same token, and the same grant's [`GrantFacts`]. Introspection is
+    /// the read behind every request; a backend that keeps grants compact should
+    /// read only these fields rather than rebuild the record. The default narrows
+    /// [`Storage::get_token_and_grant`].
+    async fn get_token_and_grant_facts(
+        &self,
+        zone_id: &str,
+        digest: &Digest,
+    ) -> Result<Option<TokenAndGrantFacts>> {
+        Ok(self
+            .get_token_and_grant(zone_id, digest)
+            .await?
+            .map(|(token, grant)| (token, grant.map(|g| GrantFacts::from(g.record)))))
     }
 
     /// Every token of a grant, in no particular order.
@@ -553,6 +573,13 @@ macro_rules! forward_storage {
                 digest: &Digest,
             ) -> Result<Option<TokenAndGrant>> {
                 (**self).get_token_and_grant(zone_id, digest).await
+            }
+            async fn get_token_and_grant_facts(
+                &self,
+                zone_id: &str,
+                digest: &Digest,
+            ) -> Result<Option<TokenAndGrantFacts>> {
+                (**self).get_token_and_grant_facts(zone_id, digest).await
             }
             async fn grant_tokens(
                 &self,

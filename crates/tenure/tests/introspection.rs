@@ -1,11 +1,12 @@
-//! `lifecycle::introspect_owned`, the engine's path, decides exactly as
-//! `lifecycle::introspect` does, whatever state the token, grant and client are in.
+//! `lifecycle::introspect_owned`, the engine's path over a token and its grant's
+//! `GrantFacts`, decides and answers exactly as `lifecycle::introspect` does over
+//! the whole records, whatever state the token, grant and client are in.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::Duration;
 use proptest::prelude::*;
 use tenure::lifecycle::{introspect, introspect_owned};
-use tenure::{GrantStatus, Storage, TokenKind};
+use tenure::{GrantFacts, GrantStatus, Storage, TokenKind};
 use tenure_memory::testing::{TestBed, epoch};
 
 /// Offsets from the test bed's epoch, in minutes, around the records' times.
@@ -50,7 +51,7 @@ proptest! {
         let client = client_present.then_some(&client);
         let now = at(now);
         prop_assert_eq!(
-            introspect_owned(token.clone(), grant.clone(), client, now),
+            introspect_owned(token.clone(), GrantFacts::from(grant.clone()), client, now),
             introspect(&token, &grant, client, now)
         );
     }

@@ -1597,6 +1597,13 @@ impl tenure::Storage for Recording {
     ) -> tenure::Result<Option<tenure::TokenAndGrant>> {
         self.inner.get_token_and_grant(z, d).await
     }
+    async fn get_token_and_grant_facts(
+        &self,
+        z: &str,
+        d: &tenure::Digest,
+    ) -> tenure::Result<Option<tenure::TokenAndGrantFacts>> {
+        self.inner.get_token_and_grant_facts(z, d).await
+    }
     async fn grant_tokens(
         &self,
         z: &str,

@@ -792,7 +792,7 @@ impl Engine {
             validate::reference("zone_id", zone_id)?;
             let storage = &self.inner.storage;
             let Some((token, Some(grant))) = storage
-                .get_token_and_grant(zone_id, &Digest::of(token))
+                .get_token_and_grant_facts(zone_id, &Digest::of(token))
                 .await?
             else {
                 return Ok(Introspection::Inactive);
@@ -800,7 +800,7 @@ impl Engine {
             let client = self.client_of_refresh_token(zone_id, &token.record).await?;
             Ok(lifecycle::introspect_owned(
                 token.record,
-                grant.record,
+                grant,
                 client.as_ref(),
                 self.now(),
             ))
