@@ -96,6 +96,24 @@ pub struct MemoryStorage {
 }
 
 impl MemoryStorage {
+    /// A token by digest, under one read lock with what `read` takes from its
+    /// grant (`None` if the grant is gone): introspection's read, whole or narrowed.
+    fn token_with_grant<G>(
+        &self,
+        zone_id: &str,
+        digest: &Digest,
+        read: impl FnOnce(&grants::Grants, &str) -> Option<G>,
+    ) -> Option<(Versioned<Token>, Option<G>)> {
+        let zones = self.read();
+        let zone = zones.get(zone_id)?;
+        let token = zone.tokens.get(zone_id, digest)?;
+        let grant = zone
+            .tokens
+            .grant_of(digest)
+            .and_then(|id| read(&zone.grants, id));
+        Some((token, grant))
+    }
+
     /// An empty store.
     pub fn new() -> Self {
         MemoryStorage::default()
@@ -463,18 +481,7 @@ impl Storage for MemoryStorage {
         zone_id: &str,
         digest: &Digest,
     ) -> Result<Option<TokenAndGrant>> {
-        let zones = self.read();
-        let Some(zone) = zones.get(zone_id) else {
-            return Ok(None);
-        };
-        let Some(token) = zone.tokens.get(zone_id, digest) else {
-            return Ok(None);
-        };
-        let grant = zone
-            .tokens
-            .grant_of(digest)
-            .and_then(|id| zone.grants.get(zone_id, id));
-        Ok(Some((token, grant)))
+        Ok(self.token_with_grant(zone_id, digest, |grants, id| grants.get(zone_id, id)))
     }
 
     async fn get_token_and_grant_facts(
@@ -482,18 +489,7 @@ impl Storage for MemoryStorage {
         zone_id: &str,
         digest: &Digest,
     ) -> Result<Option<TokenAndGrantFacts>> {
-        let zones = self.read();
-        let Some(zone) = zones.get(zone_id) else {
-            return Ok(None);
-        };
-        let Some(token) = zone.tokens.get(zone_id, digest) else {
-            return Ok(None);
-        };
-        let grant = zone
-            .tokens
-            .grant_of(digest)
-            .and_then(|id| zone.grants.facts(id));
-        Ok(Some((token, grant)))
+        Ok(self.token_with_grant(zone_id, digest, |grants, id| grants.facts(id)))
     }
 
     async fn grant_tokens(&self, zone_id: &str, grant_id: &str) -> Result<Vec<Versioned<Token>>> {
