@@ -304,10 +304,7 @@ pub fn rotated_disk_bytes_per_grant(n: u64, rotations: u64) -> DiskBytes {
 /// The bytes of the keys and values in every tree of the (closed) sled database
 /// at `path`.
 fn live_bytes(path: &std::path::Path) -> u64 {
-    let db = sled::Config::new()
-        .path(path)
-        .open()
-        .or_die("reopening a sled store");
+    let db = open_closed_sled(path);
     let mut bytes = 0;
     for name in db.tree_names() {
         let tree = db.open_tree(&name).or_die("opening a sled tree");
@@ -317,4 +314,22 @@ fn live_bytes(path: &std::path::Path) -> u64 {
         }
     }
     bytes
+}
+
+/// Opens the sled database at `path` as a plain sled database, waiting as
+/// `SledStorage::open` does while the background writes of a store just dropped
+/// still hold sled's lock on its files.
+fn open_closed_sled(path: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            opened => return opened.or_die("reopening a sled store"),
+        }
+    }
 }
