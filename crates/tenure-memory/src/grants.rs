@@ -10,7 +10,7 @@
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
 
-use foldhash::HashMap;
+use crate::sharded::Sharded;
 use std::hash::Hash;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -90,7 +90,7 @@ impl Compiled {
 
 /// Takes `key` out of the set `index` keeps for `value`, and the set with it once
 /// empty.
-pub(crate) fn remove_from<V, Q>(index: &mut HashMap<V, BTreeSet<Key>>, value: &Q, key: &Key)
+pub(crate) fn remove_from<V, Q>(index: &mut Sharded<V, BTreeSet<Key>>, value: &Q, key: &Key)
 where
     V: Borrow<Q> + Hash + Eq,
     Q: Hash + Eq + ?Sized,
@@ -106,13 +106,13 @@ where
 /// The grants of one zone with their indexes.
 #[derive(Debug, Default)]
 pub(crate) struct Grants {
-    records: HashMap<Arc<str>, Stored>,
+    records: Sharded<Arc<str>, Stored>,
     ids: Interner<str>,
     scope_sets: Interner<[String]>,
     by_created: BTreeSet<Key>,
-    by_user: HashMap<Symbol, BTreeSet<Key>>,
-    by_resource: HashMap<Symbol, BTreeSet<Key>>,
-    by_client: HashMap<Symbol, BTreeSet<Key>>,
+    by_user: Sharded<Symbol, BTreeSet<Key>>,
+    by_resource: Sharded<Symbol, BTreeSet<Key>>,
+    by_client: Sharded<Symbol, BTreeSet<Key>>,
     /// Revoked is final and stored as such, so its index is exact; active and
     /// expired depend on the time and are told apart per grant.
     revoked: BTreeSet<Key>,
@@ -610,7 +610,10 @@ mod tests {
         let mut grants = Grants::default();
         grants.put(grant("g1", "alice", &["read"]), 1);
         assert!(
-            grants.records["g1"].refresh.is_none(),
+            grants
+                .records
+                .get("g1")
+                .is_some_and(|g| g.refresh.is_none()),
             "a bare grant keeps none"
         );
 
@@ -628,7 +631,10 @@ mod tests {
 
         grants.put(grant("g1", "alice", &["read"]), 3);
         assert!(
-            grants.records["g1"].refresh.is_none(),
+            grants
+                .records
+                .get("g1")
+                .is_some_and(|g| g.refresh.is_none()),
             "back to the default"
         );
         assert_eq!(

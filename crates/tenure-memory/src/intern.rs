@@ -1,7 +1,7 @@
 //! Values many records share (user, client and resource ids, scope sets), each
 //! kept once per zone and referred to by a 4-byte symbol.
 
-use foldhash::HashMap;
+use crate::sharded::Sharded;
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ pub(crate) type Symbol = u32;
 /// no record holds any more is dropped and its symbol reused.
 #[derive(Debug)]
 pub(crate) struct Interner<T: ?Sized> {
-    symbols: HashMap<Arc<T>, Symbol>,
+    symbols: Sharded<Arc<T>, Symbol>,
     /// Each symbol's value and how many records hold it.
     values: Vec<Option<(Arc<T>, usize)>>,
     free: Vec<Symbol>,
@@ -21,7 +21,7 @@ pub(crate) struct Interner<T: ?Sized> {
 impl<T: ?Sized> Default for Interner<T> {
     fn default() -> Self {
         Interner {
-            symbols: HashMap::default(),
+            symbols: Sharded::default(),
             values: Vec::new(),
             free: Vec::new(),
         }

@@ -30,12 +30,15 @@
 
 mod grants;
 mod intern;
+mod sharded;
 pub mod testing;
 mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use foldhash::HashMap;
+
+use crate::sharded::Sharded;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -57,9 +60,9 @@ struct Zone {
     clients: BTreeMap<String, Versioned<Client>>,
     grants: Grants,
     tokens: Tokens,
-    history: HashMap<Arc<str>, Vec<Entry>>,
+    history: Sharded<Arc<str>, Vec<Entry>>,
     personal: BTreeMap<Arc<str>, Versioned<PersonalGrant>>,
-    personal_by_user: HashMap<String, BTreeSet<Key>>,
+    personal_by_user: Sharded<String, BTreeSet<Key>>,
     devices: HashMap<Digest, Versioned<DeviceAuthorization>>,
     devices_by_user_code: HashMap<String, Digest>,
     /// Device authorizations by `(expires_at in ms, device code)`.

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use foldhash::HashMap;
+use crate::sharded::Sharded;
 use std::sync::Arc;
 
 use tenure::{Digest, Timestamp, Token, TokenKind, Version, Versioned};
@@ -32,8 +32,8 @@ struct Stored {
 /// The tokens of one zone, by digest, by grant and by expiry.
 #[derive(Debug, Default)]
 pub(crate) struct Tokens {
-    records: HashMap<Digest, Stored>,
-    by_grant: HashMap<Arc<str>, Vec<Digest>>,
+    records: Sharded<Digest, Stored>,
+    by_grant: Sharded<Arc<str>, Vec<Digest>>,
     /// Every token by `(expires_at in ms, digest)`.
     expiry: BTreeSet<(i64, Digest)>,
     ids: Interner<str>,
