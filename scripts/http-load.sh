@@ -15,7 +15,9 @@
 # It prints requests per second and p50, p99, p99.9 and max latency in ms. wrk
 # comes from Debian's package (installed with apt-get when missing); postgres runs
 # under scripts/with-postgres.sh. TENURE_LOAD_ENV may hold extra environment for
-# the server, e.g. TENURE_LOAD_ENV="LD_PRELOAD=..." to try another allocator.
+# the server, e.g. TENURE_LOAD_ENV="LD_PRELOAD=..." to try another allocator, and
+# TENURE_LOAD_BIN another build of the binary to compare (default: the release
+# build, built first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,8 +33,9 @@ if ! command -v wrk >/dev/null; then
   apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
 fi
 
-cargo build --quiet --release -p tenure-cli
 target_dir="${CARGO_TARGET_DIR:-target}"
+binary="${TENURE_LOAD_BIN:-$target_dir/release/tenure}"
+[[ -n "${TENURE_LOAD_BIN:-}" ]] || cargo build --quiet --release -p tenure-cli
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 url="http://127.0.0.1:$port"
@@ -50,7 +53,7 @@ case "$backend" in
 esac
 
 env ${TENURE_LOAD_ENV:-} RUST_LOG="${RUST_LOG:-warn}" \
-  "$target_dir/release/tenure" "${store[@]}" serve --addr "127.0.0.1:$port" --sweep-interval 0 \
+  "$binary" "${store[@]}" serve --addr "127.0.0.1:$port" --sweep-interval 0 \
   >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT

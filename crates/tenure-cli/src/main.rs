@@ -25,6 +25,13 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use crate::error::CliError;
 use crate::store::StoreArgs;
 
+/// The binary's allocator. A long-running server that allocates and frees
+/// records of many sizes fragments glibc's heap; mimalloc keeps per-thread
+/// free lists by size class and returns memory without long scans. The
+/// libraries leave the choice to the program that links them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The grant-lifecycle engine on the command line.
 #[derive(Debug, Parser)]
 #[command(name = "tenure", version, about)]
