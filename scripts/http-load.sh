@@ -48,12 +48,17 @@ case "$backend" in
   memory) store=(--memory) ;;
   sled) store=(--data "$work/sled") ;;
   redb) store=(--redb "$work/redb") ;;
-  postgres) store=(--postgres) ; export TENURE_POSTGRES_URL="$TENURE_TEST_POSTGRES_URL" ;;
+  # The URL (it may hold a password) goes by the environment, not the command line.
+  postgres)
+    store=()
+    export TENURE_POSTGRES_URL="$TENURE_TEST_POSTGRES_URL"
+    TENURE_CURSOR_KEY=$(python3 -c 'import base64, secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())')
+    export TENURE_CURSOR_KEY ;;
   *) echo "unknown backend: $backend" >&2; exit 2 ;;
 esac
 
 env ${TENURE_LOAD_ENV:-} RUST_LOG="${RUST_LOG:-warn}" \
-  "$binary" "${store[@]}" serve --addr "127.0.0.1:$port" --sweep-interval 0 \
+  "$binary" ${store[@]+"${store[@]}"} serve --addr "127.0.0.1:$port" --sweep-interval 0 \
   >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
