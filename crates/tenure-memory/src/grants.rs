@@ -103,10 +103,90 @@ where
     }
 }
 
+/// A slot of [`Records`]: a grant's shared id and record, or nothing.
+type Slot = Option<(Arc<str>, Stored)>;
+
+/// Slots per chunk of [`Records`].
+const CHUNK: usize = 1024;
+
+/// The stored grants: each in a numbered slot that stays its own while it is
+/// stored, found by id through a sharded index. A token keeps its grant's slot
+/// beside its id, so introspection reaches the grant in one step instead of a
+/// hash probe by id (see [`Grants::facts_at`]). Slots live in chunks that never
+/// move, so growing costs one chunk, never a copy of every grant.
+#[derive(Debug, Default)]
+struct Records {
+    slot_of: Sharded<Arc<str>, u32>,
+    chunks: Vec<Vec<Slot>>,
+    /// Slots made so far, held or free.
+    made: u32,
+    free: Vec<u32>,
+}
+
+impl Records {
+    fn slot(&self, slot: u32) -> Option<&(Arc<str>, Stored)> {
+        let slot = slot as usize;
+        self.chunks.get(slot / CHUNK)?.get(slot % CHUNK)?.as_ref()
+    }
+
+    fn get_key_value(&self, id: &str) -> Option<(&Arc<str>, &Stored)> {
+        self.slot(*self.slot_of.get(id)?).map(|(id, g)| (id, g))
+    }
+
+    fn get(&self, id: &str) -> Option<&Stored> {
+        self.get_key_value(id).map(|(_, g)| g)
+    }
+
+    /// Stores a grant not stored yet; its slot.
+    fn insert(&mut self, id: Arc<str>, g: Stored) -> u32 {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                let slot = self.made;
+                self.made += 1;
+                if slot as usize % CHUNK == 0 {
+                    self.chunks.push(Vec::with_capacity(CHUNK));
+                }
+                if let Some(chunk) = self.chunks.last_mut() {
+                    chunk.push(None);
+                }
+                slot
+            }
+        };
+        let place = slot as usize;
+        if let Some(cell) = self
+            .chunks
+            .get_mut(place / CHUNK)
+            .and_then(|c| c.get_mut(place % CHUNK))
+        {
+            *cell = Some((id.clone(), g));
+        }
+        self.slot_of.insert(id, slot);
+        slot
+    }
+
+    /// Takes a grant out; its shared id, record and the slot it had.
+    fn remove_entry(&mut self, id: &str) -> Option<(Arc<str>, Stored, u32)> {
+        let slot = self.slot_of.remove(id)?;
+        let place = slot as usize;
+        let (id, g) = self
+            .chunks
+            .get_mut(place / CHUNK)?
+            .get_mut(place % CHUNK)?
+            .take()?;
+        self.free.push(slot);
+        Some((id, g, slot))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.slot_of.is_empty()
+    }
+}
+
 /// The grants of one zone with their indexes.
 #[derive(Debug, Default)]
 pub(crate) struct Grants {
-    records: Sharded<Arc<str>, Stored>,
+    records: Records,
     ids: Interner<str>,
     scope_sets: Interner<[String]>,
     by_created: BTreeSet<Key>,
@@ -153,13 +233,28 @@ impl Grants {
 
     /// What introspection needs of a grant, without rebuilding the record.
     pub(crate) fn facts(&self, id: &str) -> Option<GrantFacts> {
-        let g = self.records.get(id)?;
-        Some(GrantFacts {
+        Some(self.facts_of(self.records.get(id)?))
+    }
+
+    /// [`Grants::facts`] of the grant whose shared id is `id`, looked for first in
+    /// `slot`, the slot it had when a token was linked to it: the slot holds it if
+    /// it holds that very id (the same allocation, so a grant deleted and stored
+    /// again, or a slot reused, is never mistaken for it), else the grant is found
+    /// by id.
+    pub(crate) fn facts_at(&self, id: &Arc<str>, slot: u32) -> Option<GrantFacts> {
+        match self.records.slot(slot) {
+            Some((held, g)) if Arc::ptr_eq(held, id) => Some(self.facts_of(g)),
+            _ => self.facts(id),
+        }
+    }
+
+    fn facts_of(&self, g: &Stored) -> GrantFacts {
+        GrantFacts {
             status: g.status,
             expires_at: g.expires_at,
             refresh_generation: g.refresh.as_deref().copied().unwrap_or_default().generation,
             resource_id: self.ids.get(g.resource).unwrap_or_default().to_owned(),
-        })
+        }
     }
 
     /// Whether the zone holds no grant.
@@ -172,9 +267,10 @@ impl Grants {
         self.records.get(id).map(|g| g.version)
     }
 
-    /// The shared id of a stored grant, for other maps keyed by grant.
-    pub(crate) fn shared_id(&self, id: &str) -> Option<Arc<str>> {
-        self.records.get_key_value(id).map(|(k, _)| k.clone())
+    /// The shared id and slot of a stored grant, for other maps keyed by grant.
+    pub(crate) fn shared_id(&self, id: &str) -> Option<(Arc<str>, u32)> {
+        let slot = *self.records.slot_of.get(id)?;
+        self.records.slot(slot).map(|(k, _)| (k.clone(), slot))
     }
 
     fn index(&mut self, id: &Arc<str>, g: &Stored) {
@@ -265,8 +361,8 @@ impl Grants {
         }
     }
 
-    /// Stores `grant` at `version`, replacing the stored one; returns its shared id.
-    pub(crate) fn put(&mut self, grant: Grant, version: Version) -> Arc<str> {
+    /// Stores `grant` at `version`, replacing the stored one.
+    pub(crate) fn put(&mut self, grant: Grant, version: Version) {
         // Acquired before the old record's are released, so values both hold are
         // kept, not dropped and made again.
         let mut stored = Stored {
@@ -285,8 +381,10 @@ impl Grants {
             refresh: None,
             version,
         };
+        // A replaced grant is taken out and put back at once: its slot is the
+        // last freed, so it gets the same one.
         let id = match self.records.remove_entry(grant.id.as_str()) {
-            Some((id, mut old)) => {
+            Some((id, mut old, _)) => {
                 self.reindex(&id, &old, &stored);
                 self.release(&old);
                 stored.refresh = compact(grant.refresh, old.refresh.take());
@@ -299,14 +397,13 @@ impl Grants {
                 id
             }
         };
-        self.records.insert(id.clone(), stored);
-        id
+        self.records.insert(id, stored);
     }
 
     /// Deletes a grant; whether it was there.
     pub(crate) fn remove(&mut self, id: &str) -> bool {
         match self.records.remove_entry(id) {
-            Some((id, old)) => {
+            Some((id, old, _)) => {
                 self.unindex(&id, &old);
                 self.release(&old);
                 true
@@ -512,6 +609,50 @@ mod tests {
             refreshed_at: None,
             refresh_token_set: true,
             refresh: RefreshChain::default(),
+        }
+    }
+
+    #[test]
+    fn a_slot_is_trusted_only_while_it_holds_the_very_grant_a_token_was_linked_to() {
+        let mut grants = Grants::default();
+        grants.put(grant("g1", "alice", &["read"]), 1);
+        let (id, slot) = grants.shared_id("g1").unwrap();
+        assert_eq!(grants.facts_at(&id, slot).unwrap().resource_id, "res");
+        // Replaced in place: same slot, same id, the new facts.
+        let mut revoked = grant("g1", "alice", &["read"]);
+        revoked.status = GrantStatus::Revoked;
+        grants.put(revoked, 2);
+        assert_eq!(grants.shared_id("g1").unwrap().1, slot);
+        assert_eq!(
+            grants.facts_at(&id, slot).unwrap().status,
+            GrantStatus::Revoked
+        );
+        // Deleted, and its slot reused by another grant: not mistaken for it.
+        assert!(grants.remove("g1"));
+        let mut other = grant("g2", "bob", &["read"]);
+        other.resource_id = "elsewhere".into();
+        grants.put(other, 1);
+        assert_eq!(grants.shared_id("g2").unwrap().1, slot);
+        assert_eq!(grants.facts_at(&id, slot), None);
+        // Stored again under a new allocation: found by id.
+        grants.put(grant("g1", "alice", &["read"]), 3);
+        let facts = grants.facts_at(&id, slot).unwrap();
+        assert_eq!(
+            (facts.status, facts.resource_id.as_str()),
+            (GrantStatus::Active, "res")
+        );
+        assert_eq!(
+            grants.facts_at(&id, crate::tokens::NO_SLOT),
+            grants.facts("g1")
+        );
+        // Slots come in chunks that never move: thousands of grants, each found.
+        for i in 0..3000 {
+            grants.put(grant(&format!("many-{i}"), "carol", &["read"]), 1);
+        }
+        for i in 0..3000 {
+            let (id, slot) = grants.shared_id(&format!("many-{i}")).unwrap();
+            assert!(grants.facts_at(&id, slot).is_some());
+            assert_eq!(grants.get("z", &id).unwrap().record.id, format!("many-{i}"));
         }
     }
 

@@ -73,7 +73,15 @@ impl Zone {
     /// The shared id of a grant for maps keyed by grant: the stored grant's own if
     /// there is one.
     fn grant_key(&self, id: &str) -> Arc<str> {
-        self.grants.shared_id(id).unwrap_or_else(|| Arc::from(id))
+        self.grant_link(id).0
+    }
+
+    /// [`Zone::grant_key`] with the grant's slot ([`tokens::NO_SLOT`] if it is not
+    /// stored).
+    fn grant_link(&self, id: &str) -> (Arc<str>, u32) {
+        self.grants
+            .shared_id(id)
+            .unwrap_or_else(|| (Arc::from(id), tokens::NO_SLOT))
     }
 }
 
@@ -105,7 +113,7 @@ impl MemoryStorage {
         &self,
         zone_id: &str,
         digest: &Digest,
-        read: impl FnOnce(&grants::Grants, &str) -> Option<G>,
+        read: impl FnOnce(&grants::Grants, &Arc<str>, u32) -> Option<G>,
     ) -> Option<(Versioned<Token>, Option<G>)> {
         let zones = self.read();
         let zone = zones.get(zone_id)?;
@@ -113,7 +121,7 @@ impl MemoryStorage {
         let grant = zone
             .tokens
             .grant_of(digest)
-            .and_then(|id| read(&zone.grants, id));
+            .and_then(|(id, slot)| read(&zone.grants, id, slot));
         Some((token, grant))
     }
 
@@ -285,8 +293,8 @@ fn apply_one(zones: &mut HashMap<String, Zone>, write: Write) {
         }
         Write::PutToken { token, expect } => {
             let zone = zones.entry(token.zone_id.clone()).or_default();
-            let grant = zone.grant_key(&token.grant_id);
-            zone.tokens.put(token, expect.next_version(), grant);
+            let (grant, slot) = zone.grant_link(&token.grant_id);
+            zone.tokens.put(token, expect.next_version(), grant, slot);
         }
         Write::DeleteToken {
             zone_id, digest, ..
@@ -484,7 +492,7 @@ impl Storage for MemoryStorage {
         zone_id: &str,
         digest: &Digest,
     ) -> Result<Option<TokenAndGrant>> {
-        Ok(self.token_with_grant(zone_id, digest, |grants, id| grants.get(zone_id, id)))
+        Ok(self.token_with_grant(zone_id, digest, |grants, id, _| grants.get(zone_id, id)))
     }
 
     async fn get_token_and_grant_facts(
@@ -492,7 +500,9 @@ impl Storage for MemoryStorage {
         zone_id: &str,
         digest: &Digest,
     ) -> Result<Option<TokenAndGrantFacts>> {
-        Ok(self.token_with_grant(zone_id, digest, |grants, id| grants.facts(id)))
+        Ok(self.token_with_grant(zone_id, digest, |grants, id, slot| {
+            grants.facts_at(id, slot)
+        }))
     }
 
     async fn grant_tokens(&self, zone_id: &str, grant_id: &str) -> Result<Vec<Versioned<Token>>> {

@@ -14,10 +14,16 @@ use tenure::{Digest, Timestamp, Token, TokenKind, Version, Versioned};
 
 use crate::intern::{Interner, Symbol};
 
+/// The slot of a token whose grant was not stored when it was.
+pub(crate) const NO_SLOT: u32 = u32::MAX;
+
 /// A token as kept: everything but its digest (the key) and zone.
 #[derive(Debug, Clone)]
 struct Stored {
     grant: Arc<str>,
+    /// The grant's slot when the token was stored ([`NO_SLOT`]: none), where
+    /// introspection looks for it first.
+    slot: u32,
     client: Symbol,
     user: Symbol,
     scopes: Symbol,
@@ -67,9 +73,9 @@ impl Tokens {
         Some(self.rebuild(zone_id, digest, t))
     }
 
-    /// The grant a token belongs to.
-    pub(crate) fn grant_of(&self, digest: &Digest) -> Option<&str> {
-        self.records.get(digest).map(|t| &*t.grant)
+    /// The grant a token belongs to, by shared id and the slot it had.
+    pub(crate) fn grant_of(&self, digest: &Digest) -> Option<(&Arc<str>, u32)> {
+        self.records.get(digest).map(|t| (&t.grant, t.slot))
     }
 
     /// A token's version.
@@ -121,13 +127,14 @@ impl Tokens {
         self.scope_sets.release(t.scopes);
     }
 
-    /// Stores `token` at `version` under the grant's shared id `grant`, replacing
-    /// the stored one.
-    pub(crate) fn put(&mut self, token: Token, version: Version, grant: Arc<str>) {
+    /// Stores `token` at `version` under the grant's shared id `grant` (in `slot`),
+    /// replacing the stored one.
+    pub(crate) fn put(&mut self, token: Token, version: Version, grant: Arc<str>, slot: u32) {
         // Acquired before the old record's are released, so values both hold are
         // kept, not dropped and made again.
         let stored = Stored {
             grant,
+            slot,
             client: self.ids.acquire(&token.client_id),
             user: self.ids.acquire(&token.user_id),
             scopes: self.scope_sets.acquire(&token.scopes),
