@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use redb::{Database, DatabaseError, ReadableTable, TableHandle};
 use tenure::{
     Client, DeviceAuthorization, Digest, Grant, GrantFilter, GrantPage, GrantQuery, Keyset,
-    PersonalGrant, Result, Storage, Timestamp, Token, TokenAndGrant, Transition, Versioned,
-    WriteSet,
+    PersonalGrant, Result, Storage, Timestamp, Token, TokenAndGrant, TokenAndGrantFacts,
+    Transition, Versioned, WriteSet,
 };
 
 pub use config::{Durability, RedbConfig};
@@ -434,6 +434,14 @@ impl Storage for RedbStorage {
         digest: &Digest,
     ) -> Result<Option<TokenAndGrant>> {
         self.point(|s| read::token_and_grant(s, zone_id, digest.as_bytes()))
+    }
+
+    async fn get_token_and_grant_facts(
+        &self,
+        zone_id: &str,
+        digest: &Digest,
+    ) -> Result<Option<TokenAndGrantFacts>> {
+        self.point(|s| read::token_and_grant_facts(s, zone_id, digest.as_bytes()))
     }
 
     async fn grant_tokens(&self, zone_id: &str, grant_id: &str) -> Result<Vec<Versioned<Token>>> {

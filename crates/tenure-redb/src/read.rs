@@ -8,11 +8,14 @@ use std::ops::Bound;
 
 use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableTable};
 use tenure::{
-    Client, DeviceAuthorization, Grant, GrantFilter, GrantPage, GrantQuery, GrantStatus, Keyset,
-    PersonalGrant, Position, SortOrder, Timestamp, Token, TokenAndGrant, Transition, Versioned,
+    Client, DeviceAuthorization, Grant, GrantFacts, GrantFilter, GrantPage, GrantQuery,
+    GrantStatus, Keyset, PersonalGrant, Position, SortOrder, Timestamp, Token, TokenAndGrant,
+    TokenAndGrantFacts, Transition, Versioned,
 };
 
-use crate::codec::{ClientV1, DeviceV1, GrantV1, PersonalGrantV1, TokenV1, TransitionV1, decode};
+use crate::codec::{
+    ClientV1, DeviceV1, GrantV1, PersonalGrantV1, TokenV1, TransitionV1, decode, decode_grant_facts,
+};
 use crate::error::StoreError;
 use crate::keys::{Key, ms, prefix_end, rest_str, take_digest, take_millis, take_str};
 use crate::tables::{
@@ -125,6 +128,15 @@ pub(crate) fn grant(snap: &Snapshot, zone: &str, id: &str) -> Result<Option<Vers
     get(&snap.table(T::Grants)?, &record_key(zone, id), decode_grant)
 }
 
+/// What introspection needs of a grant.
+pub(crate) fn grant_facts(snap: &Snapshot, zone: &str, id: &str) -> Result<Option<GrantFacts>> {
+    get(
+        &snap.table(T::Grants)?,
+        &record_key(zone, id),
+        decode_grant_facts,
+    )
+}
+
 pub(crate) fn client(snap: &Snapshot, zone: &str, id: &str) -> Result<Option<Versioned<Client>>> {
     get(
         &snap.table(T::Clients)?,
@@ -230,6 +242,19 @@ pub(crate) fn token_and_grant(
         return Ok(None);
     };
     let grant = grant(snap, zone, &token.record.grant_id)?;
+    Ok(Some((token, grant)))
+}
+
+/// A token by digest, with what introspection needs of its grant.
+pub(crate) fn token_and_grant_facts(
+    snap: &Snapshot,
+    zone: &str,
+    digest: &[u8; 32],
+) -> Result<Option<TokenAndGrantFacts>> {
+    let Some(token) = token(snap, zone, digest)? else {
+        return Ok(None);
+    };
+    let grant = grant_facts(snap, zone, &token.record.grant_id)?;
     Ok(Some((token, grant)))
 }
 

@@ -222,8 +222,8 @@ use async_trait::async_trait;
 use fs2::FileExt;
 use tenure::{
     Client, DeviceAuthorization, Digest, Grant, GrantFilter, GrantPage, GrantQuery, Keyset,
-    PersonalGrant, Result, Storage, Timestamp, Token, TokenAndGrant, Transition, Versioned,
-    WriteSet,
+    PersonalGrant, Result, Storage, Timestamp, Token, TokenAndGrant, TokenAndGrantFacts,
+    Transition, Versioned, WriteSet,
 };
 
 pub use config::{Durability, SledConfig};
@@ -594,6 +594,20 @@ impl Storage for SledStorage {
                 return Ok(None);
             };
             let grant = read::grant(t, zone_id, &token.record.grant_id)?;
+            Ok(Some((token, grant)))
+        })
+    }
+
+    async fn get_token_and_grant_facts(
+        &self,
+        zone_id: &str,
+        digest: &Digest,
+    ) -> Result<Option<TokenAndGrantFacts>> {
+        self.point(|t| {
+            let Some(token) = read::token(t, zone_id, digest.as_bytes())? else {
+                return Ok(None);
+            };
+            let grant = read::grant_facts(t, zone_id, &token.record.grant_id)?;
             Ok(Some((token, grant)))
         })
     }

@@ -7,11 +7,14 @@ use std::ops::Bound;
 
 use sled::Tree;
 use tenure::{
-    Client, DeviceAuthorization, Grant, GrantFilter, GrantPage, GrantQuery, GrantStatus, Keyset,
-    PersonalGrant, Position, SortOrder, Timestamp, Token, Transition, Versioned,
+    Client, DeviceAuthorization, Grant, GrantFacts, GrantFilter, GrantPage, GrantQuery,
+    GrantStatus, Keyset, PersonalGrant, Position, SortOrder, Timestamp, Token, Transition,
+    Versioned,
 };
 
-use crate::codec::{ClientV1, DeviceV1, GrantV2, PersonalGrantV1, TokenV2, TransitionV1, decode};
+use crate::codec::{
+    ClientV1, DeviceV1, GrantV2, PersonalGrantV1, TokenV2, TransitionV1, decode, decode_grant_facts,
+};
 use crate::error::StoreError;
 use crate::keys::{Key, ms, prefix_end, rest_str, take_millis};
 use crate::trees::{
@@ -27,6 +30,15 @@ pub(crate) fn grant(trees: &Trees, zone: &str, id: &str) -> Result<Option<Versio
         .get(T::Grants)
         .get(record_key(zone, id))?
         .map(|b| decode::<GrantV2>("grant", &b).and_then(GrantV2::into_record))
+        .transpose()
+}
+
+/// What introspection needs of a grant.
+pub(crate) fn grant_facts(trees: &Trees, zone: &str, id: &str) -> Result<Option<GrantFacts>> {
+    trees
+        .get(T::Grants)
+        .get(record_key(zone, id))?
+        .map(|b| decode_grant_facts(&b))
         .transpose()
 }
 
