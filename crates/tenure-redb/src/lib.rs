@@ -433,7 +433,7 @@ impl Storage for RedbStorage {
         zone_id: &str,
         digest: &Digest,
     ) -> Result<Option<TokenAndGrant>> {
-        self.point(|s| read::token_and_grant(s, zone_id, digest.as_bytes()))
+        self.point(|s| read::token_with(s, zone_id, digest.as_bytes(), read::grant))
     }
 
     async fn get_token_and_grant_facts(
@@ -441,7 +441,7 @@ impl Storage for RedbStorage {
         zone_id: &str,
         digest: &Digest,
     ) -> Result<Option<TokenAndGrantFacts>> {
-        self.point(|s| read::token_and_grant_facts(s, zone_id, digest.as_bytes()))
+        self.point(|s| read::token_with(s, zone_id, digest.as_bytes(), read::grant_facts))
     }
 
     async fn grant_tokens(&self, zone_id: &str, grant_id: &str) -> Result<Vec<Versioned<Token>>> {

@@ -9,8 +9,8 @@ use std::ops::Bound;
 use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableTable};
 use tenure::{
     Client, DeviceAuthorization, Grant, GrantFacts, GrantFilter, GrantPage, GrantQuery,
-    GrantStatus, Keyset, PersonalGrant, Position, SortOrder, Timestamp, Token, TokenAndGrant,
-    TokenAndGrantFacts, Transition, Versioned,
+    GrantStatus, Keyset, PersonalGrant, Position, SortOrder, Timestamp, Token, Transition,
+    Versioned,
 };
 
 use crate::codec::{
@@ -233,28 +233,18 @@ pub(crate) fn token(
 }
 
 /// A token and its grant, from one snapshot.
-pub(crate) fn token_and_grant(
+/// A token by digest, with what `grant` reads of its grant (`None` if the grant
+/// is gone).
+pub(crate) fn token_with<G>(
     snap: &Snapshot,
     zone: &str,
     digest: &[u8; 32],
-) -> Result<Option<TokenAndGrant>> {
+    grant: impl FnOnce(&Snapshot, &str, &str) -> Result<Option<G>>,
+) -> Result<Option<(Versioned<Token>, Option<G>)>> {
     let Some(token) = token(snap, zone, digest)? else {
         return Ok(None);
     };
     let grant = grant(snap, zone, &token.record.grant_id)?;
-    Ok(Some((token, grant)))
-}
-
-/// A token by digest, with what introspection needs of its grant.
-pub(crate) fn token_and_grant_facts(
-    snap: &Snapshot,
-    zone: &str,
-    digest: &[u8; 32],
-) -> Result<Option<TokenAndGrantFacts>> {
-    let Some(token) = token(snap, zone, digest)? else {
-        return Ok(None);
-    };
-    let grant = grant_facts(snap, zone, &token.record.grant_id)?;
     Ok(Some((token, grant)))
 }
 

@@ -589,13 +589,7 @@ impl Storage for SledStorage {
         zone_id: &str,
         digest: &Digest,
     ) -> Result<Option<TokenAndGrant>> {
-        self.point(|t| {
-            let Some(token) = read::token(t, zone_id, digest.as_bytes())? else {
-                return Ok(None);
-            };
-            let grant = read::grant(t, zone_id, &token.record.grant_id)?;
-            Ok(Some((token, grant)))
-        })
+        self.point(|t| read::token_with(t, zone_id, digest.as_bytes(), read::grant))
     }
 
     async fn get_token_and_grant_facts(
@@ -603,13 +597,7 @@ impl Storage for SledStorage {
         zone_id: &str,
         digest: &Digest,
     ) -> Result<Option<TokenAndGrantFacts>> {
-        self.point(|t| {
-            let Some(token) = read::token(t, zone_id, digest.as_bytes())? else {
-                return Ok(None);
-            };
-            let grant = read::grant_facts(t, zone_id, &token.record.grant_id)?;
-            Ok(Some((token, grant)))
-        })
+        self.point(|t| read::token_with(t, zone_id, digest.as_bytes(), read::grant_facts))
     }
 
     async fn grant_tokens(&self, zone_id: &str, grant_id: &str) -> Result<Vec<Versioned<Token>>> {

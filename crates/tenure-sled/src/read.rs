@@ -102,6 +102,21 @@ fn end_of(prefix: &[u8]) -> Bound<Vec<u8>> {
     prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded)
 }
 
+/// A token by digest, with what `grant` reads of its grant (`None` if the grant
+/// is gone).
+pub(crate) fn token_with<G>(
+    trees: &Trees,
+    zone: &str,
+    digest: &[u8; 32],
+    grant: impl FnOnce(&Trees, &str, &str) -> Result<Option<G>>,
+) -> Result<Option<(Versioned<Token>, Option<G>)>> {
+    let Some(token) = token(trees, zone, digest)? else {
+        return Ok(None);
+    };
+    let grant = grant(trees, zone, &token.record.grant_id)?;
+    Ok(Some((token, grant)))
+}
+
 pub(crate) fn token(
     trees: &Trees,
     zone: &str,
