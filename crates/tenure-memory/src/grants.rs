@@ -137,8 +137,8 @@ impl Records {
         self.get_key_value(id).map(|(_, g)| g)
     }
 
-    /// Stores a grant not stored yet; its slot.
-    fn insert(&mut self, id: Arc<str>, g: Stored) -> u32 {
+    /// Stores a grant not stored yet.
+    fn insert(&mut self, id: Arc<str>, g: Stored) {
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
@@ -162,11 +162,10 @@ impl Records {
             *cell = Some((id.clone(), g));
         }
         self.slot_of.insert(id, slot);
-        slot
     }
 
-    /// Takes a grant out; its shared id, record and the slot it had.
-    fn remove_entry(&mut self, id: &str) -> Option<(Arc<str>, Stored, u32)> {
+    /// Takes a grant out; its shared id and record.
+    fn remove_entry(&mut self, id: &str) -> Option<(Arc<str>, Stored)> {
         let slot = self.slot_of.remove(id)?;
         let place = slot as usize;
         let (id, g) = self
@@ -175,7 +174,7 @@ impl Records {
             .get_mut(place % CHUNK)?
             .take()?;
         self.free.push(slot);
-        Some((id, g, slot))
+        Some((id, g))
     }
 
     fn is_empty(&self) -> bool {
@@ -384,7 +383,7 @@ impl Grants {
         // A replaced grant is taken out and put back at once: its slot is the
         // last freed, so it gets the same one.
         let id = match self.records.remove_entry(grant.id.as_str()) {
-            Some((id, mut old, _)) => {
+            Some((id, mut old)) => {
                 self.reindex(&id, &old, &stored);
                 self.release(&old);
                 stored.refresh = compact(grant.refresh, old.refresh.take());
@@ -403,7 +402,7 @@ impl Grants {
     /// Deletes a grant; whether it was there.
     pub(crate) fn remove(&mut self, id: &str) -> bool {
         match self.records.remove_entry(id) {
-            Some((id, old, _)) => {
+            Some((id, old)) => {
                 self.unindex(&id, &old);
                 self.release(&old);
                 true

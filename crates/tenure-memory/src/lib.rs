@@ -117,12 +117,8 @@ impl MemoryStorage {
     ) -> Option<(Versioned<Token>, Option<G>)> {
         let zones = self.read();
         let zone = zones.get(zone_id)?;
-        let token = zone.tokens.get(zone_id, digest)?;
-        let grant = zone
-            .tokens
-            .grant_of(digest)
-            .and_then(|(id, slot)| read(&zone.grants, id, slot));
-        Some((token, grant))
+        let (token, id, slot) = zone.tokens.get_with_grant(zone_id, digest)?;
+        Some((token, read(&zone.grants, id, slot)))
     }
 
     /// An empty store.

@@ -73,9 +73,15 @@ impl Tokens {
         Some(self.rebuild(zone_id, digest, t))
     }
 
-    /// The grant a token belongs to, by shared id and the slot it had.
-    pub(crate) fn grant_of(&self, digest: &Digest) -> Option<(&Arc<str>, u32)> {
-        self.records.get(digest).map(|t| (&t.grant, t.slot))
+    /// A token by digest, with its grant's shared id and the slot that grant had,
+    /// from one lookup.
+    pub(crate) fn get_with_grant(
+        &self,
+        zone_id: &str,
+        digest: &Digest,
+    ) -> Option<(Versioned<Token>, &Arc<str>, u32)> {
+        let t = self.records.get(digest)?;
+        Some((self.rebuild(zone_id, digest, t), &t.grant, t.slot))
     }
 
     /// A token's version.
