@@ -45,7 +45,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
 use tenure::{
-    Actor, Client, DeviceAuthorization, Digest, Error, Expect, Grant, GrantFilter, GrantPage,
+    Actor, AuthorizationCode, Client, DeviceAuthorization, Digest, Error, Expect, Grant, GrantFilter, GrantPage,
     GrantQuery, GrantStatus, Keyset, PersonalGrant, RecordKey, Result, Storage, Timestamp, Token,
     TokenAndGrant, TokenAndGrantFacts, Transition, TransitionReason, Version, Versioned, Write,
     WriteSet,
@@ -67,6 +67,9 @@ struct Zone {
     devices_by_user_code: HashMap<String, Digest>,
     /// Device authorizations by `(expires_at in ms, device code)`.
     device_expiry: BTreeSet<(i64, Digest)>,
+    codes: HashMap<Digest, Versioned<AuthorizationCode>>,
+    /// Authorization codes by `(expires_at in ms, code)`.
+    code_expiry: BTreeSet<(i64, Digest)>,
 }
 
 impl Zone {
@@ -248,6 +251,22 @@ fn check(zones: &HashMap<String, Zone>, set: &WriteSet) -> Result<()> {
                     .and_then(|z| z.devices.get(device_code))
                     .map(|d| d.version),
             ),
+            Write::PutAuthorizationCode { code, expect } => expect.holds(
+                zones
+                    .get(&code.zone_id)
+                    .and_then(|z| z.codes.get(&code.code))
+                    .map(|c| c.version),
+            ),
+            Write::DeleteAuthorizationCode {
+                zone_id,
+                code,
+                expect,
+            } => Expect::Version(*expect).holds(
+                zones
+                    .get(zone_id)
+                    .and_then(|z| z.codes.get(code))
+                    .map(|c| c.version),
+            ),
             // A write this backend does not know: refusing it as a conflict would
             // only make the engine retry.
             other => {
@@ -372,6 +391,30 @@ fn apply_one(zones: &mut HashMap<String, Zone>, write: Write) {
                     zone.devices_by_user_code.remove(&old.record.user_code);
                     zone.device_expiry
                         .remove(&(old.record.expires_at.timestamp_millis(), device_code));
+                }
+            }
+        }
+        Write::PutAuthorizationCode { code, expect } => {
+            let zone = zones.entry(code.zone_id.clone()).or_default();
+            if let Some(old) = zone.codes.get(&code.code) {
+                let key = (old.record.expires_at.timestamp_millis(), old.record.code);
+                zone.code_expiry.remove(&key);
+            }
+            zone.code_expiry
+                .insert((code.expires_at.timestamp_millis(), code.code));
+            zone.codes.insert(
+                code.code,
+                Versioned {
+                    record: code,
+                    version: expect.next_version(),
+                },
+            );
+        }
+        Write::DeleteAuthorizationCode { zone_id, code, .. } => {
+            if let Some(zone) = zones.get_mut(&zone_id) {
+                if let Some(old) = zone.codes.remove(&code) {
+                    zone.code_expiry
+                        .remove(&(old.record.expires_at.timestamp_millis(), code));
                 }
             }
         }
@@ -624,6 +667,38 @@ impl Storage for MemoryStorage {
             .take_while(|(expires, _)| *expires <= now)
             .take(limit)
             .filter_map(|(_, d)| zone.devices.get(d).cloned())
+            .collect())
+    }
+
+    async fn get_authorization_code(
+        &self,
+        zone_id: &str,
+        code: &Digest,
+    ) -> Result<Option<Versioned<AuthorizationCode>>> {
+        Ok(self
+            .read()
+            .get(zone_id)
+            .and_then(|z| z.codes.get(code))
+            .cloned())
+    }
+
+    async fn expired_authorization_codes(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<AuthorizationCode>>> {
+        let zones = self.read();
+        let Some(zone) = zones.get(zone_id) else {
+            return Ok(Vec::new());
+        };
+        let now = now.timestamp_millis();
+        Ok(zone
+            .code_expiry
+            .iter()
+            .take_while(|(expires, _)| *expires <= now)
+            .take(limit)
+            .filter_map(|(_, c)| zone.codes.get(c).cloned())
             .collect())
     }
 

@@ -294,6 +294,21 @@ impl tenure::Storage for Instrumented {
             .expired_device_authorizations(z, now, limit)
             .await
     }
+    async fn get_authorization_code(
+        &self,
+        z: &str,
+        code: &tenure::Digest,
+    ) -> Result<Option<tenure::Versioned<tenure::AuthorizationCode>>> {
+        self.inner.get_authorization_code(z, code).await
+    }
+    async fn expired_authorization_codes(
+        &self,
+        z: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<tenure::Versioned<tenure::AuthorizationCode>>> {
+        self.inner.expired_authorization_codes(z, now, limit).await
+    }
     async fn apply(&self, set: tenure::WriteSet) -> Result<()> {
         self.applies.fetch_add(1, Ordering::SeqCst);
         match self.next_fault() {

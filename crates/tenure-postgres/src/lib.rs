@@ -87,13 +87,23 @@
 //! the processes of the older version first: they cannot write tokens into the new
 //! schema, and they do not keep a grant's refresh chain.
 //!
+//! Schema version 3 (authorization codes) migrates a version-2 schema in place in
+//! the same way, when the first upgraded process opens it: it adds the
+//! `authorization_codes` table and its expiry index and changes no stored row (a
+//! version-1 schema goes through both migrations in the one transaction). Stop the
+//! processes of the older version first here too: one that starts afterwards
+//! refuses the schema as too new, and one still running drops a client's previous
+//! secret when it writes the client back, and cannot read a grant's history once
+//! that holds the reason `code_reused` or `client_disabled`.
+//!
 //! Each record is stored whole, as the JSON the core's records serialize to (a
 //! `jsonb` column, readable with any SQL client), next to typed columns for what is
 //! looked up, filtered or sorted on: zone, id, user, resource, client, status,
 //! `created_at` and `expires_at` (milliseconds since the Unix epoch, exactly the
-//! precision the core keeps, with no range limit a forged cursor could hit), token
-//! and device-code digests (`bytea`) and a `version` column. The JSON is the record's
-//! truth and the columns are its index keys, written together by the same statement.
+//! precision the core keeps, with no range limit a forged cursor could hit), token,
+//! device-code and authorization-code digests (`bytea`) and a `version` column. The
+//! JSON is the record's truth and the columns are its index keys, written together
+//! by the same statement.
 //! A grant's JSON also holds its [`RefreshChain`](tenure::RefreshChain), under a
 //! `refresh` key of its own, since the seed's Grant JSON has no place for it.
 //! Ids are compared bytewise (`COLLATE "C"`), as Rust compares strings, whatever the
@@ -112,6 +122,7 @@
 //! | a grant's tokens, history | `tokens_by_grant`, `transitions_by_grant` |
 //! | personal grants of a user | `personal_grants_by_user (zone_id, user_id, created_at, id)` |
 //! | device authorizations | primary key, `UNIQUE (zone_id, user_code)`, `device_authorizations_by_expiry` |
+//! | authorization codes | primary key, `authorization_codes_by_expiry` |
 //!
 //! A page of a listing is one statement: a keyset scan from the cursor in
 //! `(created_at, id)` order with a row-value comparison, one row past the limit, and
@@ -183,9 +194,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use tenure::{
-    Client, DeviceAuthorization, Digest, Grant, GrantFilter, GrantPage, GrantQuery, Keyset,
-    PersonalGrant, Position, SortOrder, Storage, Timestamp, Token, TokenAndGrant, Transition,
-    Versioned, WriteSet,
+    AuthorizationCode, Client, DeviceAuthorization, Digest, Grant, GrantFilter, GrantPage,
+    GrantQuery, Keyset, PersonalGrant, Position, SortOrder, Storage, Timestamp, Token,
+    TokenAndGrant, Transition, Versioned, WriteSet,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::Json;
@@ -698,6 +709,30 @@ impl Storage for PostgresStorage {
         limit: usize,
     ) -> tenure::Result<Vec<Versioned<DeviceAuthorization>>> {
         let read = Read::ExpiredDeviceAuthorizations {
+            zone_id,
+            now,
+            limit,
+        };
+        Ok(self.records(read).await?)
+    }
+
+    async fn get_authorization_code(
+        &self,
+        zone_id: &str,
+        code: &Digest,
+    ) -> tenure::Result<Option<Versioned<AuthorizationCode>>> {
+        Ok(self
+            .record(Read::AuthorizationCode { zone_id, code })
+            .await?)
+    }
+
+    async fn expired_authorization_codes(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> tenure::Result<Vec<Versioned<AuthorizationCode>>> {
+        let read = Read::ExpiredAuthorizationCodes {
             zone_id,
             now,
             limit,

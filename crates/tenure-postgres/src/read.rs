@@ -246,6 +246,22 @@ pub enum Read<'a> {
         /// At most this many.
         limit: usize,
     },
+    /// [`Storage::get_authorization_code`](tenure::Storage::get_authorization_code).
+    AuthorizationCode {
+        /// The zone.
+        zone_id: &'a str,
+        /// The digest of the code.
+        code: &'a Digest,
+    },
+    /// [`Storage::expired_authorization_codes`](tenure::Storage::expired_authorization_codes).
+    ExpiredAuthorizationCodes {
+        /// The zone.
+        zone_id: &'a str,
+        /// Due at or before this time.
+        now: Timestamp,
+        /// At most this many.
+        limit: usize,
+    },
 }
 
 impl Read<'_> {
@@ -430,6 +446,24 @@ impl Read<'_> {
                 "SELECT version, record FROM {s}.device_authorizations \
                  WHERE zone_id = {} AND expires_at <= {} \
                  ORDER BY expires_at, device_code LIMIT {}",
+                b.bind(zone_id.to_owned()),
+                b.bind(millis(now)),
+                b.bind(sql_limit(limit))
+            ),
+            Read::AuthorizationCode { zone_id, code } => format!(
+                "SELECT version, record FROM {s}.authorization_codes \
+                 WHERE zone_id = {} AND code = {}",
+                b.bind(zone_id.to_owned()),
+                b.bind(code.as_bytes().to_vec())
+            ),
+            Read::ExpiredAuthorizationCodes {
+                zone_id,
+                now,
+                limit,
+            } => format!(
+                "SELECT version, record FROM {s}.authorization_codes \
+                 WHERE zone_id = {} AND expires_at <= {} \
+                 ORDER BY expires_at, code LIMIT {}",
                 b.bind(zone_id.to_owned()),
                 b.bind(millis(now)),
                 b.bind(sql_limit(limit))

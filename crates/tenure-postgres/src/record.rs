@@ -9,7 +9,9 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tenure::{Client, DeviceAuthorization, Grant, PersonalGrant, RefreshChain, Token};
+use tenure::{
+    AuthorizationCode, Client, DeviceAuthorization, Grant, PersonalGrant, RefreshChain, Token,
+};
 
 /// A grant as written to its `record` column: its JSON and its refresh chain.
 #[derive(Debug, Serialize)]
@@ -85,6 +87,7 @@ plain_records! {
     Token => "token",
     PersonalGrant => "personal grant",
     DeviceAuthorization => "device authorization",
+    AuthorizationCode => "authorization code",
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub const DEFAULT_SCHEMA: &str = "tenure";
 /// The migrations, in order: the `n`-th brings the schema from version `n - 1` to
 /// `n`. `{schema}` stands for the quoted schema name. Never edit one that has
 /// shipped; append a new one.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     // Version 1. Every record is stored whole as `record` (the core's JSON form,
     // which round-trips exactly at the millisecond precision the core keeps), next
     // to typed copies of the fields that are looked up, filtered or sorted on.
@@ -128,6 +128,21 @@ ALTER TABLE {schema}.tokens ALTER COLUMN expires_at SET NOT NULL;
 CREATE INDEX tokens_by_expiry ON {schema}.tokens (zone_id, expires_at, digest);
 
 UPDATE {schema}.grants SET record = record || '{"refresh": {"generation": 1}}'::jsonb;
+"#,
+    // Version 3. Authorization codes, keyed by the digest of the code, like device
+    // authorizations, and pruned through an index on their expiry in
+    // (expires_at, code) order. Only adds: no row written before is touched.
+    r#"
+CREATE TABLE {schema}.authorization_codes (
+    zone_id text COLLATE "C" NOT NULL,
+    code bytea NOT NULL CHECK (octet_length(code) = 32),
+    expires_at bigint NOT NULL,
+    version bigint NOT NULL CHECK (version > 0),
+    record jsonb NOT NULL,
+    PRIMARY KEY (zone_id, code)
+);
+CREATE INDEX authorization_codes_by_expiry
+    ON {schema}.authorization_codes (zone_id, expires_at, code);
 "#,
 ];
 

@@ -65,6 +65,9 @@ pub(crate) struct WriteSql {
     device_insert: String,
     device_update: String,
     device_delete: String,
+    code_insert: String,
+    code_update: String,
+    code_delete: String,
     client_check: CheckSql,
     grant_check: CheckSql,
     token_check: CheckSql,
@@ -184,6 +187,18 @@ impl WriteSql {
             device_delete: format!(
                 "DELETE FROM {s}.device_authorizations \
                  WHERE zone_id = $1 AND device_code = $2 AND version = $3"
+            ),
+            code_insert: format!(
+                "INSERT INTO {s}.authorization_codes (zone_id, code, expires_at, version, \
+                 record) VALUES ($1, $2, $3, 1, $4) ON CONFLICT DO NOTHING"
+            ),
+            code_update: format!(
+                "UPDATE {s}.authorization_codes SET expires_at = $3, record = $4, \
+                 version = version + 1 WHERE zone_id = $1 AND code = $2 AND version = $5"
+            ),
+            code_delete: format!(
+                "DELETE FROM {s}.authorization_codes \
+                 WHERE zone_id = $1 AND code = $2 AND version = $3"
             ),
             client_check: CheckSql::new(s, "clients", "id", "", ""),
             grant_check: CheckSql::new(
@@ -420,6 +435,34 @@ fn plan<'a>(sql: &'a WriteSql, set: &'a WriteSet) -> Result<Vec<Step<'a>>, Error
                 vec![
                     Box::new(zone_id.as_str()),
                     Box::new(device_code.as_bytes().as_slice()),
+                    Box::new(version_param(*expect).ok_or(Error::Conflict)?),
+                ],
+                Holds::OneRow,
+            ),
+            Write::PutAuthorizationCode { code, expect } => {
+                let mut params: Params<'a> = vec![
+                    Box::new(code.zone_id.as_str()),
+                    Box::new(code.code.as_bytes().as_slice()),
+                    Box::new(millis(code.expires_at)),
+                    Box::new(Json(code)),
+                ];
+                match *expect {
+                    Expect::Absent => Step::new(&sql.code_insert, params, Holds::OneRow),
+                    Expect::Version(v) => {
+                        params.push(Box::new(version_param(v).ok_or(Error::Conflict)?));
+                        Step::new(&sql.code_update, params, Holds::OneRow)
+                    }
+                }
+            }
+            Write::DeleteAuthorizationCode {
+                zone_id,
+                code,
+                expect,
+            } => Step::new(
+                &sql.code_delete,
+                vec![
+                    Box::new(zone_id.as_str()),
+                    Box::new(code.as_bytes().as_slice()),
                     Box::new(version_param(*expect).ok_or(Error::Conflict)?),
                 ],
                 Holds::OneRow,

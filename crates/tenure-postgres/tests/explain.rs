@@ -15,8 +15,8 @@ mod support;
 
 use serde_json::Value;
 use tenure::{
-    Digest, Expect, Grant, GrantFilter, GrantQuery, GrantStatus, Keyset, Position, SortOrder,
-    Storage, TokenKind, Write, WriteSet,
+    AuthorizationCode, Digest, Expect, Grant, GrantFilter, GrantQuery, GrantStatus, Keyset,
+    Position, SortOrder, Storage, Timestamp, TokenKind, Write, WriteSet,
 };
 use tenure_postgres::{PostgresStorage, Read};
 use tenure_testkit::conformance::{
@@ -51,6 +51,25 @@ fn user_code(i: usize) -> String {
         .collect()
 }
 
+/// An unredeemed authorization code of `client-1`, keyed by the digest of `code`.
+fn authorization_code(zone: &str, code: &str, expires_at: Timestamp) -> AuthorizationCode {
+    AuthorizationCode {
+        code: Digest::of(code),
+        zone_id: zone.into(),
+        client_id: "client-1".into(),
+        user_id: "user-1".into(),
+        resource_id: "resource-1".into(),
+        provider_id: "default".into(),
+        organization_id: None,
+        scopes: vec!["read".into()],
+        redirect_uri: "https://app.example/cb".into(),
+        code_challenge: None,
+        created_at: at(0),
+        expires_at,
+        grant_id: None,
+    }
+}
+
 async fn commit_all(store: &PostgresStorage, writes: Vec<Write>) {
     for chunk in writes.chunks(500) {
         store
@@ -62,8 +81,8 @@ async fn commit_all(store: &PostgresStorage, writes: Vec<Write>) {
     }
 }
 
-/// Grants in four zones; tokens, history, personal grants, device authorizations
-/// and clients in the first.
+/// Grants in four zones; tokens, history, personal grants, device authorizations,
+/// authorization codes and clients in the first.
 async fn seed(store: &PostgresStorage) {
     let mut writes = Vec::new();
     for zone in ZONES {
@@ -115,6 +134,12 @@ async fn seed(store: &PostgresStorage) {
             expect: Expect::Absent,
         });
     }
+    for i in 0..1_000 {
+        writes.push(Write::PutAuthorizationCode {
+            code: authorization_code(ZONE, &format!("code-{i}"), at(i as i64 * 100)),
+            expect: Expect::Absent,
+        });
+    }
     for i in 0..500 {
         writes.push(Write::PutClient {
             client: client(ZONE, &format!("client-{i:03}"), "planned"),
@@ -123,7 +148,7 @@ async fn seed(store: &PostgresStorage) {
     }
     commit_all(store, writes).await;
     let db = store.pool().get().await.expect("a connection");
-    db.batch_execute(&format!("ANALYZE \"{}\".grants, \"{0}\".tokens, \"{0}\".transitions, \"{0}\".personal_grants, \"{0}\".device_authorizations, \"{0}\".clients", store.schema()))
+    db.batch_execute(&format!("ANALYZE \"{}\".grants, \"{0}\".tokens, \"{0}\".transitions, \"{0}\".personal_grants, \"{0}\".device_authorizations, \"{0}\".authorization_codes, \"{0}\".clients", store.schema()))
         .await
         .expect("ANALYZE");
 }
@@ -295,6 +320,7 @@ fn sweeps_lookups_and_other_listings_use_their_indexes() {
             let digest = Digest::of("refresh-42");
             let device_code = Digest::of("device-42");
             let code = user_code(42);
+            let authorization = Digest::of("code-42");
             let after = Keyset {
                 created_at: at(5_000),
                 id: "personal-0500".into(),
@@ -465,6 +491,25 @@ fn sweeps_lookups_and_other_listings_use_their_indexes() {
                     },
                     "device_authorizations",
                     &["device_authorizations_by_expiry"],
+                    NO_SCAN_OR_SORT,
+                ),
+                (
+                    Read::AuthorizationCode {
+                        zone_id: ZONE,
+                        code: &authorization,
+                    },
+                    "authorization_codes",
+                    &["authorization_codes_pkey"],
+                    NO_SCAN_OR_SORT,
+                ),
+                (
+                    Read::ExpiredAuthorizationCodes {
+                        zone_id: ZONE,
+                        now: now(),
+                        limit: 100,
+                    },
+                    "authorization_codes",
+                    &["authorization_codes_by_expiry"],
                     NO_SCAN_OR_SORT,
                 ),
             ];

@@ -1,7 +1,7 @@
 //! What is particular to the PostgreSQL backend: creating and migrating its schema
-//! (a version-1 schema and its records included), refusing a newer one, typed
-//! errors, records stored whole, guards that hold their record until the set ends,
-//! and write sets of two pools meeting on one unique user code.
+//! (version-1 and version-2 schemas and their records included), refusing a newer
+//! one, typed errors, records stored whole, guards that hold their record until the
+//! set ends, and write sets of two pools meeting on one unique user code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -9,14 +9,17 @@ mod support;
 use std::sync::Arc;
 
 use tenure::{
-    AccessType, Actor, Client, ClientRegistration, ClientType, DeviceAuthorization, DeviceState,
-    Digest, Engine, Error, Expect, Grant, GrantStatus, GrantType, ManualClock, PersonalGrant,
-    RecordKey, RefreshChain, RefreshRequest, ScopePolicy, Secret, SecretKind, Storage, Token,
-    TokenKind, Transition, TransitionReason, Versioned, Write, WriteSet,
+    AccessType, Actor, AuthorizationCode, Client, ClientRegistration, ClientType,
+    DeviceAuthorization, DeviceState, Digest, Engine, Error, Expect, Grant, GrantStatus, GrantType,
+    ManualClock, PersonalGrant, RecordKey, RefreshChain, RefreshRequest, RetiringSecret,
+    ScopePolicy, Secret, SecretKind, Storage, Timestamp, Token, TokenKind, Transition,
+    TransitionReason, Versioned, Write, WriteSet,
 };
 use tenure_postgres::deadpool_postgres::{Manager, Pool};
 use tenure_postgres::{PostgresError, PostgresOptions, PostgresStorage, SCHEMA_VERSION};
-use tenure_testkit::conformance::{at, client, device_authorization, grant, token};
+use tenure_testkit::conformance::{
+    at, client, device_authorization, grant, personal_grant, token, transition,
+};
 use tokio::sync::Barrier;
 
 const ZONE: &str = "zone-store";
@@ -37,6 +40,26 @@ async fn schema_version(schema: &str) -> Vec<i32> {
 
 fn v1<T>(record: T) -> Option<Versioned<T>> {
     Some(Versioned { record, version: 1 })
+}
+
+/// An unredeemed authorization code of `client-1`, without a challenge, keyed by
+/// the digest of `code`.
+fn authorization_code(zone: &str, code: &str, expires_at: Timestamp) -> AuthorizationCode {
+    AuthorizationCode {
+        code: Digest::of(code),
+        zone_id: zone.into(),
+        client_id: "client-1".into(),
+        user_id: "user-1".into(),
+        resource_id: "resource-1".into(),
+        provider_id: "default".into(),
+        organization_id: None,
+        scopes: vec!["read".into()],
+        redirect_uri: "https://app.example/cb".into(),
+        code_challenge: None,
+        created_at: at(0),
+        expires_at,
+        grant_id: None,
+    }
 }
 
 async fn put(store: &PostgresStorage, write: Write) {
@@ -311,6 +334,10 @@ fn records_are_stored_whole() {
                 redirect_uris: vec!["https://app.example/cb".into()],
                 enabled: false,
                 secret_digest: Some(Digest::of("client secret")),
+                previous_secret: Some(RetiringSecret {
+                    digest: Digest::of("old client secret"),
+                    valid_until: at(6),
+                }),
                 refresh_stopped_at: Some(at(3)),
                 last_used_at: Some(at(4)),
                 ..client(ZONE, "client-full", "Full ✓ \"quoted\"")
@@ -363,6 +390,14 @@ fn records_are_stored_whole() {
                 ..device_authorization(ZONE, "device-1", "BCDFGHJK", at(600_000))
             };
             let pending = device_authorization(ZONE, "device-2", "CDFGHJKL", at(600_000));
+            let redeemed = AuthorizationCode {
+                organization_id: Some("org-2".into()),
+                scopes: vec!["read".into(), "write".into()],
+                code_challenge: Some(Digest::of("verifier")),
+                grant_id: Some("grant-fresh".into()),
+                ..authorization_code(ZONE, "code-1", at(60_000))
+            };
+            let unredeemed = authorization_code(ZONE, "code-2", at(60_001));
             let history: Vec<Transition> = [
                 (
                     None,
@@ -390,6 +425,18 @@ fn records_are_stored_whole() {
                     Some(GrantStatus::Revoked),
                     GrantStatus::Revoked,
                     TransitionReason::Revoked,
+                    Actor::Admin,
+                ),
+                (
+                    Some(GrantStatus::Revoked),
+                    GrantStatus::Revoked,
+                    TransitionReason::CodeReused,
+                    Actor::System,
+                ),
+                (
+                    Some(GrantStatus::Revoked),
+                    GrantStatus::Revoked,
+                    TransitionReason::ClientDisabled,
                     Actor::Admin,
                 ),
             ]
@@ -447,6 +494,14 @@ fn records_are_stored_whole() {
                     device: pending.clone(),
                     expect: Expect::Absent,
                 },
+                Write::PutAuthorizationCode {
+                    code: redeemed.clone(),
+                    expect: Expect::Absent,
+                },
+                Write::PutAuthorizationCode {
+                    code: unredeemed.clone(),
+                    expect: Expect::Absent,
+                },
             ];
             writes.extend(history.iter().cloned().map(Write::AppendTransition));
             store.apply(WriteSet { writes }).await.unwrap();
@@ -497,6 +552,21 @@ fn records_are_stored_whole() {
                     .unwrap(),
                 v1(pending)
             );
+            assert_eq!(
+                store
+                    .get_authorization_code(ZONE, &Digest::of("code-1"))
+                    .await
+                    .unwrap(),
+                v1(redeemed.clone())
+            );
+            let expired: Vec<(AuthorizationCode, u64)> = store
+                .expired_authorization_codes(ZONE, at(60_001), 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| (c.record, c.version))
+                .collect();
+            assert_eq!(expired, [(redeemed, 1), (unredeemed, 1)]);
             assert_eq!(
                 store.grant_history(ZONE, "grant-refreshed").await.unwrap(),
                 history
@@ -1288,7 +1358,7 @@ fn a_version_1_schema_is_migrated_in_place() {
 
             let store = support::open(&schema).await;
             assert_eq!(schema_version(&schema).await, [SCHEMA_VERSION]);
-            assert_eq!(SCHEMA_VERSION, 2);
+            assert_eq!(SCHEMA_VERSION, 3);
             // The records as the legacy rule converts them, versions unchanged.
             let grant = store.get_grant(ZONE, GRANT).await.unwrap().unwrap();
             assert_eq!(grant.version, 2);
@@ -1407,6 +1477,386 @@ fn a_version_1_schema_is_migrated_in_place() {
                     "a token of the revoked grant is active"
                 );
             }
+            // Version 3's table came with the one migration.
+            assert_eq!(
+                store
+                    .get_authorization_code(ZONE, &Digest::of("code"))
+                    .await
+                    .unwrap(),
+                None
+            );
+            // Opening it again finds it at the new version and changes nothing.
+            drop(support::open(&schema).await);
+            assert_eq!(schema_version(&schema).await, [SCHEMA_VERSION]);
+        }),
+    );
+}
+
+/// The schema exactly as version 2 of this crate brought a version-1 schema to it
+/// (migration 2, frozen here like [`VERSION_1_SQL`]).
+const VERSION_2_SQL: &str = r#"
+ALTER TABLE {schema}.tokens ADD COLUMN expires_at bigint;
+UPDATE {schema}.tokens SET
+    expires_at = round(
+        extract(epoch FROM ltrim(record->>'expires_at', '+')::timestamptz) * 1000
+    )::bigint,
+    record = (record - 'spent_at') || jsonb_build_object(
+        'generation',
+        CASE WHEN record->>'spent_at' IS NULL THEN 1 ELSE 0 END
+    );
+ALTER TABLE {schema}.tokens ALTER COLUMN expires_at SET NOT NULL;
+-- Pruning expired tokens: (expires_at, digest) order.
+CREATE INDEX tokens_by_expiry ON {schema}.tokens (zone_id, expires_at, digest);
+
+UPDATE {schema}.grants SET record = record || '{"refresh": {"generation": 1}}'::jsonb;
+"#;
+
+/// A record's JSON, as a query parameter.
+fn json(record: &impl serde::Serialize) -> tokio_postgres::types::Json<serde_json::Value> {
+    tokio_postgres::types::Json(serde_json::to_value(record).expect("a record's JSON"))
+}
+
+/// The tables, columns, indexes and constraints of a schema, with its name left out,
+/// so that two schemas can be compared.
+async fn catalogue(db: &tokio_postgres::Client, schema: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT concat_ws(' ', 'column', table_name, column_name, data_type, \
+         collation_name, is_nullable) \
+         FROM information_schema.columns WHERE table_schema = $1 \
+         ORDER BY table_name, ordinal_position",
+        "SELECT concat_ws(' ', 'index', tablename, indexname, \
+         replace(indexdef, $1 || '.', '')) \
+         FROM pg_indexes WHERE schemaname = $1 ORDER BY tablename, indexname",
+        "SELECT concat_ws(' ', 'constraint', c.relname, k.conname, \
+         pg_get_constraintdef(k.oid)) \
+         FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 ORDER BY c.relname, k.conname",
+    ] {
+        for row in db.query(sql, &[&schema]).await.unwrap() {
+            out.push(row.get(0));
+        }
+    }
+    out
+}
+
+/// Each stored row's `xmin`: the transaction that last wrote it.
+async fn row_writers(db: &tokio_postgres::Client, quoted: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for table in [
+        "clients",
+        "grants",
+        "transitions",
+        "tokens",
+        "personal_grants",
+        "device_authorizations",
+    ] {
+        let rows = db
+            .query(
+                &format!("SELECT concat_ws(' ', '{table}', xmin) FROM {quoted}.{table} ORDER BY 1"),
+                &[],
+            )
+            .await
+            .unwrap();
+        out.extend(rows.iter().map(|row| row.get::<_, String>(0)));
+    }
+    out
+}
+
+/// A schema at version 2, with a record of every kind in the JSON that version
+/// wrote, migrated in place by opening it: every record reads back as it was, at its
+/// version, and no stored row is rewritten; the schema is then the one a new store
+/// creates, and authorization codes are stored in it with their version checks.
+#[test]
+fn a_version_2_schema_is_migrated_in_place() {
+    support::run(
+        1,
+        support::with_schema(|schema| async move {
+            let stored_client = Client {
+                client_type: ClientType::Confidential,
+                secret_digest: Some(Digest::of("client secret")),
+                ..client(ZONE, "client-1", "Version 2")
+            };
+            let stored_grant = Grant {
+                refresh: RefreshChain {
+                    generation: 3,
+                    family: Some(Digest::of("family")),
+                    current: Some(Digest::of("refresh-3")),
+                    previous: Some(Digest::of("refresh-2")),
+                },
+                refreshed_at: Some(at(50)),
+                ..grant(ZONE, "grant-1", at(0), at(900_000))
+            };
+            let stored_token = Token {
+                expires_at: at(7_000),
+                ..token(&stored_grant, "refresh-3", TokenKind::Refresh)
+            };
+            let stored_transition = transition(
+                &stored_grant,
+                None,
+                GrantStatus::Active,
+                TransitionReason::Created,
+                at(0),
+            );
+            let stored_personal = personal_grant(ZONE, "personal-1", "user-1", at(5));
+            let stored_device = device_authorization(ZONE, "device-1", "BCDFGHJK", at(600_000));
+            let mut grant_json = json(&stored_grant);
+            grant_json.0["refresh"] = serde_json::to_value(stored_grant.refresh).unwrap();
+
+            // Version 2, by hand, as that version's code left it.
+            let db = support::connect().await;
+            let quoted = format!("\"{schema}\"");
+            db.batch_execute(&format!(
+                "CREATE SCHEMA {quoted};
+                 CREATE TABLE {quoted}.schema_version (
+                     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                     version integer NOT NULL,
+                     updated_at timestamptz NOT NULL DEFAULT now()
+                 );
+                 INSERT INTO {quoted}.schema_version (version) VALUES (2);
+                 {}
+                 {}",
+                VERSION_1_SQL.replace("{schema}", &quoted),
+                VERSION_2_SQL.replace("{schema}", &quoted)
+            ))
+            .await
+            .unwrap();
+            let ms = |t: Timestamp| t.timestamp_millis();
+            db.execute(
+                &format!(
+                    "INSERT INTO {quoted}.clients (zone_id, id, version, record) \
+                     VALUES ($1, 'client-1', 4, $2)"
+                ),
+                &[&ZONE, &json(&stored_client)],
+            )
+            .await
+            .unwrap();
+            db.execute(
+                &format!(
+                    "INSERT INTO {quoted}.grants (zone_id, id, user_id, resource_id, client_id, \
+                     status, created_at, expires_at, version, record) \
+                     VALUES ($1, 'grant-1', 'user-1', 'resource-1', 'client-1', 'active', \
+                     $2, $3, 3, $4)"
+                ),
+                &[
+                    &ZONE,
+                    &ms(stored_grant.created_at),
+                    &ms(stored_grant.expires_at),
+                    &grant_json,
+                ],
+            )
+            .await
+            .unwrap();
+            db.execute(
+                &format!(
+                    "INSERT INTO {quoted}.transitions (zone_id, grant_id, record) \
+                     VALUES ($1, 'grant-1', $2)"
+                ),
+                &[&ZONE, &json(&stored_transition)],
+            )
+            .await
+            .unwrap();
+            db.execute(
+                &format!(
+                    "INSERT INTO {quoted}.tokens (zone_id, digest, grant_id, expires_at, \
+                     version, record) VALUES ($1, $2, 'grant-1', $3, 2, $4)"
+                ),
+                &[
+                    &ZONE,
+                    &stored_token.digest.as_bytes().as_slice(),
+                    &ms(stored_token.expires_at),
+                    &json(&stored_token),
+                ],
+            )
+            .await
+            .unwrap();
+            db.execute(
+                &format!(
+                    "INSERT INTO {quoted}.personal_grants (zone_id, id, user_id, created_at, \
+                     version, record) VALUES ($1, 'personal-1', 'user-1', $2, 1, $3)"
+                ),
+                &[
+                    &ZONE,
+                    &ms(stored_personal.created_at),
+                    &json(&stored_personal),
+                ],
+            )
+            .await
+            .unwrap();
+            db.execute(
+                &format!(
+                    "INSERT INTO {quoted}.device_authorizations (zone_id, device_code, \
+                     user_code, expires_at, version, record) \
+                     VALUES ($1, $2, 'BCDFGHJK', $3, 5, $4)"
+                ),
+                &[
+                    &ZONE,
+                    &stored_device.device_code.as_bytes().as_slice(),
+                    &ms(stored_device.expires_at),
+                    &json(&stored_device),
+                ],
+            )
+            .await
+            .unwrap();
+            let writers = row_writers(&db, &quoted).await;
+            assert_eq!(writers.len(), 6);
+
+            let store = support::open(&schema).await;
+            assert_eq!(schema_version(&schema).await, [SCHEMA_VERSION]);
+            assert_eq!(SCHEMA_VERSION, 3);
+            assert_eq!(
+                row_writers(&db, &quoted).await,
+                writers,
+                "the migration rewrote a stored row"
+            );
+            // Every record as it was, at its version.
+            assert_eq!(
+                store.get_client(ZONE, "client-1").await.unwrap(),
+                Some(Versioned {
+                    record: stored_client,
+                    version: 4
+                })
+            );
+            assert_eq!(
+                store.get_grant(ZONE, "grant-1").await.unwrap(),
+                Some(Versioned {
+                    record: stored_grant,
+                    version: 3
+                })
+            );
+            assert_eq!(
+                store.grant_history(ZONE, "grant-1").await.unwrap(),
+                [stored_transition]
+            );
+            assert_eq!(
+                store.expired_tokens(ZONE, at(7_000), 10).await.unwrap(),
+                [Versioned {
+                    record: stored_token,
+                    version: 2
+                }]
+            );
+            assert_eq!(
+                store.get_personal_grant(ZONE, "personal-1").await.unwrap(),
+                v1(stored_personal)
+            );
+            assert_eq!(
+                store
+                    .find_device_authorization(ZONE, "BCDFGHJK")
+                    .await
+                    .unwrap(),
+                Some(Versioned {
+                    record: stored_device,
+                    version: 5
+                })
+            );
+            // The migrated schema is the one a new store creates.
+            let (db, migrated) = (&db, schema.as_str());
+            support::with_schema(|fresh| async move {
+                drop(support::open(&fresh).await);
+                let found = catalogue(db, migrated).await;
+                assert!(
+                    found
+                        .iter()
+                        .any(|l| l.contains("authorization_codes_by_expiry")),
+                    "{found:#?}"
+                );
+                assert_eq!(found, catalogue(db, &fresh).await);
+            })
+            .await;
+
+            // Authorization codes, with their version checks.
+            let code = authorization_code(ZONE, "code-1", at(60_000));
+            let digest = code.code;
+            put(
+                &store,
+                Write::PutAuthorizationCode {
+                    code: code.clone(),
+                    expect: Expect::Absent,
+                },
+            )
+            .await;
+            let redeemed = AuthorizationCode {
+                grant_id: Some("grant-1".into()),
+                ..code.clone()
+            };
+            // A stale expectation fails the set, and nothing of it is written.
+            for stale in [
+                Write::PutAuthorizationCode {
+                    code: code.clone(),
+                    expect: Expect::Absent,
+                },
+                Write::PutAuthorizationCode {
+                    code: code.clone(),
+                    expect: Expect::Version(2),
+                },
+                Write::DeleteAuthorizationCode {
+                    zone_id: ZONE.into(),
+                    code: digest,
+                    expect: 2,
+                },
+            ] {
+                let set = WriteSet {
+                    writes: vec![
+                        Write::PutGrant {
+                            grant: grant(ZONE, "grant-2", at(0), at(1_000)),
+                            expect: Expect::Absent,
+                        },
+                        stale,
+                    ],
+                };
+                assert!(matches!(store.apply(set).await, Err(Error::Conflict)));
+                assert_eq!(store.get_grant(ZONE, "grant-2").await.unwrap(), None);
+                assert_eq!(
+                    store.get_authorization_code(ZONE, &digest).await.unwrap(),
+                    v1(code.clone())
+                );
+            }
+            put(
+                &store,
+                Write::PutAuthorizationCode {
+                    code: redeemed.clone(),
+                    expect: Expect::Version(1),
+                },
+            )
+            .await;
+            assert_eq!(
+                store.get_authorization_code(ZONE, &digest).await.unwrap(),
+                Some(Versioned {
+                    record: redeemed.clone(),
+                    version: 2
+                })
+            );
+            assert_eq!(
+                store
+                    .expired_authorization_codes(ZONE, at(59_999), 10)
+                    .await
+                    .unwrap(),
+                []
+            );
+            assert_eq!(
+                store
+                    .expired_authorization_codes(ZONE, at(60_000), 10)
+                    .await
+                    .unwrap(),
+                [Versioned {
+                    record: redeemed,
+                    version: 2
+                }]
+            );
+            put(
+                &store,
+                Write::DeleteAuthorizationCode {
+                    zone_id: ZONE.into(),
+                    code: digest,
+                    expect: 2,
+                },
+            )
+            .await;
+            assert_eq!(
+                store.get_authorization_code(ZONE, &digest).await.unwrap(),
+                None
+            );
             // Opening it again finds it at the new version and changes nothing.
             drop(support::open(&schema).await);
             assert_eq!(schema_version(&schema).await, [SCHEMA_VERSION]);

@@ -12,17 +12,21 @@
 //! Each struct is one *layout* of one kind of record, and its [`Layout::FORMAT`] is
 //! the byte its records start with. A layout is never changed: a change is a new
 //! struct with the next format byte, and the old struct stays, for reading only, so
-//! that an upgrade can rewrite the records of a store written before. Every kind is
-//! in format 1 (a grant with its refresh chain, a token with its refresh
-//! generation), the layouts tenure-sled calls format 2 for grants and tokens.
+//! that records written before can still be read. Every kind is in format 1 (a
+//! grant with its refresh chain and a token with its refresh generation, the layouts
+//! tenure-sled calls format 2 for grants and tokens; authorization codes,
+//! [`AuthorizationCodeV1`]) but the client: format 2 ([`ClientV2`], tenure-sled's
+//! format 2 client too) adds the secret a rotation replaced. A client of format 1 is
+//! read as it is, with no previous secret ([`decode_client`]), and written in
+//! format 2 when it is next put.
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tenure::{
-    AccessType, Actor, Client, ClientType, DeviceAuthorization, DeviceState, Digest, Grant,
-    GrantFacts, GrantStatus, GrantType, PersonalGrant, RefreshChain, ScopePolicy, Timestamp, Token,
-    TokenKind, Transition, TransitionReason, Versioned,
+    AccessType, Actor, AuthorizationCode, Client, ClientType, DeviceAuthorization, DeviceState,
+    Digest, Grant, GrantFacts, GrantStatus, GrantType, PersonalGrant, RefreshChain, RetiringSecret,
+    ScopePolicy, Timestamp, Token, TokenKind, Transition, TransitionReason, Versioned,
 };
 
 use crate::error::StoreError;
@@ -34,7 +38,7 @@ pub(crate) trait Layout: Serialize + DeserializeOwned {
 }
 
 /// The highest format byte this build knows.
-const LATEST_FORMAT: u8 = 1;
+const LATEST_FORMAT: u8 = 2;
 
 /// Encodes a record behind its layout's format byte.
 pub(crate) fn encode<T: Layout>(record: &T) -> Result<Vec<u8>, StoreError> {
@@ -72,6 +76,14 @@ fn decode_as<'a, T: Deserialize<'a>>(
             detail: "empty value".to_owned(),
         }),
     }
+}
+
+/// The format byte of a stored record; `what` names it in errors.
+pub(crate) fn format_of(what: &'static str, bytes: &[u8]) -> Result<u8, StoreError> {
+    bytes.first().copied().ok_or_else(|| StoreError::Corrupt {
+        what,
+        detail: "empty value".to_owned(),
+    })
 }
 
 /// Only the version of a stored record: the first field of every versioned layout,
@@ -180,6 +192,9 @@ impl From<GrantTypeV1> for GrantType {
     }
 }
 
+/// A client as format 1 stored it, before clients kept the secret a rotation
+/// replaced. Read only: [`decode_client`] reads it as a [`ClientV2`] without a
+/// previous secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ClientV1 {
     version: u64,
@@ -210,8 +225,94 @@ impl Layout for ClientV1 {
 }
 
 impl ClientV1 {
+    /// The client, with no previous secret: none was kept before format 2.
+    fn upgrade(self) -> ClientV2 {
+        ClientV2 {
+            version: self.version,
+            id: self.id,
+            zone_id: self.zone_id,
+            organization_id: self.organization_id,
+            name: self.name,
+            description: self.description,
+            confidential: self.confidential,
+            owner_account_id: self.owner_account_id,
+            allowed_scopes: self.allowed_scopes,
+            allowed_grants: self.allowed_grants,
+            inherit_scopes: self.inherit_scopes,
+            offline: self.offline,
+            access_token_ttl_seconds: self.access_token_ttl_seconds,
+            refresh_token_ttl_seconds: self.refresh_token_ttl_seconds,
+            redirect_uris: self.redirect_uris,
+            enabled: self.enabled,
+            secret_digest: self.secret_digest,
+            previous_secret: None,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            refresh_stopped_at: self.refresh_stopped_at,
+            last_used_at: self.last_used_at,
+        }
+    }
+}
+
+/// The secret a rotation replaced, and when it stops working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct RetiringSecretV2 {
+    digest: [u8; 32],
+    valid_until: Time,
+}
+
+impl From<&RetiringSecret> for RetiringSecretV2 {
+    fn from(p: &RetiringSecret) -> Self {
+        RetiringSecretV2 {
+            digest: *p.digest.as_bytes(),
+            valid_until: p.valid_until.into(),
+        }
+    }
+}
+
+impl RetiringSecretV2 {
+    fn into_record(self) -> Result<RetiringSecret, StoreError> {
+        Ok(RetiringSecret {
+            digest: Digest::from_bytes(self.digest),
+            valid_until: self.valid_until.to_timestamp()?,
+        })
+    }
+}
+
+/// A client, with the secret a rotation replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ClientV2 {
+    version: u64,
+    id: String,
+    zone_id: String,
+    organization_id: String,
+    name: String,
+    description: Option<String>,
+    confidential: bool,
+    owner_account_id: Option<String>,
+    allowed_scopes: Vec<String>,
+    allowed_grants: Vec<GrantTypeV1>,
+    inherit_scopes: bool,
+    offline: bool,
+    access_token_ttl_seconds: u32,
+    refresh_token_ttl_seconds: u32,
+    redirect_uris: Vec<String>,
+    enabled: bool,
+    secret_digest: Option<[u8; 32]>,
+    previous_secret: Option<RetiringSecretV2>,
+    created_at: Time,
+    updated_at: Time,
+    refresh_stopped_at: Option<Time>,
+    last_used_at: Option<Time>,
+}
+
+impl Layout for ClientV2 {
+    const FORMAT: u8 = 2;
+}
+
+impl ClientV2 {
     pub(crate) fn new(c: &Client, version: u64) -> Self {
-        ClientV1 {
+        ClientV2 {
             version,
             id: c.id.clone(),
             zone_id: c.zone_id.clone(),
@@ -229,6 +330,7 @@ impl ClientV1 {
             redirect_uris: c.redirect_uris.clone(),
             enabled: c.enabled,
             secret_digest: c.secret_digest.map(|d| *d.as_bytes()),
+            previous_secret: c.previous_secret.as_ref().map(Into::into),
             created_at: c.created_at.into(),
             updated_at: c.updated_at.into(),
             refresh_stopped_at: c.refresh_stopped_at.map(Into::into),
@@ -268,6 +370,10 @@ impl ClientV1 {
                 redirect_uris: self.redirect_uris,
                 enabled: self.enabled,
                 secret_digest: self.secret_digest.map(Digest::from_bytes),
+                previous_secret: self
+                    .previous_secret
+                    .map(RetiringSecretV2::into_record)
+                    .transpose()?,
                 created_at: self.created_at.to_timestamp()?,
                 updated_at: self.updated_at.to_timestamp()?,
                 refresh_stopped_at: opt_time(self.refresh_stopped_at)?,
@@ -275,6 +381,16 @@ impl ClientV1 {
             },
         })
     }
+}
+
+/// A stored client, in whichever of its layouts it was written: clients are
+/// rewritten in format 2 only when they are next put, so format 1 is read as it is.
+pub(crate) fn decode_client(bytes: &[u8]) -> Result<Versioned<Client>, StoreError> {
+    let layout = match format_of("client", bytes)? {
+        ClientV1::FORMAT => decode::<ClientV1>("client", bytes)?.upgrade(),
+        _ => decode::<ClientV2>("client", bytes)?,
+    };
+    layout.into_record()
 }
 
 /// A grant's refresh chain: its generation and three optional digests.
@@ -486,6 +602,10 @@ enum ReasonV1 {
     RefreshTokenRevoked,
     ReuseDetected,
     Expired,
+    // Added after the first six: postcard stores a variant's index, so appending
+    // keeps every stored reason as it reads.
+    CodeReused,
+    ClientDisabled,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -522,6 +642,8 @@ impl TransitionV1 {
             TransitionReason::RefreshTokenRevoked => ReasonV1::RefreshTokenRevoked,
             TransitionReason::ReuseDetected => ReasonV1::ReuseDetected,
             TransitionReason::Expired => ReasonV1::Expired,
+            TransitionReason::CodeReused => ReasonV1::CodeReused,
+            TransitionReason::ClientDisabled => ReasonV1::ClientDisabled,
             other => return Err(StoreError::Unrepresentable(format!("reason {other:?}"))),
         };
         let actor = match &t.actor {
@@ -555,6 +677,8 @@ impl TransitionV1 {
                 ReasonV1::RefreshTokenRevoked => TransitionReason::RefreshTokenRevoked,
                 ReasonV1::ReuseDetected => TransitionReason::ReuseDetected,
                 ReasonV1::Expired => TransitionReason::Expired,
+                ReasonV1::CodeReused => TransitionReason::CodeReused,
+                ReasonV1::ClientDisabled => TransitionReason::ClientDisabled,
             },
             actor: match self.actor {
                 ActorV1::System => Actor::System,
@@ -710,6 +834,71 @@ impl DeviceV1 {
     }
 }
 
+/// An authorization code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AuthorizationCodeV1 {
+    version: u64,
+    code: [u8; 32],
+    zone_id: String,
+    client_id: String,
+    user_id: String,
+    resource_id: String,
+    provider_id: String,
+    organization_id: Option<String>,
+    scopes: Vec<String>,
+    redirect_uri: String,
+    code_challenge: Option<[u8; 32]>,
+    created_at: Time,
+    expires_at: Time,
+    grant_id: Option<String>,
+}
+
+impl Layout for AuthorizationCodeV1 {
+    const FORMAT: u8 = 1;
+}
+
+impl AuthorizationCodeV1 {
+    pub(crate) fn new(c: &AuthorizationCode, version: u64) -> Self {
+        AuthorizationCodeV1 {
+            version,
+            code: *c.code.as_bytes(),
+            zone_id: c.zone_id.clone(),
+            client_id: c.client_id.clone(),
+            user_id: c.user_id.clone(),
+            resource_id: c.resource_id.clone(),
+            provider_id: c.provider_id.clone(),
+            organization_id: c.organization_id.clone(),
+            scopes: c.scopes.clone(),
+            redirect_uri: c.redirect_uri.clone(),
+            code_challenge: c.code_challenge.map(|d| *d.as_bytes()),
+            created_at: c.created_at.into(),
+            expires_at: c.expires_at.into(),
+            grant_id: c.grant_id.clone(),
+        }
+    }
+
+    pub(crate) fn into_record(self) -> Result<Versioned<AuthorizationCode>, StoreError> {
+        Ok(Versioned {
+            version: self.version,
+            record: AuthorizationCode {
+                code: Digest::from_bytes(self.code),
+                zone_id: self.zone_id,
+                client_id: self.client_id,
+                user_id: self.user_id,
+                resource_id: self.resource_id,
+                provider_id: self.provider_id,
+                organization_id: self.organization_id,
+                scopes: self.scopes,
+                redirect_uri: self.redirect_uri,
+                code_challenge: self.code_challenge.map(Digest::from_bytes),
+                created_at: self.created_at.to_timestamp()?,
+                expires_at: self.expires_at.to_timestamp()?,
+                grant_id: self.grant_id,
+            },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -773,6 +962,7 @@ mod tests {
             (
                 any::<bool>(),
                 prop::option::of(any::<[u8; 32]>()),
+                prop::option::of((any::<[u8; 32]>(), time())),
                 time(),
                 time(),
                 prop::option::of(time()),
@@ -799,7 +989,15 @@ mod tests {
                         refresh_ttl,
                         redirect_uris,
                     ),
-                    (enabled, secret, created_at, updated_at, refresh_stopped_at, last_used_at),
+                    (
+                        enabled,
+                        secret,
+                        previous,
+                        created_at,
+                        updated_at,
+                        refresh_stopped_at,
+                        last_used_at,
+                    ),
                 )| Client {
                     id,
                     zone_id,
@@ -829,6 +1027,10 @@ mod tests {
                     redirect_uris,
                     enabled,
                     secret_digest: secret.map(Digest::from_bytes),
+                    previous_secret: previous.map(|(digest, valid_until)| RetiringSecret {
+                        digest: Digest::from_bytes(digest),
+                        valid_until,
+                    }),
                     created_at,
                     updated_at,
                     refresh_stopped_at,
@@ -941,6 +1143,33 @@ mod tests {
             )
     }
 
+    /// A client as format 1 stored it: everything but the previous secret.
+    fn legacy_client(c: &Client, version: u64) -> ClientV1 {
+        ClientV1 {
+            version,
+            id: c.id.clone(),
+            zone_id: c.zone_id.clone(),
+            organization_id: c.organization_id.clone(),
+            name: c.name.clone(),
+            description: c.description.clone(),
+            confidential: c.client_type == ClientType::Confidential,
+            owner_account_id: c.owner_account_id.clone(),
+            allowed_scopes: c.allowed_scopes.clone(),
+            allowed_grants: c.allowed_grants.iter().copied().map(Into::into).collect(),
+            inherit_scopes: c.scope_policy == ScopePolicy::Inherit,
+            offline: c.access_type == AccessType::Offline,
+            access_token_ttl_seconds: c.access_token_ttl_seconds,
+            refresh_token_ttl_seconds: c.refresh_token_ttl_seconds,
+            redirect_uris: c.redirect_uris.clone(),
+            enabled: c.enabled,
+            secret_digest: c.secret_digest.map(|d| *d.as_bytes()),
+            created_at: c.created_at.into(),
+            updated_at: c.updated_at.into(),
+            refresh_stopped_at: c.refresh_stopped_at.map(Into::into),
+            last_used_at: c.last_used_at.map(Into::into),
+        }
+    }
+
     fn transition() -> impl Strategy<Value = Transition> {
         let reason = prop::sample::select(vec![
             TransitionReason::Created,
@@ -949,6 +1178,8 @@ mod tests {
             TransitionReason::RefreshTokenRevoked,
             TransitionReason::ReuseDetected,
             TransitionReason::Expired,
+            TransitionReason::CodeReused,
+            TransitionReason::ClientDisabled,
         ]);
         let actor = prop_oneof![
             Just(Actor::System),
@@ -1061,13 +1292,71 @@ mod tests {
             )
     }
 
+    fn authorization_code() -> impl Strategy<Value = AuthorizationCode> {
+        (
+            (
+                any::<[u8; 32]>(),
+                text(),
+                text(),
+                text(),
+                text(),
+                text(),
+                prop::option::of(text()),
+            ),
+            (
+                texts(),
+                text(),
+                prop::option::of(any::<[u8; 32]>()),
+                time(),
+                time(),
+                prop::option::of(text()),
+            ),
+        )
+            .prop_map(
+                |(
+                    (code, zone_id, client_id, user_id, resource_id, provider_id, organization_id),
+                    (scopes, redirect_uri, code_challenge, created_at, expires_at, grant_id),
+                )| AuthorizationCode {
+                    code: Digest::from_bytes(code),
+                    zone_id,
+                    client_id,
+                    user_id,
+                    resource_id,
+                    provider_id,
+                    organization_id,
+                    scopes,
+                    redirect_uri,
+                    code_challenge: code_challenge.map(Digest::from_bytes),
+                    created_at,
+                    expires_at,
+                    grant_id,
+                },
+            )
+    }
+
     proptest! {
         #[test]
         fn clients_round_trip(record in client(), version in any::<u64>()) {
-            let bytes = encode(&ClientV1::new(&record, version)).unwrap();
+            let bytes = encode(&ClientV2::new(&record, version)).unwrap();
+            prop_assert_eq!(bytes[0], 2);
             prop_assert_eq!(decode_version("client", &bytes).unwrap(), version);
-            let back = decode::<ClientV1>("client", &bytes).unwrap().into_record().unwrap();
+            let back = decode_client(&bytes).unwrap();
             prop_assert_eq!(back, Versioned { record, version });
+        }
+
+        #[test]
+        fn format_1_clients_read_without_a_previous_secret(record in client(), version in any::<u64>()) {
+            let bytes = encode(&legacy_client(&record, version)).unwrap();
+            prop_assert_eq!(bytes[0], 1);
+            prop_assert_eq!(decode_version("client", &bytes).unwrap(), version);
+            let refused = matches!(
+                decode::<ClientV2>("client", &bytes),
+                Err(StoreError::UnknownRecordFormat { found: 1, .. })
+            );
+            prop_assert!(refused, "format 1 is not read as format 2");
+            let back = decode_client(&bytes).unwrap();
+            let expected = Client { previous_secret: None, ..record };
+            prop_assert_eq!(back, Versioned { record: expected, version });
         }
 
         #[test]
@@ -1110,6 +1399,18 @@ mod tests {
         }
 
         #[test]
+        fn authorization_codes_round_trip(record in authorization_code(), version in any::<u64>()) {
+            let bytes = encode(&AuthorizationCodeV1::new(&record, version)).unwrap();
+            prop_assert_eq!(bytes[0], 1);
+            prop_assert_eq!(decode_version("authorization code", &bytes).unwrap(), version);
+            let back = decode::<AuthorizationCodeV1>("authorization code", &bytes)
+                .unwrap()
+                .into_record()
+                .unwrap();
+            prop_assert_eq!(back, Versioned { record, version });
+        }
+
+        #[test]
         fn truncated_or_padded_records_are_refused(record in grant(), cut in any::<prop::sample::Index>()) {
             let bytes = encode(&GrantV1::new(&record, 3)).unwrap();
             let cut = cut.index(bytes.len());
@@ -1122,19 +1423,72 @@ mod tests {
 
     #[test]
     fn the_first_byte_is_the_record_format() {
-        let bytes = encode(&ClientV1::new(&client_fixture(), 1)).unwrap();
-        assert_eq!(bytes[0], ClientV1::FORMAT);
+        let bytes = encode(&ClientV2::new(&client_fixture(), 1)).unwrap();
+        assert_eq!(bytes[0], ClientV2::FORMAT);
         let mut other = bytes.clone();
-        other[0] = ClientV1::FORMAT + 1;
+        other[0] = ClientV2::FORMAT + 1;
         assert!(matches!(
-            decode::<ClientV1>("client", &other),
-            Err(StoreError::UnknownRecordFormat { found: 2, .. })
+            decode::<ClientV2>("client", &other),
+            Err(StoreError::UnknownRecordFormat { found: 3, .. })
         ));
-        assert!(matches!(
-            decode_version("client", &other),
-            Err(StoreError::UnknownRecordFormat { found: 2, .. })
-        ));
+        for unknown in [0, LATEST_FORMAT + 1] {
+            other[0] = unknown;
+            assert!(matches!(
+                decode_client(&other),
+                Err(StoreError::UnknownRecordFormat { found, .. }) if found == unknown
+            ));
+            assert!(matches!(
+                decode_version("client", &other),
+                Err(StoreError::UnknownRecordFormat { found, .. }) if found == unknown
+            ));
+        }
         assert!(decode_version("client", &[]).is_err());
+        assert!(decode_client(&[]).is_err());
+    }
+
+    #[test]
+    fn an_authorization_code_of_an_unknown_format_is_refused() {
+        let code = AuthorizationCode {
+            code: Digest::from_bytes([7; 32]),
+            zone_id: "z".into(),
+            client_id: "c".into(),
+            user_id: "u".into(),
+            resource_id: "r".into(),
+            provider_id: "p".into(),
+            organization_id: None,
+            scopes: vec!["read".into()],
+            redirect_uri: "https://app.example/cb".into(),
+            code_challenge: None,
+            created_at: DateTime::UNIX_EPOCH,
+            expires_at: DateTime::UNIX_EPOCH,
+            grant_id: None,
+        };
+        let mut bytes = encode(&AuthorizationCodeV1::new(&code, 1)).unwrap();
+        assert_eq!(bytes[0], AuthorizationCodeV1::FORMAT);
+        bytes[0] = AuthorizationCodeV1::FORMAT + 1;
+        assert!(matches!(
+            decode::<AuthorizationCodeV1>("authorization code", &bytes),
+            Err(StoreError::UnknownRecordFormat { found: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn reasons_keep_their_stored_indices() {
+        // postcard stores a variant as its index: appending a reason must leave
+        // every stored one reading as it was written.
+        let stored = [
+            ReasonV1::Created,
+            ReasonV1::Refreshed,
+            ReasonV1::Revoked,
+            ReasonV1::RefreshTokenRevoked,
+            ReasonV1::ReuseDetected,
+            ReasonV1::Expired,
+            ReasonV1::CodeReused,
+            ReasonV1::ClientDisabled,
+        ];
+        for (index, reason) in (0u8..).zip(stored) {
+            assert_eq!(postcard::to_allocvec(&reason).unwrap(), [index]);
+        }
     }
 
     fn client_fixture() -> Client {
@@ -1155,6 +1509,7 @@ mod tests {
             redirect_uris: vec![],
             enabled: true,
             secret_digest: None,
+            previous_secret: None,
             created_at: DateTime::UNIX_EPOCH,
             updated_at: DateTime::UNIX_EPOCH,
             refresh_stopped_at: None,

@@ -4,11 +4,12 @@ use std::collections::HashMap;
 
 use redb::ReadableTable;
 
+use crate::codec::decode_client;
 use crate::error::StoreError;
 use crate::keys::{ms, take_digest, take_millis, take_str};
 use crate::read::{
-    Snapshot, Table, decode_client, decode_device, decode_grant, decode_personal, decode_token,
-    decode_transition, get,
+    Snapshot, Table, decode_authorization_code, decode_device, decode_grant, decode_personal,
+    decode_token, decode_transition, get,
 };
 use crate::tables::{
     T, digest_key, expiry_key, grant_counts, grant_entries, grant_token_key, history_key,
@@ -34,6 +35,8 @@ pub struct IntegrityReport {
     pub personal_grants: u64,
     /// Device authorizations checked.
     pub device_authorizations: u64,
+    /// Authorization codes checked.
+    pub authorization_codes: u64,
     /// Tokens whose grant is not stored. Not a problem of the store (a write set may
     /// put a token of a grant that does not exist), but the engine never leaves one.
     pub orphan_tokens: u64,
@@ -69,6 +72,7 @@ pub(crate) fn check(snap: &Snapshot) -> Result<IntegrityReport, StoreError> {
     check_history(snap, &mut report)?;
     check_personal(snap, &mut report)?;
     check_devices(snap, &mut report)?;
+    check_authorization_codes(snap, &mut report)?;
     Ok(report)
 }
 
@@ -452,6 +456,71 @@ fn check_devices(snap: &Snapshot, report: &mut IntegrityReport) -> Result<(), St
             report.problem(|| {
                 format!(
                     "device expiry entry {} has no such device authorization",
+                    hex(key)
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_authorization_codes(
+    snap: &Snapshot,
+    report: &mut IntegrityReport,
+) -> Result<(), StoreError> {
+    let codes = snap.table(T::Codes)?;
+    let expiry = snap.table(T::CodeExpiry)?;
+    for item in codes.iter()? {
+        let (key, value) = item?;
+        let key = key.value();
+        report.authorization_codes += 1;
+        let code = match decode_authorization_code(value.value()) {
+            Ok(c) => c.record,
+            Err(e) => {
+                report.problem(|| format!("authorization code at {}: {e}", hex(key)));
+                continue;
+            }
+        };
+        let digest = *code.code.as_bytes();
+        if digest_key(&code.zone_id, &digest) != key {
+            report.problem(|| {
+                format!(
+                    "authorization code {} is stored under another key",
+                    hex(&digest)
+                )
+            });
+        }
+        let entry = expiry_key(&code.zone_id, ms(&code.expires_at), &digest);
+        if !contains(&expiry, &entry)? {
+            report.problem(|| {
+                format!(
+                    "authorization code {} is missing from the expiry index",
+                    hex(&digest)
+                )
+            });
+        }
+    }
+    for item in expiry.iter()? {
+        let (key, _) = item?;
+        let key = key.value();
+        let parsed = take_str(key).and_then(|(zone, rest)| {
+            let (at, rest) = take_millis(rest)?;
+            let (digest, rest) = take_digest(rest)?;
+            rest.is_empty().then_some((zone, at, digest))
+        });
+        let agrees = match &parsed {
+            Some((zone, at, digest)) => {
+                get(&codes, &digest_key(zone, digest), decode_authorization_code)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| ms(&c.record.expires_at) == *at)
+            }
+            None => false,
+        };
+        if !agrees {
+            report.problem(|| {
+                format!(
+                    "authorization code expiry entry {} has no such authorization code",
                     hex(key)
                 )
             });

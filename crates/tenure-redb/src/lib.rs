@@ -20,9 +20,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redb::{Database, DatabaseError, ReadableTable, TableHandle};
 use tenure::{
-    Client, DeviceAuthorization, Digest, Grant, GrantFilter, GrantPage, GrantQuery, Keyset,
-    PersonalGrant, Result, Storage, Timestamp, Token, TokenAndGrant, TokenAndGrantFacts,
-    Transition, Versioned, WriteSet,
+    AuthorizationCode, Client, DeviceAuthorization, Digest, Grant, GrantFilter, GrantPage,
+    GrantQuery, Keyset, PersonalGrant, Result, Storage, Timestamp, Token, TokenAndGrant,
+    TokenAndGrantFacts, Transition, Versioned, WriteSet,
 };
 
 pub use config::{Durability, RedbConfig};
@@ -31,7 +31,7 @@ pub use integrity::IntegrityReport;
 
 use crate::commit::{Committer, Job};
 use crate::read::Snapshot;
-use crate::tables::{FORMAT_KEY, META};
+use crate::tables::{FORMAT_KEY, META, TABLES};
 use crate::write::{Refusal, Tx};
 
 /// The on-disk format this build reads and writes.
@@ -311,7 +311,8 @@ enum Marker {
 }
 
 /// Reads the format marker, or writes it into a database that holds nothing yet,
-/// with every table, in one commit.
+/// with every table, in one commit; creates the tables a store of this format
+/// written by an earlier build lacks.
 fn check_format(db: &Database, path: &Path) -> Result<(), OpenError> {
     let marker = read_or_write_marker(db).map_err(|e| OpenError::Redb {
         path: path.to_path_buf(),
@@ -344,7 +345,18 @@ fn read_or_write_marker(db: &Database) -> Result<Marker, StoreError> {
     });
     match found {
         Some(FORMAT_VERSION) => {
-            txn.abort()?;
+            let present = txn
+                .list_tables()?
+                .map(|t| t.name().to_owned())
+                .collect::<Vec<_>>();
+            if TABLES.iter().all(|t| present.iter().any(|p| p == t.name())) {
+                txn.abort()?;
+            } else {
+                // Tables added since the store was created (the authorization
+                // codes and their expiry index): opening them creates them, empty.
+                Tx::open(&txn)?;
+                txn.commit()?;
+            }
             Ok(Marker::Current)
         }
         Some(other) => {
@@ -516,6 +528,25 @@ impl Storage for RedbStorage {
     ) -> Result<Vec<Versioned<DeviceAuthorization>>> {
         let zone = zone_id.to_owned();
         self.blocking(move |s| read::expired_devices(s, &zone, now, limit))
+            .await
+    }
+
+    async fn get_authorization_code(
+        &self,
+        zone_id: &str,
+        code: &Digest,
+    ) -> Result<Option<Versioned<AuthorizationCode>>> {
+        self.point(|s| read::authorization_code(s, zone_id, code.as_bytes()))
+    }
+
+    async fn expired_authorization_codes(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<AuthorizationCode>>> {
+        let zone = zone_id.to_owned();
+        self.blocking(move |s| read::expired_authorization_codes(s, &zone, now, limit))
             .await
     }
 

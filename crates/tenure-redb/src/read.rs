@@ -8,13 +8,14 @@ use std::ops::Bound;
 
 use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableTable};
 use tenure::{
-    Client, DeviceAuthorization, Grant, GrantFacts, GrantFilter, GrantPage, GrantQuery,
-    GrantStatus, Keyset, PersonalGrant, Position, SortOrder, Timestamp, Token, Transition,
-    Versioned,
+    AuthorizationCode, Client, DeviceAuthorization, Grant, GrantFacts, GrantFilter, GrantPage,
+    GrantQuery, GrantStatus, Keyset, PersonalGrant, Position, SortOrder, Timestamp, Token,
+    Transition, Versioned,
 };
 
 use crate::codec::{
-    ClientV1, DeviceV1, GrantV1, PersonalGrantV1, TokenV1, TransitionV1, decode, decode_grant_facts,
+    AuthorizationCodeV1, DeviceV1, GrantV1, PersonalGrantV1, TokenV1, TransitionV1, decode,
+    decode_client, decode_grant_facts,
 };
 use crate::error::StoreError;
 use crate::keys::{Key, ms, prefix_end, rest_str, take_digest, take_millis, take_str};
@@ -57,10 +58,6 @@ pub(crate) fn decode_grant(bytes: &[u8]) -> Result<Versioned<Grant>> {
     decode::<GrantV1>("grant", bytes).and_then(GrantV1::into_record)
 }
 
-pub(crate) fn decode_client(bytes: &[u8]) -> Result<Versioned<Client>> {
-    decode::<ClientV1>("client", bytes).and_then(ClientV1::into_record)
-}
-
 pub(crate) fn decode_token(bytes: &[u8]) -> Result<Versioned<Token>> {
     decode::<TokenV1>("token", bytes).and_then(TokenV1::into_record)
 }
@@ -71,6 +68,11 @@ pub(crate) fn decode_personal(bytes: &[u8]) -> Result<Versioned<PersonalGrant>> 
 
 pub(crate) fn decode_device(bytes: &[u8]) -> Result<Versioned<DeviceAuthorization>> {
     decode::<DeviceV1>("device authorization", bytes).and_then(DeviceV1::into_record)
+}
+
+pub(crate) fn decode_authorization_code(bytes: &[u8]) -> Result<Versioned<AuthorizationCode>> {
+    decode::<AuthorizationCodeV1>("authorization code", bytes)
+        .and_then(AuthorizationCodeV1::into_record)
 }
 
 pub(crate) fn decode_transition(bytes: &[u8]) -> Result<Transition> {
@@ -424,6 +426,39 @@ pub(crate) fn expired_devices(
     expired(&snap.table(T::DeviceExpiry)?, zone, now, limit, |rest| {
         let digest = rest.try_into().map_err(|_| corrupt_key("device expiry"))?;
         get(&devices, &digest_key(zone, &digest), decode_device)
+    })
+}
+
+pub(crate) fn authorization_code(
+    snap: &Snapshot,
+    zone: &str,
+    digest: &[u8; 32],
+) -> Result<Option<Versioned<AuthorizationCode>>> {
+    get(
+        &snap.table(T::Codes)?,
+        &digest_key(zone, digest),
+        decode_authorization_code,
+    )
+}
+
+/// Authorization codes whose expiry is at or before `now`, in `(expires_at, code)`
+/// order.
+pub(crate) fn expired_authorization_codes(
+    snap: &Snapshot,
+    zone: &str,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<Versioned<AuthorizationCode>>> {
+    let codes = snap.table(T::Codes)?;
+    expired(&snap.table(T::CodeExpiry)?, zone, now, limit, |rest| {
+        let digest = rest
+            .try_into()
+            .map_err(|_| corrupt_key("authorization code expiry"))?;
+        get(
+            &codes,
+            &digest_key(zone, &digest),
+            decode_authorization_code,
+        )
     })
 }
 

@@ -24,6 +24,8 @@
 //! | `devices` | zone, device code | device authorization |
 //! | `device_user_codes` | zone, user code | device code |
 //! | `device_expiry` | zone, expires, device code | empty |
+//! | `authorization_codes` | zone, code digest | authorization code |
+//! | `authorization_code_expiry` | zone, expires, code digest | empty |
 //!
 //! `grant_counts` holds the size of each grant index a listing can start from, so a
 //! listing picks the narrowest one exactly as the in-memory store does, and a count
@@ -31,6 +33,11 @@
 //! transactions can walk a range, so a grant's tokens are an index of their own and
 //! the next history entry's sequence is found from the last one, with no list or
 //! length kept beside them.
+//!
+//! A table exists once a write transaction has opened it. A store is created with
+//! every table of [`TABLES`]; a store created before a table was added gets it,
+//! empty, when it is next opened (see [the crate docs](crate#format)), so reads
+//! never meet a missing table.
 
 use redb::TableDefinition;
 use tenure::{Grant, GrantStatus};
@@ -63,10 +70,12 @@ pub(crate) enum T {
     Devices,
     DeviceUserCodes,
     DeviceExpiry,
+    Codes,
+    CodeExpiry,
 }
 
 /// The tables, in the order of [`T`].
-pub(crate) const TABLES: [Def; 18] = [
+pub(crate) const TABLES: [Def; 20] = [
     Def::new("clients"),
     Def::new("grants"),
     Def::new("grants_by_created"),
@@ -85,6 +94,8 @@ pub(crate) const TABLES: [Def; 18] = [
     Def::new("devices"),
     Def::new("device_user_codes"),
     Def::new("device_expiry"),
+    Def::new("authorization_codes"),
+    Def::new("authorization_code_expiry"),
 ];
 
 impl T {
@@ -235,8 +246,8 @@ pub(crate) fn user_code_key(zone: &str, code: &str) -> Vec<u8> {
     Key::new().str(zone).str(code).into_vec()
 }
 
-/// An entry of [`T::TokenExpiry`] or [`T::DeviceExpiry`]: a record keyed by digest,
-/// in `(expires_at, digest)` order within its zone.
+/// An entry of [`T::TokenExpiry`], [`T::DeviceExpiry`] or [`T::CodeExpiry`]: a record
+/// keyed by digest, in `(expires_at, digest)` order within its zone.
 pub(crate) fn expiry_key(zone: &str, expires_ms: i64, digest: &[u8; 32]) -> Vec<u8> {
     Key::new()
         .str(zone)

@@ -11,16 +11,19 @@ use std::ops::Bound;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 use tenure::{
-    DeviceAuthorization, Expect, Grant, PersonalGrant, RecordKey, Token, Write, WriteSet,
+    AuthorizationCode, DeviceAuthorization, Expect, Grant, PersonalGrant, RecordKey, Token, Write,
+    WriteSet,
 };
 
 use crate::codec::{
-    ClientV1, DeviceV1, GrantV1, PersonalGrantV1, TokenV1, TransitionV1, decode_version, encode,
+    AuthorizationCodeV1, ClientV2, DeviceV1, GrantV1, PersonalGrantV1, TokenV1, TransitionV1,
+    decode_version, encode,
 };
 use crate::error::StoreError;
 use crate::keys::{ms, take_digest};
 use crate::read::{
-    corrupt_key, decode_device, decode_grant, decode_personal, decode_token, end_of, get, range,
+    corrupt_key, decode_authorization_code, decode_device, decode_grant, decode_personal,
+    decode_token, end_of, get, range,
 };
 use crate::tables::{
     T, TABLES, digest_key, expiry_key, grant_counts, grant_entries, grant_prefix, grant_token_key,
@@ -109,6 +112,16 @@ pub(crate) enum Prepared {
         key: Vec<u8>,
         expect: u64,
     },
+    PutCode {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expiry_key: Vec<u8>,
+        expect: Expect,
+    },
+    DeleteCode {
+        key: Vec<u8>,
+        expect: u64,
+    },
     /// A guard: the record under `key` in `table` must be as `expect` says.
     Check {
         table: T,
@@ -128,7 +141,7 @@ fn prepare_one(write: &Write) -> Result<Prepared, StoreError> {
     Ok(match write {
         Write::PutClient { client, expect } => Prepared::PutClient {
             key: record_key(&client.zone_id, &client.id),
-            value: encode(&ClientV1::new(client, expect.next_version()))?,
+            value: encode(&ClientV2::new(client, expect.next_version()))?,
             expect: *expect,
         },
         Write::PutGrant { grant, expect } => Prepared::PutGrant {
@@ -197,6 +210,23 @@ fn prepare_one(write: &Write) -> Result<Prepared, StoreError> {
             expect,
         } => Prepared::DeleteDevice {
             key: digest_key(zone_id, device_code.as_bytes()),
+            expect: *expect,
+        },
+        Write::PutAuthorizationCode { code, expect } => {
+            let digest = code.code.as_bytes();
+            Prepared::PutCode {
+                key: digest_key(&code.zone_id, digest),
+                value: encode(&AuthorizationCodeV1::new(code, expect.next_version()))?,
+                expiry_key: expiry_key(&code.zone_id, ms(&code.expires_at), digest),
+                expect: *expect,
+            }
+        }
+        Write::DeleteAuthorizationCode {
+            zone_id,
+            code,
+            expect,
+        } => Prepared::DeleteCode {
+            key: digest_key(zone_id, code.as_bytes()),
             expect: *expect,
         },
         Write::Check { record, expect } => {
@@ -318,6 +348,15 @@ impl<'txn> Tx<'txn> {
                 T::Devices,
                 key,
                 "device authorization",
+                Expect::Version(*expect),
+            ),
+            Prepared::PutCode { key, expect, .. } => {
+                self.holds(T::Codes, key, "authorization code", *expect)
+            }
+            Prepared::DeleteCode { key, expect, .. } => self.holds(
+                T::Codes,
+                key,
+                "authorization code",
                 Expect::Version(*expect),
             ),
             Prepared::Check {
@@ -548,6 +587,24 @@ impl<'txn> Tx<'txn> {
                 }
                 Ok(())
             }
+            Prepared::PutCode {
+                key,
+                value,
+                expiry_key,
+                ..
+            } => {
+                if let Some(old) = get(self.table(T::Codes), key, decode_authorization_code)? {
+                    self.unindex_code(&old.record)?;
+                }
+                self.put(T::CodeExpiry, expiry_key, &[])?;
+                self.put(T::Codes, key, value)
+            }
+            Prepared::DeleteCode { key, .. } => {
+                if let Some(old) = self.take(T::Codes, key, decode_authorization_code)? {
+                    self.unindex_code(&old.record)?;
+                }
+                Ok(())
+            }
             Prepared::Check { .. } => Ok(()),
         }
     }
@@ -572,6 +629,14 @@ impl<'txn> Tx<'txn> {
                 ms(&old.expires_at),
                 old.device_code.as_bytes(),
             ),
+        )
+    }
+
+    /// Removes a stored authorization code's expiry entry.
+    fn unindex_code(&mut self, old: &AuthorizationCode) -> Result<()> {
+        self.remove(
+            T::CodeExpiry,
+            &expiry_key(&old.zone_id, ms(&old.expires_at), old.code.as_bytes()),
         )
     }
 }

@@ -1,6 +1,6 @@
-//! What is particular to the redb store: reopening, the format marker, the lock
-//! against a second process, group commit, the two durability modes, and records it
-//! cannot read.
+//! What is particular to the redb store: reopening, the format marker, the tables
+//! a store created by an earlier build lacks, the lock against a second process,
+//! group commit, the two durability modes, and records it cannot read.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Read;
@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration};
-use redb::{ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition, TableHandle};
 use tenure::{
-    AuthorizeRequest, ClientRegistration, Digest, Engine, Error, Expect, Grant, GrantStatus,
-    ManualClock, RefreshChain, Storage, Timestamp, TransitionReason, Write, WriteSet,
+    AuthorizationCode, AuthorizeRequest, Client, ClientRegistration, Digest, Engine, Error, Expect,
+    Grant, GrantStatus, ManualClock, RefreshChain, RetiringSecret, Storage, Timestamp,
+    TransitionReason, Versioned, Write, WriteSet,
 };
 use tenure_redb::{
     DATABASE_FILE, Durability, FORMAT_VERSION, OpenError, RedbConfig, RedbStorage, StoreError,
@@ -23,6 +24,115 @@ const ZONE: &str = "zone-1";
 
 const META: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("tenure_meta");
 const GRANTS: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("grants");
+const CLIENTS: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("clients");
+
+/// The tables a store gained after format 1 was first written.
+const LATER_TABLES: [TableDefinition<'static, &[u8], &[u8]>; 2] = [
+    TableDefinition::new("authorization_codes"),
+    TableDefinition::new("authorization_code_expiry"),
+];
+
+/// A client as tenure-redb's codec wrote it before clients kept the secret a
+/// rotation replaced: a copy of that codec's `ClientV1` (postcard writes no field
+/// names, so the field order and types are the format), behind the format byte 1.
+mod legacy {
+    use serde::Serialize;
+    use tenure::{AccessType, Client, ClientType, GrantType, ScopePolicy, Timestamp};
+
+    #[derive(Serialize)]
+    struct Time(i64, u32);
+
+    impl From<Timestamp> for Time {
+        fn from(t: Timestamp) -> Self {
+            Time(t.timestamp(), t.timestamp_subsec_nanos())
+        }
+    }
+
+    #[derive(Serialize)]
+    enum GrantTypeV1 {
+        AuthorizationCode,
+        RefreshToken,
+        ClientCredentials,
+        DeviceCode,
+    }
+
+    #[derive(Serialize)]
+    struct ClientV1 {
+        version: u64,
+        id: String,
+        zone_id: String,
+        organization_id: String,
+        name: String,
+        description: Option<String>,
+        confidential: bool,
+        owner_account_id: Option<String>,
+        allowed_scopes: Vec<String>,
+        allowed_grants: Vec<GrantTypeV1>,
+        inherit_scopes: bool,
+        offline: bool,
+        access_token_ttl_seconds: u32,
+        refresh_token_ttl_seconds: u32,
+        redirect_uris: Vec<String>,
+        enabled: bool,
+        secret_digest: Option<[u8; 32]>,
+        created_at: Time,
+        updated_at: Time,
+        refresh_stopped_at: Option<Time>,
+        last_used_at: Option<Time>,
+    }
+
+    /// A client's record in format 1 (it has no place for a previous secret).
+    pub fn client(c: &Client, version: u64) -> Vec<u8> {
+        let record = ClientV1 {
+            version,
+            id: c.id.clone(),
+            zone_id: c.zone_id.clone(),
+            organization_id: c.organization_id.clone(),
+            name: c.name.clone(),
+            description: c.description.clone(),
+            confidential: c.client_type == ClientType::Confidential,
+            owner_account_id: c.owner_account_id.clone(),
+            allowed_scopes: c.allowed_scopes.clone(),
+            allowed_grants: c
+                .allowed_grants
+                .iter()
+                .map(|g| match g {
+                    GrantType::AuthorizationCode => GrantTypeV1::AuthorizationCode,
+                    GrantType::RefreshToken => GrantTypeV1::RefreshToken,
+                    GrantType::ClientCredentials => GrantTypeV1::ClientCredentials,
+                    GrantType::DeviceCode => GrantTypeV1::DeviceCode,
+                })
+                .collect(),
+            inherit_scopes: c.scope_policy == ScopePolicy::Inherit,
+            offline: c.access_type == AccessType::Offline,
+            access_token_ttl_seconds: c.access_token_ttl_seconds,
+            refresh_token_ttl_seconds: c.refresh_token_ttl_seconds,
+            redirect_uris: c.redirect_uris.clone(),
+            enabled: c.enabled,
+            secret_digest: c.secret_digest.map(|d| *d.as_bytes()),
+            created_at: c.created_at.into(),
+            updated_at: c.updated_at.into(),
+            refresh_stopped_at: c.refresh_stopped_at.map(Into::into),
+            last_used_at: c.last_used_at.map(Into::into),
+        };
+        postcard::to_extend(&record, vec![1]).unwrap()
+    }
+
+    /// The key of a record in `clients`: the zone, escaped and terminated, then the
+    /// id raw.
+    pub fn key(zone: &str, id: &str) -> Vec<u8> {
+        let mut key = Vec::new();
+        for &b in zone.as_bytes() {
+            key.push(b);
+            if b == 0 {
+                key.push(0xFF);
+            }
+        }
+        key.extend_from_slice(&[0, 1]);
+        key.extend_from_slice(id.as_bytes());
+        key
+    }
+}
 
 fn epoch() -> Timestamp {
     DateTime::from_timestamp(1_893_456_000, 0).unwrap()
@@ -282,6 +392,157 @@ async fn a_record_of_an_unknown_format_is_an_error_not_a_misread() {
     assert!(
         report.problems[0].contains("record format 9"),
         "{report:#?}"
+    );
+}
+
+/// Whether the store's file holds each of [`LATER_TABLES`].
+fn later_tables_present(path: &Path) -> [bool; 2] {
+    let raw = open_raw(path);
+    let txn = raw.begin_read().unwrap();
+    let names: Vec<String> = txn
+        .list_tables()
+        .unwrap()
+        .map(|t| t.name().to_owned())
+        .collect();
+    LATER_TABLES.map(|t| names.iter().any(|n| n == t.name()))
+}
+
+/// A store created before clients kept a previous secret and before authorization
+/// codes were stored (a format 1 client, no authorization code tables) opens: the
+/// tables are created empty in a commit of their own, the client reads without a
+/// previous secret, and both can then be written.
+#[tokio::test]
+async fn a_store_written_before_authorization_codes_takes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let store = RedbStorage::open(&path).unwrap();
+    engine_on(store.clone())
+        .register_client(
+            ZONE,
+            ClientRegistration::new("Calendar")
+                .id("calendar")
+                .scopes(["read"]),
+        )
+        .await
+        .unwrap();
+    let client = store.get_client(ZONE, "calendar").await.unwrap().unwrap();
+    drop(store);
+    {
+        let raw = open_raw(&path);
+        let txn = raw.begin_write().unwrap();
+        for table in LATER_TABLES {
+            assert!(txn.delete_table(table).unwrap());
+        }
+        txn.open_table(CLIENTS)
+            .unwrap()
+            .insert(
+                legacy::key(ZONE, "calendar").as_slice(),
+                legacy::client(&client.record, client.version).as_slice(),
+            )
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    assert_eq!(later_tables_present(&path), [false, false]);
+
+    let store = RedbStorage::open(&path).unwrap();
+    let report = store.check_integrity().await.unwrap();
+    assert!(report.is_consistent(), "{report:#?}");
+    assert_eq!((report.clients, report.authorization_codes), (1, 0));
+    let read = store.get_client(ZONE, "calendar").await.unwrap().unwrap();
+    assert_eq!(read, client, "a format 1 client reads as it was written");
+    let digest = Digest::from_bytes([1; 32]);
+    assert_eq!(
+        store.get_authorization_code(ZONE, &digest).await.unwrap(),
+        None
+    );
+    let later = epoch() + Duration::days(1);
+    assert!(
+        store
+            .expired_authorization_codes(ZONE, later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop(store);
+    assert_eq!(
+        later_tables_present(&path),
+        [true, true],
+        "opening made them"
+    );
+
+    let store = RedbStorage::open(&path).unwrap();
+    let code = AuthorizationCode {
+        code: digest,
+        zone_id: ZONE.to_owned(),
+        client_id: "calendar".to_owned(),
+        user_id: "alice".to_owned(),
+        resource_id: "calendar-api".to_owned(),
+        provider_id: "tenure".to_owned(),
+        organization_id: None,
+        scopes: vec!["read".to_owned()],
+        redirect_uri: "https://app.example/cb".to_owned(),
+        code_challenge: Some(Digest::from_bytes([2; 32])),
+        created_at: epoch(),
+        expires_at: epoch() + Duration::seconds(60),
+        grant_id: None,
+    };
+    let rotated = Client {
+        secret_digest: Some(Digest::from_bytes([3; 32])),
+        previous_secret: Some(RetiringSecret {
+            digest: Digest::from_bytes([4; 32]),
+            valid_until: epoch() + Duration::hours(1),
+        }),
+        ..client.record.clone()
+    };
+    let mut set = WriteSet::new();
+    set.push(Write::PutAuthorizationCode {
+        code: code.clone(),
+        expect: Expect::Absent,
+    });
+    set.push(Write::PutClient {
+        client: rotated.clone(),
+        expect: Expect::Version(client.version),
+    });
+    store.apply(set).await.unwrap();
+    drop(store);
+
+    let store = RedbStorage::open(&path).unwrap();
+    let stored = store.get_authorization_code(ZONE, &digest).await.unwrap();
+    let expected = Versioned {
+        record: code,
+        version: 1,
+    };
+    assert_eq!(stored.as_ref(), Some(&expected));
+    assert_eq!(
+        store
+            .expired_authorization_codes(ZONE, later, 10)
+            .await
+            .unwrap(),
+        [expected]
+    );
+    let read = store.get_client(ZONE, "calendar").await.unwrap().unwrap();
+    assert_eq!(
+        read,
+        Versioned {
+            record: rotated,
+            version: client.version + 1
+        }
+    );
+    let report = store.check_integrity().await.unwrap();
+    assert!(report.is_consistent(), "{report:#?}");
+    assert_eq!((report.clients, report.authorization_codes), (1, 1));
+    drop(store);
+    let raw = open_raw(&path);
+    let txn = raw.begin_read().unwrap();
+    let clients = txn.open_table(CLIENTS).unwrap();
+    let value = clients
+        .get(legacy::key(ZONE, "calendar").as_slice())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        value.value()[0],
+        2,
+        "a client put again is written in format 2"
     );
 }
 

@@ -4,7 +4,10 @@ use std::collections::HashMap;
 
 use tenure::Grant;
 
-use crate::codec::{ClientV1, DeviceV1, GrantV2, PersonalGrantV1, TokenV2, TransitionV1, decode};
+use crate::codec::{
+    AuthorizationCodeV1, DeviceV1, GrantV2, PersonalGrantV1, TokenV2, TransitionV1, decode,
+    decode_client,
+};
 use crate::error::StoreError;
 use crate::keys::{ms, take_digest, take_millis, take_str};
 use crate::trees::{
@@ -32,6 +35,8 @@ pub struct IntegrityReport {
     pub personal_grants: u64,
     /// Device authorizations checked.
     pub device_authorizations: u64,
+    /// Authorization codes checked.
+    pub authorization_codes: u64,
     /// Tokens whose grant is not stored. Not a problem of the store (a write set may
     /// put a token under a grant that does not exist), but the engine never leaves
     /// one.
@@ -74,6 +79,7 @@ pub(crate) fn check(trees: &Trees) -> Result<IntegrityReport, StoreError> {
     check_history(trees, &mut report)?;
     check_personal(trees, &mut report)?;
     check_devices(trees, &mut report)?;
+    check_authorization_codes(trees, &mut report)?;
     Ok(report)
 }
 
@@ -81,7 +87,7 @@ fn check_clients(trees: &Trees, report: &mut IntegrityReport) -> Result<(), Stor
     for item in trees.get(T::Clients).iter() {
         let (key, value) = item?;
         report.clients += 1;
-        match decode::<ClientV1>("client", &value).and_then(ClientV1::into_record) {
+        match decode_client(&value) {
             Ok(c) if record_key(&c.record.zone_id, &c.record.id) == key.as_ref() => {}
             Ok(c) => {
                 report.problem(|| format!("client {:?} is stored under another key", c.record.id))
@@ -463,6 +469,67 @@ fn check_devices(trees: &Trees, report: &mut IntegrityReport) -> Result<(), Stor
             report.problem(|| {
                 format!(
                     "device expiry entry {} has no such device authorization",
+                    hex(&key)
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_authorization_codes(
+    trees: &Trees,
+    report: &mut IntegrityReport,
+) -> Result<(), StoreError> {
+    for item in trees.get(T::Codes).iter() {
+        let (key, value) = item?;
+        report.authorization_codes += 1;
+        let code = match decode::<AuthorizationCodeV1>("authorization code", &value)
+            .and_then(AuthorizationCodeV1::into_record)
+        {
+            Ok(c) => c.record,
+            Err(e) => {
+                report.problem(|| format!("authorization code at {}: {e}", hex(&key)));
+                continue;
+            }
+        };
+        let digest = *code.code.as_bytes();
+        if digest_key(&code.zone_id, &digest) != key.as_ref() {
+            report.problem(|| {
+                format!(
+                    "authorization code {} is stored under another key",
+                    hex(&digest)
+                )
+            });
+        }
+        let expiry = expiry_key(&code.zone_id, ms(&code.expires_at), &digest);
+        if !trees.get(T::CodeExpiry).contains_key(expiry)? {
+            report.problem(|| {
+                format!(
+                    "authorization code {} is missing from the expiry index",
+                    hex(&digest)
+                )
+            });
+        }
+    }
+    for item in trees.get(T::CodeExpiry).iter() {
+        let (key, _) = item?;
+        let parsed = take_str(&key).and_then(|(zone, rest)| {
+            let (at, rest) = take_millis(rest)?;
+            let (digest, rest) = take_digest(rest)?;
+            rest.is_empty().then_some((zone, at, digest))
+        });
+        let agrees = match &parsed {
+            Some((zone, at, digest)) => crate::read::authorization_code(trees, zone, digest)
+                .ok()
+                .flatten()
+                .is_some_and(|c| ms(&c.record.expires_at) == *at),
+            None => false,
+        };
+        if !agrees {
+            report.problem(|| {
+                format!(
+                    "authorization code expiry entry {} has no such authorization code",
                     hex(&key)
                 )
             });

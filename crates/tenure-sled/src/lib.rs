@@ -116,6 +116,32 @@
 //! terminated (so zone `a` and zone `ab` never share a prefix), times as big-endian
 //! milliseconds with the sign bit flipped, ids and digests last and raw.
 //!
+//! ## Additions within format 2
+//!
+//! Format 2 has grown since it was first written, without a new format version,
+//! because nothing already stored changes shape:
+//!
+//! - **Clients** gained the secret a rotation replaced
+//!   ([`Client::previous_secret`](tenure::Client::previous_secret)), in a new layout
+//!   with the record format byte 2. Clients are always written in it; one written in
+//!   the layout of byte 1, which is kept for reading, reads as it was, without a
+//!   previous secret, until it is next put.
+//! - **Authorization codes** are kept in two trees of their own,
+//!   `authorization_codes` and `authorization_code_expiry`. sled creates a tree the
+//!   first time it is opened, so a store written before them gets both, empty, when
+//!   it is next opened.
+//! - **Transition reasons** `CodeReused` and `ClientDisabled` were appended to the
+//!   stored reasons. postcard keeps a variant as its index, so every reason stored
+//!   before reads as it did.
+//!
+//! Nothing already stored is rewritten, and the upgrade from format 1 below is
+//! unchanged (it leaves clients in the layout of byte 1, which reads as above). A
+//! build from before these additions still opens a store this build has written,
+//! but reports its clients of byte 2 and its transitions with the new reasons as
+//! errors ([`StoreError::UnknownRecordFormat`] and [`StoreError::Decode`]) rather
+//! than misreading them, and does not see its authorization codes; going back to
+//! such a build is not supported.
+//!
 //! ## Upgrading a store of format 1
 //!
 //! Format 2 stores a grant's [`RefreshChain`](tenure::RefreshChain) and a token's
@@ -147,11 +173,12 @@
 //! Each record kind and each index of the [`Storage`] contract is a sled tree (grants
 //! by creation, user, resource, client and status; the expiry index of grants stored
 //! active; tokens by digest, by grant and by expiry; history by grant and sequence;
-//! personal grants by user; device authorizations by user code and by expiry). A
-//! listing walks the narrowest index its filter names, forwards or backwards from its
-//! keyset, and stops at the page's end, exactly as the in-memory store does; per-index
-//! counts, kept in the same transactions, pick the narrowest index and answer a count
-//! with a single filter in one read.
+//! personal grants by user; device authorizations by user code and by expiry;
+//! authorization codes by digest and by expiry). A listing walks the narrowest index
+//! its filter names, forwards or backwards from its keyset, and stops at the page's
+//! end, exactly as the in-memory store does; per-index counts, kept in the same
+//! transactions, pick the narrowest index and answer a count with a single filter in
+//! one read.
 //!
 //! The token expiry index holds every stored token under `(zone, expires_at,
 //! digest)`, written and removed in the transaction that puts, replaces or deletes
@@ -170,12 +197,14 @@
 //! every query after random write sets; a crash test that kills a writing child
 //! process with SIGKILL 20 times (`TENURE_SLED_CRASH_CYCLES` for more) and checks every
 //! acknowledged write and every index; upgrade tests that write a store of format 1
-//! by hand (with a copy of that format's grant and token layouts), open it, and check
-//! every record, the token expiry index, and that the engine rotates an unspent
-//! legacy refresh token and revokes the grant of a spent one presented again, and
-//! that an upgrade cut short by hand, or by SIGKILL at a random moment
+//! by hand (with a copy of that format's grant, token and client layouts), open it,
+//! and check every record, the token expiry index, and that the engine rotates an
+//! unspent legacy refresh token and revokes the grant of a spent one presented
+//! again, and that an upgrade cut short by hand, or by SIGKILL at a random moment
 //! (`TENURE_SLED_UPGRADE_KILLS` times, 8 by default), is finished by the next open;
-//! and [`SledStorage::check_integrity`] after every reopen. [`SledStorage::temporary`]
+//! a test that opens a store of format 2 written before authorization codes were
+//! stored, with a client in its first layout, and reads and writes both; and
+//! [`SledStorage::check_integrity`] after every reopen. [`SledStorage::temporary`]
 //! gives a test a fresh store that cleans up after itself.
 //!
 //! # Concurrency
@@ -221,9 +250,9 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use fs2::FileExt;
 use tenure::{
-    Client, DeviceAuthorization, Digest, Grant, GrantFilter, GrantPage, GrantQuery, Keyset,
-    PersonalGrant, Result, Storage, Timestamp, Token, TokenAndGrant, TokenAndGrantFacts,
-    Transition, Versioned, WriteSet,
+    AuthorizationCode, Client, DeviceAuthorization, Digest, Grant, GrantFilter, GrantPage,
+    GrantQuery, Keyset, PersonalGrant, Result, Storage, Timestamp, Token, TokenAndGrant,
+    TokenAndGrantFacts, Transition, Versioned, WriteSet,
 };
 
 pub use config::{Durability, SledConfig};
@@ -674,6 +703,25 @@ impl Storage for SledStorage {
     ) -> Result<Vec<Versioned<DeviceAuthorization>>> {
         let zone = zone_id.to_owned();
         self.blocking(move |t| read::expired_devices(t, &zone, now, limit))
+            .await
+    }
+
+    async fn get_authorization_code(
+        &self,
+        zone_id: &str,
+        code: &Digest,
+    ) -> Result<Option<Versioned<AuthorizationCode>>> {
+        self.point(|t| read::authorization_code(t, zone_id, code.as_bytes()))
+    }
+
+    async fn expired_authorization_codes(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<AuthorizationCode>>> {
+        let zone = zone_id.to_owned();
+        self.blocking(move |t| read::expired_authorization_codes(t, &zone, now, limit))
             .await
     }
 

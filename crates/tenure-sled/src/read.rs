@@ -7,13 +7,14 @@ use std::ops::Bound;
 
 use sled::Tree;
 use tenure::{
-    Client, DeviceAuthorization, Grant, GrantFacts, GrantFilter, GrantPage, GrantQuery,
-    GrantStatus, Keyset, PersonalGrant, Position, SortOrder, Timestamp, Token, Transition,
-    Versioned,
+    AuthorizationCode, Client, DeviceAuthorization, Grant, GrantFacts, GrantFilter, GrantPage,
+    GrantQuery, GrantStatus, Keyset, PersonalGrant, Position, SortOrder, Timestamp, Token,
+    Transition, Versioned,
 };
 
 use crate::codec::{
-    ClientV1, DeviceV1, GrantV2, PersonalGrantV1, TokenV2, TransitionV1, decode, decode_grant_facts,
+    AuthorizationCodeV1, DeviceV1, GrantV2, PersonalGrantV1, TokenV2, TransitionV1, decode,
+    decode_client, decode_grant_facts,
 };
 use crate::error::StoreError;
 use crate::keys::{Key, ms, prefix_end, rest_str, take_millis};
@@ -46,7 +47,7 @@ pub(crate) fn client(trees: &Trees, zone: &str, id: &str) -> Result<Option<Versi
     trees
         .get(T::Clients)
         .get(record_key(zone, id))?
-        .map(|b| decode::<ClientV1>("client", &b).and_then(ClientV1::into_record))
+        .map(|b| decode_client(&b))
         .transpose()
 }
 
@@ -56,9 +57,7 @@ pub(crate) fn clients(
     after: Option<&str>,
     limit: usize,
 ) -> Result<Vec<Versioned<Client>>> {
-    by_id(trees, T::Clients, zone, after, limit, |value| {
-        decode::<ClientV1>("client", value).and_then(ClientV1::into_record)
-    })
+    by_id(trees, T::Clients, zone, after, limit, decode_client)
 }
 
 /// Every personal grant of a zone, by id.
@@ -299,6 +298,37 @@ pub(crate) fn expired_devices(
     expired(trees.get(T::DeviceExpiry), zone, now, limit, |rest| {
         let digest = rest.try_into().map_err(|_| corrupt_key("device expiry"))?;
         device(trees, zone, &digest)
+    })
+}
+
+pub(crate) fn authorization_code(
+    trees: &Trees,
+    zone: &str,
+    digest: &[u8; 32],
+) -> Result<Option<Versioned<AuthorizationCode>>> {
+    trees
+        .get(T::Codes)
+        .get(digest_key(zone, digest))?
+        .map(|b| {
+            decode::<AuthorizationCodeV1>("authorization code", &b)
+                .and_then(AuthorizationCodeV1::into_record)
+        })
+        .transpose()
+}
+
+/// Authorization codes whose expiry is at or before `now`, in `(expires_at, code)`
+/// order.
+pub(crate) fn expired_authorization_codes(
+    trees: &Trees,
+    zone: &str,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<Versioned<AuthorizationCode>>> {
+    expired(trees.get(T::CodeExpiry), zone, now, limit, |rest| {
+        let digest = rest
+            .try_into()
+            .map_err(|_| corrupt_key("authorization code expiry"))?;
+        authorization_code(trees, zone, &digest)
     })
 }
 

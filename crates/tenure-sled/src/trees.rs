@@ -21,11 +21,17 @@
 //! | `devices` | zone, device code | device authorization |
 //! | `device_user_codes` | zone, user code | device code |
 //! | `device_expiry` | zone, expires, device code | empty |
+//! | `authorization_codes` | zone, code digest | authorization code |
+//! | `authorization_code_expiry` | zone, expires, code digest | empty |
 //!
 //! `grant_counts` holds the size of each grant index a listing can start from, so a
 //! listing picks the narrowest one exactly as the in-memory store does, and a count
 //! with a single filter is one read. Token lists and history lengths are single
 //! values, not scans, because sled transactions can only get, insert and remove.
+//!
+//! sled creates a tree the first time it is opened, so a store written before a
+//! tree was added gets it, empty, when it is next opened: the authorization code
+//! trees need no upgrade step.
 
 use std::sync::Arc;
 
@@ -58,10 +64,12 @@ pub(crate) enum T {
     Devices,
     DeviceUserCodes,
     DeviceExpiry,
+    Codes,
+    CodeExpiry,
 }
 
 /// The trees' names on disk, in the order of [`T`].
-pub(crate) const TREE_NAMES: [&str; 19] = [
+pub(crate) const TREE_NAMES: [&str; 21] = [
     "clients",
     "grants",
     "grants_by_created",
@@ -81,6 +89,8 @@ pub(crate) const TREE_NAMES: [&str; 19] = [
     "devices",
     "device_user_codes",
     "device_expiry",
+    "authorization_codes",
+    "authorization_code_expiry",
 ];
 
 /// The name of the tree that holds the format version.
@@ -248,8 +258,8 @@ pub(crate) fn user_code_key(zone: &str, code: &str) -> Vec<u8> {
     Key::new().str(zone).str(code).into_vec()
 }
 
-/// An entry of [`T::TokenExpiry`] or [`T::DeviceExpiry`]: a record keyed by digest,
-/// in `(expires_at, digest)` order within its zone.
+/// An entry of [`T::TokenExpiry`], [`T::DeviceExpiry`] or [`T::CodeExpiry`]: a record
+/// keyed by digest, in `(expires_at, digest)` order within its zone.
 pub(crate) fn expiry_key(zone: &str, expires_ms: i64, digest: &[u8; 32]) -> Vec<u8> {
     Key::new()
         .str(zone)

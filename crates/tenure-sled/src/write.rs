@@ -15,8 +15,8 @@ use sled::transaction::{
 use tenure::{Expect, Grant, PersonalGrant, RecordKey, Token, Write, WriteSet};
 
 use crate::codec::{
-    ClientV1, DeviceV1, GrantV2, PersonalGrantV1, TokenV2, TransitionV1, decode, decode_version,
-    encode,
+    AuthorizationCodeV1, ClientV2, DeviceV1, GrantV2, PersonalGrantV1, TokenV2, TransitionV1,
+    decode, decode_version, encode,
 };
 use crate::error::StoreError;
 use crate::keys::ms;
@@ -112,6 +112,20 @@ enum Prepared {
         digest: [u8; 32],
         expect: u64,
     },
+    PutCode {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        zone: String,
+        digest: [u8; 32],
+        expiry_key: Vec<u8>,
+        expect: Expect,
+    },
+    DeleteCode {
+        key: Vec<u8>,
+        zone: String,
+        digest: [u8; 32],
+        expect: u64,
+    },
     /// A guard: the record under `key` in `tree` must be as `expect` says.
     Check {
         tree: T,
@@ -125,7 +139,7 @@ fn prepare(write: &Write) -> Result<Prepared, StoreError> {
     Ok(match write {
         Write::PutClient { client, expect } => Prepared::PutClient {
             key: record_key(&client.zone_id, &client.id),
-            value: encode(&ClientV1::new(client, expect.next_version()))?,
+            value: encode(&ClientV2::new(client, expect.next_version()))?,
             expect: *expect,
         },
         Write::PutGrant { grant, expect } => Prepared::PutGrant {
@@ -205,6 +219,27 @@ fn prepare(write: &Write) -> Result<Prepared, StoreError> {
             key: digest_key(zone_id, device_code.as_bytes()),
             zone: zone_id.clone(),
             digest: *device_code.as_bytes(),
+            expect: *expect,
+        },
+        Write::PutAuthorizationCode { code, expect } => {
+            let digest = *code.code.as_bytes();
+            Prepared::PutCode {
+                key: digest_key(&code.zone_id, &digest),
+                value: encode(&AuthorizationCodeV1::new(code, expect.next_version()))?,
+                zone: code.zone_id.clone(),
+                digest,
+                expiry_key: expiry_key(&code.zone_id, ms(&code.expires_at), &digest),
+                expect: *expect,
+            }
+        }
+        Write::DeleteAuthorizationCode {
+            zone_id,
+            code,
+            expect,
+        } => Prepared::DeleteCode {
+            key: digest_key(zone_id, code.as_bytes()),
+            zone: zone_id.clone(),
+            digest: *code.as_bytes(),
             expect: *expect,
         },
         Write::Check { record, expect } => {
@@ -399,6 +434,15 @@ impl Tx<'_> {
                 "device authorization",
                 Expect::Version(*expect),
             ),
+            Prepared::PutCode { key, expect, .. } => {
+                self.holds(T::Codes, key, "authorization code", *expect)
+            }
+            Prepared::DeleteCode { key, expect, .. } => self.holds(
+                T::Codes,
+                key,
+                "authorization code",
+                Expect::Version(*expect),
+            ),
             Prepared::Check {
                 tree,
                 key,
@@ -552,6 +596,26 @@ impl Tx<'_> {
                 }
                 Ok(())
             }
+            Prepared::PutCode {
+                key,
+                value,
+                zone,
+                digest,
+                expiry_key,
+                ..
+            } => {
+                self.unindex_code(key, zone, digest)?;
+                self.put(T::CodeExpiry, expiry_key, &[])?;
+                self.put(T::Codes, key, value)
+            }
+            Prepared::DeleteCode {
+                key, zone, digest, ..
+            } => {
+                if self.unindex_code(key, zone, digest)? {
+                    self.remove(T::Codes, key)?;
+                }
+                Ok(())
+            }
             Prepared::Check { .. } => Ok(()),
         }
     }
@@ -582,6 +646,24 @@ impl Tx<'_> {
         self.remove(T::DeviceUserCodes, &user_code_key(zone, &old.user_code))?;
         self.remove(
             T::DeviceExpiry,
+            &expiry_key(zone, ms(&old.expires_at), digest),
+        )?;
+        Ok(true)
+    }
+
+    /// Removes a stored authorization code's expiry entry; whether it existed.
+    fn unindex_code(&self, key: &[u8], zone: &str, digest: &[u8; 32]) -> TxResult<bool> {
+        let Some(bytes) = self.tree(T::Codes).get(key)? else {
+            return Ok(false);
+        };
+        let old = match decode::<AuthorizationCodeV1>("authorization code", &bytes)
+            .and_then(AuthorizationCodeV1::into_record)
+        {
+            Ok(c) => c.record,
+            Err(e) => return fail(e),
+        };
+        self.remove(
+            T::CodeExpiry,
             &expiry_key(zone, ms(&old.expires_at), digest),
         )?;
         Ok(true)

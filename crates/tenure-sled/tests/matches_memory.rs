@@ -2,7 +2,8 @@
 //! random write sets (some with stale expectations, some touching several records)
 //! go to both, both must accept or refuse each one alike, and after every set every
 //! query the trait has must answer the same on both, including pages from keysets
-//! in both directions, counts, both expiry indexes and user codes. Sets also hold
+//! in both directions, counts, every expiry index, user codes and authorization
+//! codes. Sets also hold
 //! guards (`Write::Check`), stale ones among them. Zones and ids are chosen to trip
 //! key encodings (`a` and `ab`, ids that prefix each other, a NUL).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,10 +14,10 @@ use chrono::{DateTime, Duration};
 use proptest::prelude::*;
 use tempfile::TempDir;
 use tenure::{
-    AccessType, Actor, Client, ClientType, DeviceAuthorization, DeviceState, Digest, Error, Expect,
-    Grant, GrantFilter, GrantQuery, GrantStatus, GrantType, Keyset, PersonalGrant, Position,
-    RecordKey, RefreshChain, ScopePolicy, SortOrder, Storage, Timestamp, Token, TokenKind,
-    Transition, TransitionReason, Write, WriteSet,
+    AccessType, Actor, AuthorizationCode, Client, ClientType, DeviceAuthorization, DeviceState,
+    Digest, Error, Expect, Grant, GrantFilter, GrantQuery, GrantStatus, GrantType, Keyset,
+    PersonalGrant, Position, RecordKey, RefreshChain, RetiringSecret, ScopePolicy, SortOrder,
+    Storage, Timestamp, Token, TokenKind, Transition, TransitionReason, Write, WriteSet,
 };
 use tenure_memory::MemoryStorage;
 use tenure_sled::{Durability, SledConfig, SledStorage};
@@ -98,6 +99,18 @@ enum Abstract {
         code: u8,
         stale: bool,
     },
+    Code {
+        zone: usize,
+        code: u8,
+        expires: u8,
+        redeemed: bool,
+        stale: bool,
+    },
+    DeleteCode {
+        zone: usize,
+        code: u8,
+        stale: bool,
+    },
     /// A guard on a client (`kind` 0), a grant (1) or a token (2).
     Check {
         kind: u8,
@@ -138,7 +151,7 @@ fn abstract_write() -> impl Strategy<Value = Abstract> {
             }),
         1 => (zone.clone(), 0..8u8, stale())
             .prop_map(|(zone, digest, stale)| Abstract::DeleteToken { zone, digest, stale }),
-        2 => (zone.clone(), id.clone(), 0..3u8)
+        2 => (zone.clone(), id.clone(), 0..5u8)
             .prop_map(|(zone, grant, reason)| Abstract::Append { zone, grant, reason }),
         2 => (zone.clone(), 0..4usize, 0..USERS.len(), 0..3u8, prop::option::of(0..12u8), stale())
             .prop_map(|(zone, id, user, created, expires, stale)| Abstract::Personal { zone, id, user, created, expires, stale }),
@@ -148,6 +161,10 @@ fn abstract_write() -> impl Strategy<Value = Abstract> {
             .prop_map(|(zone, code, user_code, expires, stale)| Abstract::Device { zone, code, user_code, expires, stale }),
         1 => (zone.clone(), 0..5u8, stale())
             .prop_map(|(zone, code, stale)| Abstract::DeleteDevice { zone, code, stale }),
+        2 => (zone.clone(), 0..5u8, 0..12u8, any::<bool>(), stale())
+            .prop_map(|(zone, code, expires, redeemed, stale)| Abstract::Code { zone, code, expires, redeemed, stale }),
+        1 => (zone.clone(), 0..5u8, stale())
+            .prop_map(|(zone, code, stale)| Abstract::DeleteCode { zone, code, stale }),
         2 => (0..3u8, zone, 0..IDS.len(), stale())
             .prop_map(|(kind, zone, id, stale)| Abstract::Check { kind, zone, id, stale }),
     ]
@@ -206,6 +223,9 @@ fn record_of(w: &Abstract) -> Option<(u8, usize, usize)> {
         }
         Abstract::Device { zone, code, .. } | Abstract::DeleteDevice { zone, code, .. } => {
             Some((4, zone, usize::from(code)))
+        }
+        Abstract::Code { zone, code, .. } | Abstract::DeleteCode { zone, code, .. } => {
+            Some((5, zone, usize::from(code)))
         }
         // A guard touches its record, like a write.
         Abstract::Check { kind, zone, id, .. } => Some(match kind {
@@ -356,7 +376,7 @@ async fn build(memory: &MemoryStorage, writes: &[Abstract]) -> WriteSet {
                 zone_id: ZONES[*zone].to_owned(),
                 grant_id: IDS[*grant].to_owned(),
                 from: (*reason > 0).then_some(GrantStatus::Active),
-                to: if *reason == 2 {
+                to: if *reason >= 2 {
                     GrantStatus::Revoked
                 } else {
                     GrantStatus::Active
@@ -365,6 +385,8 @@ async fn build(memory: &MemoryStorage, writes: &[Abstract]) -> WriteSet {
                     TransitionReason::Created,
                     TransitionReason::Refreshed,
                     TransitionReason::Revoked,
+                    TransitionReason::CodeReused,
+                    TransitionReason::ClientDisabled,
                 ][usize::from(*reason)],
                 actor: [
                     Actor::User { id: "u".to_owned() },
@@ -372,6 +394,8 @@ async fn build(memory: &MemoryStorage, writes: &[Abstract]) -> WriteSet {
                     Actor::Client {
                         id: "c0".to_owned(),
                     },
+                    Actor::System,
+                    Actor::Admin,
                 ][usize::from(*reason)]
                 .clone(),
                 at: at(*reason),
@@ -469,6 +493,37 @@ async fn build(memory: &MemoryStorage, writes: &[Abstract]) -> WriteSet {
                     expect: version(current, *stale),
                 }
             }
+            Abstract::Code {
+                zone,
+                code,
+                expires,
+                redeemed,
+                stale,
+            } => {
+                let zone = ZONES[*zone];
+                let current = memory
+                    .get_authorization_code(zone, &digest(*code))
+                    .await
+                    .unwrap()
+                    .map(|c| c.version);
+                Write::PutAuthorizationCode {
+                    code: authorization_code(zone, *code, *expires, *redeemed),
+                    expect: expect(current, *stale),
+                }
+            }
+            Abstract::DeleteCode { zone, code, stale } => {
+                let zone = ZONES[*zone];
+                let current = memory
+                    .get_authorization_code(zone, &digest(*code))
+                    .await
+                    .unwrap()
+                    .map(|c| c.version);
+                Write::DeleteAuthorizationCode {
+                    zone_id: zone.to_owned(),
+                    code: digest(*code),
+                    expect: version(current, *stale),
+                }
+            }
             Abstract::Check {
                 kind,
                 zone,
@@ -539,10 +594,35 @@ fn client(zone: &str, id: &str, edits: u64) -> Client {
         redirect_uris: vec!["https://app.example/cb".to_owned()],
         enabled: true,
         secret_digest: Some(digest(7)),
+        // Every other edit is a secret rotation, whose replaced secret lingers.
+        previous_secret: (edits % 2 == 1).then(|| RetiringSecret {
+            digest: digest(8),
+            valid_until: at(3) + Duration::nanoseconds(1_234),
+        }),
         created_at: at(0),
         updated_at: at(0),
         refresh_stopped_at: None,
         last_used_at: (edits > 0).then(|| at(1)),
+    }
+}
+
+/// Authorization code `code` of `zone`, expiring at step `expires`; codes of even
+/// numbers carry a challenge and an organization, and a redeemed one its grant.
+fn authorization_code(zone: &str, code: u8, expires: u8, redeemed: bool) -> AuthorizationCode {
+    AuthorizationCode {
+        code: digest(code),
+        zone_id: zone.to_owned(),
+        client_id: "c0".to_owned(),
+        user_id: "u".to_owned(),
+        resource_id: "r0".to_owned(),
+        provider_id: "p".to_owned(),
+        organization_id: (code % 2 == 0).then(|| "org".to_owned()),
+        scopes: vec!["read".to_owned(), "write".to_owned()],
+        redirect_uri: "https://app.example/cb".to_owned(),
+        code_challenge: (code % 2 == 0).then(|| digest(100 + code)),
+        created_at: at(0),
+        expires_at: at(expires),
+        grant_id: redeemed.then(|| "g".to_owned()),
     }
 }
 
@@ -630,6 +710,10 @@ async fn compare(memory: &MemoryStorage, sled: &SledStorage, step: usize) -> Res
                 format!("get_device_authorization {zone} {d}"),
                 get_device_authorization(zone, &digest(d))
             );
+            same!(
+                format!("get_authorization_code {zone} {d}"),
+                get_authorization_code(zone, &digest(d))
+            );
         }
         for code in USER_CODES {
             same!(
@@ -650,6 +734,10 @@ async fn compare(memory: &MemoryStorage, sled: &SledStorage, step: usize) -> Res
                 same!(
                     format!("expired_device_authorizations {zone} {now} {limit}"),
                     expired_device_authorizations(zone, at(now), limit)
+                );
+                same!(
+                    format!("expired_authorization_codes {zone} {now} {limit}"),
+                    expired_authorization_codes(zone, at(now), limit)
                 );
             }
         }
@@ -1101,4 +1189,71 @@ async fn a_token_left_by_its_grants_deletion_goes_with_the_grant() {
         Step::Apply(vec![grant]),
     ];
     run(&steps).await.unwrap();
+}
+
+/// An authorization code replaced with another expiry moves in its expiry index, a
+/// stale write of one refuses the whole set, and a deleted one leaves no entry.
+#[tokio::test]
+async fn a_replaced_authorization_code_moves_in_the_expiry_index() {
+    let code = |expires, redeemed, stale| Abstract::Code {
+        zone: 0,
+        code: 2,
+        expires,
+        redeemed,
+        stale,
+    };
+    run(&[
+        Step::Apply(vec![code(3, false, false)]),
+        Step::Apply(vec![code(10, true, false)]),
+        Step::Reopen,
+        Step::Apply(vec![code(2, true, false)]),
+        Step::Apply(vec![
+            Abstract::Code {
+                zone: 1,
+                code: 2,
+                expires: 1,
+                redeemed: false,
+                stale: false,
+            },
+            code(4, true, true),
+        ]),
+        Step::Apply(vec![Abstract::DeleteCode {
+            zone: 0,
+            code: 2,
+            stale: false,
+        }]),
+    ])
+    .await
+    .unwrap();
+
+    let stores = Stores::new();
+    let sled = stores.sled();
+    let first = build(&stores.memory, &[code(3, false, false)]).await;
+    stores.memory.apply(first.clone()).await.unwrap();
+    sled.apply(first).await.unwrap();
+    let stored = sled.get_authorization_code("a", &digest(2)).await.unwrap();
+    assert_eq!(stored.map(|c| c.version), Some(1));
+    // A stale write, of a code that is there or of one that is not, writes nothing.
+    for stale in [
+        code(9, true, true),
+        Abstract::DeleteCode {
+            zone: 0,
+            code: 2,
+            stale: true,
+        },
+    ] {
+        let set = build(&stores.memory, &[stale]).await;
+        assert!(matches!(sled.apply(set).await, Err(Error::Conflict)));
+    }
+    assert_eq!(
+        sled.expired_authorization_codes("a", at(3), 10)
+            .await
+            .unwrap(),
+        stores
+            .memory
+            .expired_authorization_codes("a", at(3), 10)
+            .await
+            .unwrap()
+    );
+    assert!(sled.check_integrity().await.unwrap().is_consistent());
 }

@@ -3,7 +3,9 @@
 //! `RefreshChain::LEGACY`, tokens with `Token::legacy_generation`, every token is
 //! in the token expiry index, and the engine rotates an unspent legacy refresh token
 //! and treats a spent one as reuse. An upgrade cut short, by hand or by SIGKILL at a
-//! random moment, is finished when the store is opened again.
+//! random moment, is finished when the store is opened again. A store of format 2
+//! written before clients kept a previous secret and before authorization codes
+//! were stored opens as it is, and takes both.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -14,9 +16,9 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration};
 use tenure::{
-    ClientRegistration, Digest, Engine, Error, Expect, Grant, GrantStatus, ManualClock,
-    RefreshChain, RefreshRequest, Secret, SecretKind, Storage, Timestamp, Token, TokenKind,
-    Transition, TransitionReason, Versioned, Write, WriteSet,
+    AuthorizationCode, ClientRegistration, Digest, Engine, Error, Expect, Grant, GrantStatus,
+    ManualClock, RefreshChain, RefreshRequest, RetiringSecret, Secret, SecretKind, Storage,
+    Timestamp, Token, TokenKind, Transition, TransitionReason, Versioned, Write, WriteSet,
 };
 use tenure_sled::{Durability, FORMAT_VERSION, OpenError, SledConfig, SledStorage, StoreError};
 
@@ -24,14 +26,19 @@ const ZONE: &str = "zone-1";
 const CLIENT: &str = "calendar";
 
 /// Format 1, written by hand exactly as tenure-sled's codec wrote it before format
-/// 2: the grant and token layouts below are copies of that codec's `GrantV1` and
-/// `TokenV1` (postcard writes no field names, so their field order and types are
-/// the format), behind the format byte 1. Clients, transitions and every index
-/// have the same layout and keys in both formats, so a store of format 1 is made by
-/// writing those through the current code, and its grants and tokens here.
+/// 2: the grant, token and client layouts below are copies of that codec's
+/// `GrantV1`, `TokenV1` and `ClientV1` (postcard writes no field names, so their
+/// field order and types are the format), behind the format byte 1. Transitions
+/// and every index have the same layout and keys in both formats, so a store of
+/// format 1 is made by writing those through the current code, and its grants,
+/// tokens and clients here. The client layout is also the one stores of format 2
+/// held before clients kept the secret a rotation replaced.
 mod legacy {
     use serde::Serialize;
-    use tenure::{Grant, GrantStatus, Timestamp, Token, TokenKind};
+    use tenure::{
+        AccessType, Client, ClientType, Grant, GrantStatus, GrantType, ScopePolicy, Timestamp,
+        Token, TokenKind,
+    };
 
     #[derive(Serialize)]
     struct Time(i64, u32);
@@ -130,7 +137,80 @@ mod legacy {
         postcard::to_extend(&record, vec![1]).unwrap()
     }
 
-    /// The key of a record in `grants` or `tokens`: the zone, escaped and
+    #[derive(Serialize)]
+    enum GrantTypeV1 {
+        AuthorizationCode,
+        RefreshToken,
+        ClientCredentials,
+        DeviceCode,
+    }
+
+    #[derive(Serialize)]
+    struct ClientV1 {
+        version: u64,
+        id: String,
+        zone_id: String,
+        organization_id: String,
+        name: String,
+        description: Option<String>,
+        confidential: bool,
+        owner_account_id: Option<String>,
+        allowed_scopes: Vec<String>,
+        allowed_grants: Vec<GrantTypeV1>,
+        inherit_scopes: bool,
+        offline: bool,
+        access_token_ttl_seconds: u32,
+        refresh_token_ttl_seconds: u32,
+        redirect_uris: Vec<String>,
+        enabled: bool,
+        secret_digest: Option<[u8; 32]>,
+        created_at: Time,
+        updated_at: Time,
+        refresh_stopped_at: Option<Time>,
+        last_used_at: Option<Time>,
+    }
+
+    /// A client's record in format 1 (it has no place for a previous secret).
+    pub fn client(c: &Client, version: u64) -> Vec<u8> {
+        let record = ClientV1 {
+            version,
+            id: c.id.clone(),
+            zone_id: c.zone_id.clone(),
+            organization_id: c.organization_id.clone(),
+            name: c.name.clone(),
+            description: c.description.clone(),
+            confidential: c.client_type == ClientType::Confidential,
+            owner_account_id: c.owner_account_id.clone(),
+            allowed_scopes: c.allowed_scopes.clone(),
+            allowed_grants: c
+                .allowed_grants
+                .iter()
+                .map(|g| match g {
+                    GrantType::AuthorizationCode => GrantTypeV1::AuthorizationCode,
+                    GrantType::RefreshToken => GrantTypeV1::RefreshToken,
+                    GrantType::ClientCredentials => GrantTypeV1::ClientCredentials,
+                    GrantType::DeviceCode => GrantTypeV1::DeviceCode,
+                })
+                .collect(),
+            inherit_scopes: c.scope_policy == ScopePolicy::Inherit,
+            offline: c.access_type == AccessType::Offline,
+            access_token_ttl_seconds: c.access_token_ttl_seconds,
+            refresh_token_ttl_seconds: c.refresh_token_ttl_seconds,
+            redirect_uris: c.redirect_uris.clone(),
+            enabled: c.enabled,
+            secret_digest: c.secret_digest.map(|d| *d.as_bytes()),
+            created_at: c.created_at.into(),
+            updated_at: c.updated_at.into(),
+            refresh_stopped_at: c.refresh_stopped_at.map(Into::into),
+            last_used_at: c.last_used_at.map(Into::into),
+        };
+        postcard::to_extend(&record, vec![1]).unwrap()
+    }
+
+    /// The trees a store gained after format 2 was first written.
+    pub const LATER_TREES: [&str; 2] = ["authorization_codes", "authorization_code_expiry"];
+
+    /// The key of a record in `grants`, `tokens` or `clients`: the zone, escaped and
     /// terminated, then the id or digest raw.
     pub fn key(zone: &str, id: &[u8]) -> Vec<u8> {
         let mut key = Vec::new();
@@ -284,10 +364,12 @@ async fn write_format_1(path: &Path, grants: &[Grant], tokens: &[Old]) {
         }
         store.apply(set).await.unwrap();
     }
+    let client = store.get_client(ZONE, CLIENT).await.unwrap().unwrap();
     drop(engine);
     drop(store);
 
     let raw = open_raw(path);
+    write_legacy_client(&raw, &client);
     let stored = raw.open_tree("grants").unwrap();
     for g in grants {
         let key = legacy::key(ZONE, g.id.as_bytes());
@@ -303,11 +385,24 @@ async fn write_format_1(path: &Path, grants: &[Grant], tokens: &[Old]) {
             .unwrap();
     }
     assert!(raw.drop_tree("token_expiry").unwrap());
+    for tree in legacy::LATER_TREES {
+        assert!(raw.drop_tree(tree).unwrap());
+    }
     raw.open_tree("tenure_meta")
         .unwrap()
         .insert("format_version", &1u32.to_be_bytes())
         .unwrap();
     raw.flush().unwrap();
+}
+
+/// Rewrites a stored client in the layout of format 1.
+fn write_legacy_client(raw: &sled::Db, client: &Versioned<tenure::Client>) {
+    let key = legacy::key(&client.record.zone_id, client.record.id.as_bytes());
+    let clients = raw.open_tree("clients").unwrap();
+    assert!(clients.contains_key(&key).unwrap());
+    clients
+        .insert(key, legacy::client(&client.record, client.version))
+        .unwrap();
 }
 
 /// How many grant and token records start with format byte 1, and how many with 2,
@@ -358,6 +453,10 @@ async fn check_upgraded(store: &SledStorage, grants: &[Grant], tokens: &[Old]) {
         (grants.len() as u64, tokens.len() as u64, 0)
     );
     assert_eq!(report.unlisted_tokens, 0);
+    assert_eq!((report.clients, report.authorization_codes), (1, 0));
+    // The client is left in format 1 and read without a previous secret.
+    let client = store.get_client(ZONE, CLIENT).await.unwrap().unwrap();
+    assert_eq!((client.version, client.record.previous_secret), (1, None));
     for g in grants {
         let stored = store.get_grant(ZONE, &g.id).await.unwrap().unwrap();
         let upgraded = Grant {
@@ -859,6 +958,121 @@ fn an_upgrade_killed_at_any_moment_is_finished_when_opened_again() {
         "a whole upgrade took {took} µs; {cut_short} of {} kills stopped one midway",
         kills()
     );
+}
+
+/// A store of format 2 written before clients kept a previous secret and before
+/// authorization codes were stored (a format 1 client, no authorization code trees)
+/// opens as it is: the client reads without a previous secret, the code trees are
+/// created empty, and both can then be written.
+#[tokio::test]
+async fn a_store_written_before_authorization_codes_takes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let store = SledStorage::open(&path).unwrap();
+    engine_on(&store, epoch())
+        .register_client(
+            ZONE,
+            ClientRegistration::new("Calendar")
+                .id(CLIENT)
+                .scopes(["read"]),
+        )
+        .await
+        .unwrap();
+    let client = store.get_client(ZONE, CLIENT).await.unwrap().unwrap();
+    drop(store);
+    let raw = open_raw(&path);
+    write_legacy_client(&raw, &client);
+    for tree in legacy::LATER_TREES {
+        assert!(raw.drop_tree(tree).unwrap());
+    }
+    raw.flush().unwrap();
+    drop(raw);
+
+    let store = SledStorage::open(&path).unwrap();
+    let report = store.check_integrity().await.unwrap();
+    assert!(report.is_consistent(), "{report:#?}");
+    assert_eq!((report.clients, report.authorization_codes), (1, 0));
+    let read = store.get_client(ZONE, CLIENT).await.unwrap().unwrap();
+    assert_eq!(read, client, "a format 1 client reads as it was written");
+    let digest = Digest::from_bytes([1; 32]);
+    assert_eq!(
+        store.get_authorization_code(ZONE, &digest).await.unwrap(),
+        None
+    );
+    let later = epoch() + Duration::days(1);
+    assert!(
+        store
+            .expired_authorization_codes(ZONE, later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let code = AuthorizationCode {
+        code: digest,
+        zone_id: ZONE.to_owned(),
+        client_id: CLIENT.to_owned(),
+        user_id: "alice".to_owned(),
+        resource_id: "calendar-api".to_owned(),
+        provider_id: "tenure".to_owned(),
+        organization_id: None,
+        scopes: vec!["read".to_owned()],
+        redirect_uri: "https://app.example/cb".to_owned(),
+        code_challenge: Some(Digest::from_bytes([2; 32])),
+        created_at: epoch(),
+        expires_at: epoch() + Duration::seconds(60),
+        grant_id: None,
+    };
+    let rotated = tenure::Client {
+        secret_digest: Some(Digest::from_bytes([3; 32])),
+        previous_secret: Some(RetiringSecret {
+            digest: Digest::from_bytes([4; 32]),
+            valid_until: epoch() + Duration::hours(1),
+        }),
+        ..client.record.clone()
+    };
+    let mut set = WriteSet::new();
+    set.push(Write::PutAuthorizationCode {
+        code: code.clone(),
+        expect: Expect::Absent,
+    });
+    set.push(Write::PutClient {
+        client: rotated.clone(),
+        expect: Expect::Version(client.version),
+    });
+    store.apply(set).await.unwrap();
+    drop(store);
+
+    let store = SledStorage::open(&path).unwrap();
+    let stored = store.get_authorization_code(ZONE, &digest).await.unwrap();
+    let expected = Versioned {
+        record: code,
+        version: 1,
+    };
+    assert_eq!(stored.as_ref(), Some(&expected));
+    assert_eq!(
+        store
+            .expired_authorization_codes(ZONE, later, 10)
+            .await
+            .unwrap(),
+        [expected]
+    );
+    let read = store.get_client(ZONE, CLIENT).await.unwrap().unwrap();
+    assert_eq!(
+        read,
+        Versioned {
+            record: rotated,
+            version: client.version + 1
+        }
+    );
+    let report = store.check_integrity().await.unwrap();
+    assert!(report.is_consistent(), "{report:#?}");
+    assert_eq!((report.clients, report.authorization_codes), (1, 1));
+    drop(store);
+    let raw = open_raw(&path);
+    let key = legacy::key(ZONE, CLIENT.as_bytes());
+    let value = raw.open_tree("clients").unwrap().get(key).unwrap().unwrap();
+    assert_eq!(value[0], 2, "a client put again is written in format 2");
 }
 
 /// Opens a store's directory as a plain sled database, waiting while the

@@ -690,6 +690,25 @@ impl Storage for Interleaved {
             .await
     }
 
+    async fn get_authorization_code(
+        &self,
+        zone_id: &str,
+        code: &Digest,
+    ) -> tenure::Result<Option<Versioned<tenure::AuthorizationCode>>> {
+        self.inner.get_authorization_code(zone_id, code).await
+    }
+
+    async fn expired_authorization_codes(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> tenure::Result<Vec<Versioned<tenure::AuthorizationCode>>> {
+        self.inner
+            .expired_authorization_codes(zone_id, now, limit)
+            .await
+    }
+
     async fn apply(&self, set: WriteSet) -> tenure::Result<()> {
         self.inner.apply(set).await
     }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::model::{GrantStatus, GrantType};
+use crate::model::{ClientAuthMethod, GrantStatus, GrantType};
 
 /// The kind of record an error talks about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,6 +18,8 @@ pub enum RecordKind {
     PersonalGrant,
     /// A device authorization.
     DeviceAuthorization,
+    /// An authorization code.
+    AuthorizationCode,
 }
 
 impl fmt::Display for RecordKind {
@@ -28,6 +30,7 @@ impl fmt::Display for RecordKind {
             RecordKind::Token => "token",
             RecordKind::PersonalGrant => "personal grant",
             RecordKind::DeviceAuthorization => "device authorization",
+            RecordKind::AuthorizationCode => "authorization code",
         })
     }
 }
@@ -52,6 +55,19 @@ pub enum InvalidGrantReason {
     RefreshStopped,
     /// The device code was already exchanged for tokens.
     DeviceCodeRedeemed,
+    /// No authorization code with this value is waiting in the zone for this
+    /// client.
+    UnknownCode,
+    /// The authorization code has passed its expiry.
+    CodeExpired,
+    /// The authorization code was already redeemed; the grant it created has been
+    /// revoked.
+    CodeReused,
+    /// The redirect URI differs from the one of the authorization request.
+    RedirectUriMismatch,
+    /// The code verifier does not match the code challenge, or a verifier came for
+    /// a code issued without a challenge.
+    PkceFailed,
 }
 
 impl fmt::Display for InvalidGrantReason {
@@ -67,6 +83,15 @@ impl fmt::Display for InvalidGrantReason {
                 "the client's refresh grant was withdrawn after the token was issued"
             }
             InvalidGrantReason::DeviceCodeRedeemed => "the device code was already used",
+            InvalidGrantReason::UnknownCode => "the authorization code is unknown",
+            InvalidGrantReason::CodeExpired => "the authorization code has expired",
+            InvalidGrantReason::CodeReused => {
+                "the authorization code was already used; the grant it created is revoked"
+            }
+            InvalidGrantReason::RedirectUriMismatch => {
+                "the redirect URI differs from the authorization request's"
+            }
+            InvalidGrantReason::PkceFailed => "the code verifier does not match",
         })
     }
 }
@@ -139,6 +164,16 @@ pub enum Error {
     InvalidGrant {
         /// Why the token was refused.
         reason: InvalidGrantReason,
+    },
+
+    /// Client authentication failed (RFC 6749 §5.2 `invalid_client`): the client is
+    /// unknown, its secret is wrong or missing, or it presented a secret it does not
+    /// have. Which of these is never said, and each takes as long.
+    #[error("client authentication failed")]
+    InvalidClient {
+        /// How the client tried to authenticate; an HTTP front answers
+        /// `WWW-Authenticate: Basic` when it was [`ClientAuthMethod::ClientSecretBasic`].
+        method: ClientAuthMethod,
     },
 
     /// A write set was refused because a record changed since it was read.

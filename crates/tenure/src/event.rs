@@ -93,6 +93,18 @@ pub enum Event {
         /// When.
         at: Timestamp,
     },
+    /// A client got an access token for itself (RFC 6749 §4.4) under its standing
+    /// client-credentials grant.
+    ClientTokenIssued {
+        /// The zone.
+        zone_id: String,
+        /// The client's standing grant.
+        grant_id: String,
+        /// The client.
+        client_id: String,
+        /// When.
+        at: Timestamp,
+    },
     /// One access token was revoked (RFC 7009).
     TokenRevoked {
         /// The zone.

@@ -50,6 +50,7 @@
 pub struct ReadmeDoctests;
 
 pub mod client;
+pub mod code;
 pub mod cursor;
 pub mod device;
 mod engine;
@@ -67,20 +68,23 @@ pub use client::{
     ClientRegistration, ClientUpdate, Grantable, GrantsNothing, Impact, PermissionResolver,
     RegisteredClient,
 };
+pub use code::{AuthorizationCode, CodeRequest, PkceRequirement};
 pub use cursor::CursorKey;
 pub use device::{DeviceAuthorization, DeviceState};
 pub use engine::{
-    AuthorizeRequest, ClientChange, DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE_DELAY,
-    DEFAULT_RETRY_MAX_DELAY, DevicePoll, DeviceRequest, DeviceStart, Engine, EngineBuilder,
-    EngineConfig, GrantsOf, GuessLimits, Issued, ListGrants, Page, PersonalGrantPage,
-    RefreshRequest, SweepReport,
+    AuthorizeRequest, ClientChange, ClientCredentials, ClientCredentialsRequest,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE_DELAY, DEFAULT_RETRY_MAX_DELAY, DevicePoll,
+    DeviceRequest, DeviceStart, Engine, EngineBuilder, EngineConfig, GrantsOf, GuessLimits, Issued,
+    IssuedCode, ListGrants, MAX_SECRET_OVERLAP, Page, PersonalGrantPage, RefreshRequest,
+    SweepReport,
 };
 pub use error::{Error, ErrorChain, InvalidGrantReason, RecordKind, Result};
 pub use event::{Event, EventSubscriber};
 pub use lifecycle::{ActiveToken, Introspection};
 pub use model::{
-    AccessType, Actor, Client, ClientType, Grant, GrantFacts, GrantStatus, GrantType, RefreshChain,
-    ScopePolicy, Token, TokenKind, Transition, TransitionReason,
+    AccessType, Actor, Client, ClientAuthMethod, ClientType, Grant, GrantFacts, GrantStatus,
+    GrantType, RefreshChain, RetiringSecret, ScopePolicy, Token, TokenKind, Transition,
+    TransitionReason,
 };
 pub use personal::{NewPersonalGrant, PersonalGrant, PersonalGrantUpdate};
 pub use secret::{Digest, RefreshReference, Secret, SecretBytes, SecretKind};

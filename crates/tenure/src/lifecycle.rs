@@ -336,6 +336,146 @@ pub fn create_grant(
     Ok((grant, changes))
 }
 
+/// The provider of a client's standing client-credentials grant: the grant a
+/// client holds for itself on one resource (its user is the client).
+pub const STANDING_PROVIDER: &str = "client_credentials";
+
+/// Whether `grant` is a client's own client-credentials grant: its tokens stand
+/// for the client, never for a user, though its `user_id` is the client's id.
+pub fn is_standing(grant: &Grant) -> bool {
+    grant.provider_id == STANDING_PROVIDER
+}
+
+/// How long a standing client-credentials grant lives; the next request after it
+/// expires starts a new one.
+pub const STANDING_GRANT_LIFETIME: Duration = Duration::days(30);
+
+/// A client-credentials request (RFC 6749 §4.4), as the rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineRequest {
+    /// The zone.
+    pub zone_id: String,
+    /// The resource the token is for (RFC 8707 `resource`).
+    pub resource_id: String,
+    /// Checked scopes, or `None` for everything the client may be given.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// Client credentials (RFC 6749 §4.4): an access token for a confidential client
+/// itself, and no refresh token (§4.4.3). Tokens live under the client's standing
+/// grant for the resource: `standing` when it is active, so that repeated requests
+/// add only tokens (each written once and pruned by the sweep at its expiry), or a
+/// new grant of [`STANDING_PROVIDER`] whose user is the client, with its history
+/// entry and event. A standing grant's scopes widen to cover what is asked.
+pub fn client_credentials(
+    client: &Client,
+    allowed: &[String],
+    request: MachineRequest,
+    standing: Option<&Grant>,
+    fresh: &Fresh,
+    now: Timestamp,
+) -> Result<(Grant, Changes)> {
+    check_client_may(client, GrantType::ClientCredentials)?;
+    if client.client_type != crate::model::ClientType::Confidential {
+        // RFC 6749 §4.4: only confidential clients.
+        return Err(Error::GrantTypeNotAllowed {
+            client_id: client.id.clone(),
+            grant_type: GrantType::ClientCredentials,
+        });
+    }
+    let scopes = match request.scopes {
+        Some(asked) => {
+            let refused: Vec<String> = asked
+                .iter()
+                .filter(|s| !allowed.contains(s))
+                .cloned()
+                .collect();
+            if !refused.is_empty() {
+                return Err(Error::InvalidScope { scopes: refused });
+            }
+            asked
+        }
+        None => allowed.to_vec(),
+    };
+    if scopes.is_empty() {
+        // Nothing asked, and nothing the client may be given.
+        return Err(Error::InvalidScope { scopes });
+    }
+    let mut changes = Changes::default();
+    let grant = match standing.filter(|g| g.status_at(now) == GrantStatus::Active) {
+        Some(grant) => {
+            let mut next = grant.clone();
+            let wider: Vec<String> = scopes
+                .iter()
+                .filter(|s| !next.scopes.contains(s))
+                .cloned()
+                .collect();
+            if !wider.is_empty() {
+                next.scopes.extend(wider);
+                touch(&mut next, now);
+                changes.grant = Some(next.clone());
+            }
+            next
+        }
+        None => {
+            let grant = Grant {
+                id: fresh.grant_id.clone(),
+                zone_id: request.zone_id,
+                organization_id: client.organization_id.clone(),
+                user_id: client.id.clone(),
+                resource_id: request.resource_id,
+                provider_id: STANDING_PROVIDER.to_owned(),
+                client_id: client.id.clone(),
+                scopes: scopes.clone(),
+                status: GrantStatus::Active,
+                created_at: now,
+                updated_at: now,
+                expires_at: now + STANDING_GRANT_LIFETIME,
+                refreshed_at: None,
+                refresh_token_set: false,
+                refresh: RefreshChain::default(),
+            };
+            changes.transitions.push(Transition {
+                zone_id: grant.zone_id.clone(),
+                grant_id: grant.id.clone(),
+                from: None,
+                to: GrantStatus::Active,
+                reason: TransitionReason::Created,
+                actor: Actor::Client {
+                    id: client.id.clone(),
+                },
+                at: now,
+            });
+            changes.events.push(Event::GrantCreated {
+                zone_id: grant.zone_id.clone(),
+                grant_id: grant.id.clone(),
+                client_id: grant.client_id.clone(),
+                user_id: grant.user_id.clone(),
+                at: now,
+            });
+            changes.grant = Some(grant.clone());
+            grant
+        }
+    };
+    let access = Secret::from_bits(SecretKind::AccessToken, &fresh.access);
+    changes.issued_tokens.push(token(
+        &grant,
+        TokenKind::Access,
+        access.digest(),
+        scopes,
+        expiry(&grant, client.access_token_ttl_seconds, now),
+        now,
+    ));
+    changes.access_token = Some(access);
+    changes.events.push(Event::ClientTokenIssued {
+        zone_id: grant.zone_id.clone(),
+        grant_id: grant.id.clone(),
+        client_id: client.id.clone(),
+        at: now,
+    });
+    Ok((grant, changes))
+}
+
 /// Issues the first tokens of a grant a device approval created (RFC 8628 §3.5):
 /// the client must still be enabled and allowed the device-code grant, and the
 /// grant still active.
@@ -912,6 +1052,7 @@ mod tests {
             redirect_uris: Vec::new(),
             enabled: true,
             secret_digest: None,
+            previous_secret: None,
             created_at: at(0),
             updated_at: at(0),
             refresh_stopped_at: None,

@@ -94,6 +94,30 @@ impl fmt::Display for GrantType {
     }
 }
 
+/// How a client authenticates at the token, introspection and revocation endpoints
+/// (RFC 6749 §2.3, the names of RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// HTTP Basic with the client id and secret.
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form.
+    ClientSecretPost,
+    /// A public client: `client_id` only.
+    None,
+}
+
+impl ClientAuthMethod {
+    /// The RFC 7591 name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+            ClientAuthMethod::ClientSecretPost => "client_secret_post",
+            ClientAuthMethod::None => "none",
+        }
+    }
+}
+
 /// Whether a client keeps a secret (RFC 6749 §2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -164,6 +188,9 @@ pub struct Client {
     /// The digest of a confidential client's secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_digest: Option<Digest>,
+    /// The secret a rotation replaced, still accepted until its deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<RetiringSecret>,
     /// Creation time.
     #[serde(with = "rfc3339")]
     pub created_at: Timestamp,
@@ -198,10 +225,40 @@ impl Client {
         self.access_type == AccessType::Offline && self.allows(GrantType::RefreshToken)
     }
 
+    /// Whether `presented` is one of the client's secrets at `now`: its current one,
+    /// or the one a rotation replaced, before that one's deadline. Both are compared
+    /// in constant time, and both are always compared, so the answer takes as long
+    /// whichever matches.
+    pub fn secret_matches(&self, presented: &str, now: Timestamp) -> bool {
+        let current = self.secret_digest.is_some_and(|d| d.verify(presented));
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .is_some_and(|p| p.verify(presented) && now < p.valid_until);
+        current | previous
+    }
+
     /// Whether a refresh token issued at `issued_at` was stopped by a later removal
     /// of `refresh_token` from the client's grant types.
     pub fn stopped_refresh_token(&self, issued_at: Timestamp) -> bool {
         self.refresh_stopped_at.is_some_and(|at| issued_at < at)
+    }
+}
+
+/// A client secret that a rotation replaced: accepted beside the new one until
+/// `valid_until`, then never again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiringSecret {
+    /// The digest of the replaced secret.
+    pub digest: Digest,
+    /// When it stops working.
+    #[serde(with = "rfc3339")]
+    pub valid_until: Timestamp,
+}
+
+impl RetiringSecret {
+    fn verify(&self, presented: &str) -> bool {
+        self.digest.verify(presented)
     }
 }
 
@@ -539,6 +596,12 @@ pub enum TransitionReason {
     ReuseDetected,
     /// Its expiry passed.
     Expired,
+    /// The authorization code it was created from was presented again (RFC 6749
+    /// §4.1.2, RFC 9700 §4.5).
+    CodeReused,
+    /// Its client was disabled or lost the grant type it was issued under (a
+    /// client's own client-credentials grant).
+    ClientDisabled,
 }
 
 impl fmt::Display for TransitionReason {
@@ -550,6 +613,8 @@ impl fmt::Display for TransitionReason {
             TransitionReason::RefreshTokenRevoked => "refresh token revoked",
             TransitionReason::ReuseDetected => "reuse detected",
             TransitionReason::Expired => "expired",
+            TransitionReason::CodeReused => "authorization code reused",
+            TransitionReason::ClientDisabled => "client disabled",
         })
     }
 }

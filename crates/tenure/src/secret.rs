@@ -46,6 +46,8 @@ pub enum SecretKind {
     ClientSecret,
     /// A device code (RFC 8628).
     DeviceCode,
+    /// An authorization code (RFC 6749 §4.1).
+    AuthorizationCode,
 }
 
 impl SecretKind {
@@ -56,6 +58,7 @@ impl SecretKind {
             SecretKind::RefreshToken => "tnr_rt_",
             SecretKind::ClientSecret => "tnr_cs_",
             SecretKind::DeviceCode => "tnr_dc_",
+            SecretKind::AuthorizationCode => "tnr_ac_",
         }
     }
 }

@@ -50,12 +50,16 @@
 //! 14. **Zones are listed.** [`Storage::zones`] yields the ids of the zones that hold
 //!     at least one client or grant, in byte order, from an index or a bounded
 //!     scan, so that maintenance (a background sweeper) can visit every zone.
+//! 15. **Authorization codes are found by digest**, versioned like every record, and
+//!     [`Storage::expired_authorization_codes`] yields those whose `expires_at` is at
+//!     or before the given time, in order of `(expires_at, code)`, and only those.
 
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::code::AuthorizationCode;
 use crate::device::DeviceAuthorization;
 use crate::error::{Error, Result};
 use crate::model::{Client, Grant, GrantFacts, GrantStatus, Token, Transition};
@@ -186,6 +190,22 @@ pub enum Write {
         zone_id: String,
         /// The digest of its device code.
         device_code: Digest,
+        /// The version that must be stored now.
+        expect: Version,
+    },
+    /// Creates or replaces an authorization code.
+    PutAuthorizationCode {
+        /// The new state.
+        code: AuthorizationCode,
+        /// What must be stored now.
+        expect: Expect,
+    },
+    /// Deletes an authorization code.
+    DeleteAuthorizationCode {
+        /// The zone.
+        zone_id: String,
+        /// The digest of the code.
+        code: Digest,
         /// The version that must be stored now.
         expect: Version,
     },
@@ -502,6 +522,22 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Versioned<DeviceAuthorization>>>;
 
+    /// An authorization code by its digest.
+    async fn get_authorization_code(
+        &self,
+        zone_id: &str,
+        code: &Digest,
+    ) -> Result<Option<Versioned<AuthorizationCode>>>;
+
+    /// Authorization codes whose expiry is at or before `now`, in order of
+    /// `(expires_at, code)`, at most `limit`.
+    async fn expired_authorization_codes(
+        &self,
+        zone_id: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<AuthorizationCode>>>;
+
     /// Applies a write set atomically, or nothing and [`Error::Conflict`].
     async fn apply(&self, set: WriteSet) -> Result<()>;
 }
@@ -648,6 +684,23 @@ macro_rules! forward_storage {
             ) -> Result<Vec<Versioned<DeviceAuthorization>>> {
                 (**self)
                     .expired_device_authorizations(zone_id, now, limit)
+                    .await
+            }
+            async fn get_authorization_code(
+                &self,
+                zone_id: &str,
+                code: &Digest,
+            ) -> Result<Option<Versioned<AuthorizationCode>>> {
+                (**self).get_authorization_code(zone_id, code).await
+            }
+            async fn expired_authorization_codes(
+                &self,
+                zone_id: &str,
+                now: Timestamp,
+                limit: usize,
+            ) -> Result<Vec<Versioned<AuthorizationCode>>> {
+                (**self)
+                    .expired_authorization_codes(zone_id, now, limit)
                     .await
             }
             async fn apply(&self, set: WriteSet) -> Result<()> {

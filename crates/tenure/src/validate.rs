@@ -51,6 +51,20 @@ pub fn reference(field: &'static str, value: &str) -> Result<()> {
     id_with_max(field, value, MAX_REFERENCE_LEN)
 }
 
+/// Checks the provider of a grant a user makes: a reference, and not
+/// [`STANDING_PROVIDER`](crate::lifecycle::STANDING_PROVIDER), which marks a
+/// client's own client-credentials grants and nothing else.
+pub fn provider(field: &'static str, value: &str) -> Result<()> {
+    reference(field, value)?;
+    if value == crate::lifecycle::STANDING_PROVIDER {
+        return Err(Error::invalid_input(
+            field,
+            "is reserved for clients' own client-credentials grants",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks one scope against RFC 6749 §3.3: `1*( %x21 / %x23-5B / %x5D-7E )`.
 pub fn scope(field: &'static str, value: &str) -> Result<()> {
     if value.is_empty() {

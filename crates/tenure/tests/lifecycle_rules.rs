@@ -1667,6 +1667,21 @@ impl tenure::Storage for Recording {
             .expired_device_authorizations(z, now, limit)
             .await
     }
+    async fn get_authorization_code(
+        &self,
+        z: &str,
+        code: &tenure::Digest,
+    ) -> tenure::Result<Option<tenure::Versioned<tenure::AuthorizationCode>>> {
+        self.inner.get_authorization_code(z, code).await
+    }
+    async fn expired_authorization_codes(
+        &self,
+        z: &str,
+        now: tenure::Timestamp,
+        limit: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::AuthorizationCode>>> {
+        self.inner.expired_authorization_codes(z, now, limit).await
+    }
     async fn zones(&self, after: Option<&str>, limit: usize) -> tenure::Result<Vec<String>> {
         self.inner.zones(after, limit).await
     }

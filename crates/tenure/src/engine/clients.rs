@@ -62,6 +62,7 @@ impl Engine {
                 redirect_uris: registration.redirect_uris,
                 enabled: registration.enabled,
                 secret_digest: secret.as_ref().map(Secret::digest),
+                previous_secret: None,
                 created_at: now,
                 updated_at: now,
                 refresh_stopped_at: None,
@@ -208,7 +209,7 @@ impl Engine {
                     let now = self.now();
                     let next = self.changed_client(&stored.record, change).await?;
                     if next == stored.record {
-                        return Ok((next, false, now));
+                        return Ok((next, None, now));
                     }
                     let next = apply_policy_change(&stored.record, next, now);
                     let mut set = WriteSet::new();
@@ -216,16 +217,35 @@ impl Engine {
                         client: next.clone(),
                         expect: Expect::Version(stored.version),
                     });
+                    // A client that may no longer use client credentials loses the
+                    // tokens it holds for itself, in the same write set.
+                    let mut events = Vec::new();
+                    for (grant, changes) in self
+                        .standing_revocations(&stored.record, &next, now)
+                        .await?
+                    {
+                        if let Some(revoked) = changes.grant {
+                            set.push(Write::PutGrant {
+                                grant: revoked,
+                                expect: Expect::Version(grant.version),
+                            });
+                        }
+                        for t in changes.transitions {
+                            set.push(Write::AppendTransition(t));
+                        }
+                        events.extend(changes.events);
+                    }
                     self.apply(set).await?;
-                    Ok((next, true, now))
+                    Ok((next, Some(events), now))
                 })
                 .await?;
-            if changed {
+            if let Some(events) = changed {
                 self.publish(&[Event::ClientUpdated {
                     zone_id: zone_id.to_owned(),
                     client_id: id.to_owned(),
                     at: now,
                 }]);
+                self.publish(&events);
             }
             Ok(next)
         }

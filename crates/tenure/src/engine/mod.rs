@@ -11,17 +11,24 @@ use std::sync::{Arc, Mutex};
 use chrono::Duration;
 use tracing::field::Empty;
 
+mod client_auth;
 mod clients;
+mod codes;
 mod device;
+mod machine;
 mod observe;
 mod personal;
 mod retry;
 
+pub use client_auth::{ClientCredentials, MAX_SECRET_OVERLAP};
 pub use clients::ClientChange;
+pub use codes::IssuedCode;
 pub use device::{DevicePoll, DeviceRequest, DeviceStart, GuessLimits};
+pub use machine::ClientCredentialsRequest;
 pub use personal::PersonalGrantPage;
 
 use crate::client::{GrantsNothing, PermissionResolver};
+use crate::code::{AuthorizationCode, PkceRequirement};
 use crate::cursor::{self, CursorKey, Listing};
 use crate::error::{Error, InvalidGrantReason, RecordKind, Result};
 use crate::event::{Event, EventSubscriber};
@@ -79,6 +86,12 @@ pub struct EngineConfig {
     pub device_poll_interval: u32,
     /// Limits on wrong user-code guesses.
     pub user_code_guesses: GuessLimits,
+    /// How long an authorization code lives: 60 seconds by default, at most
+    /// [`MAX_CODE_LIFETIME`](crate::code::MAX_CODE_LIFETIME) (a longer setting is
+    /// held to it).
+    pub code_lifetime: Duration,
+    /// Which clients must use PKCE; public clients by default.
+    pub pkce: PkceRequirement,
 }
 
 impl Default for EngineConfig {
@@ -92,6 +105,8 @@ impl Default for EngineConfig {
             device_code_lifetime: Duration::minutes(10),
             device_poll_interval: crate::device::DEFAULT_INTERVAL_SECONDS,
             user_code_guesses: GuessLimits::default(),
+            code_lifetime: crate::code::DEFAULT_CODE_LIFETIME,
+            pkce: PkceRequirement::default(),
         }
     }
 }
@@ -248,6 +263,7 @@ struct Inner {
 /// | `tenure_sweep_expired_total` | counter | | grants whose expiry a sweep persisted |
 /// | `tenure_sweep_tokens_removed_total` | counter | | expired tokens a sweep deleted |
 /// | `tenure_sweep_devices_removed_total` | counter | | expired device authorizations a sweep deleted |
+/// | `tenure_sweep_codes_removed_total` | counter | | expired authorization codes a sweep deleted |
 /// | `tenure_store_apply_seconds` | histogram | | time of each [`Storage::apply`], committed or not |
 ///
 /// `operation` is the method's name (`refresh`, `revoke_grant`, …; the client
@@ -430,6 +446,8 @@ pub struct SweepReport {
     pub tokens_removed: usize,
     /// Expired device authorizations deleted.
     pub devices_removed: usize,
+    /// Expired authorization codes deleted.
+    pub codes_removed: usize,
     /// Whether expired grants or tokens remain beyond the batch.
     pub more: bool,
 }
@@ -447,6 +465,8 @@ struct Read {
     client: Option<u64>,
     /// A device authorization to write, at the version it was read at.
     device: Option<(crate::device::DeviceAuthorization, u64)>,
+    /// An authorization code to write, at the version it was read at.
+    code: Option<(AuthorizationCode, u64)>,
 }
 
 impl Read {
@@ -578,10 +598,16 @@ impl Engine {
     /// version it was read at. A grant that was read but is not written is checked
     /// ([`Write::Check`]) rather than rewritten.
     async fn commit(&self, changes: &Changes, read: Read) -> Result<()> {
-        if changes.is_empty() && read.device.is_none() {
+        if changes.is_empty() && read.device.is_none() && read.code.is_none() {
             return Ok(());
         }
         let mut set = WriteSet::new();
+        if let Some((code, version)) = read.code {
+            set.push(Write::PutAuthorizationCode {
+                code,
+                expect: Expect::Version(version),
+            });
+        }
         if let Some((device, version)) = read.device {
             set.push(Write::PutDeviceAuthorization {
                 device,
@@ -675,9 +701,17 @@ impl Engine {
             validate::record_id("client_id", &request.client_id)?;
             validate::reference("user_id", &request.user_id)?;
             validate::reference("resource_id", &request.resource_id)?;
-            validate::reference("provider_id", &request.provider_id)?;
+            validate::provider("provider_id", &request.provider_id)?;
             if let Some(org) = &request.organization_id {
                 validate::reference("organization_id", org)?;
+            }
+            if request.grant_type == GrantType::ClientCredentials {
+                // A client's own tokens come from `client_credentials` alone, under
+                // its rules (confidential clients, no refresh token).
+                return Err(Error::invalid_input(
+                    "grant_type",
+                    "client_credentials grants are made by Engine::client_credentials",
+                ));
             }
             let scopes = validate::scopes("scopes", &request.scopes)?;
             let expires_at = request.expires_at.map(to_millis);
@@ -1286,12 +1320,15 @@ impl Engine {
             observe::swept(observe::SWEEP_TOKENS_REMOVED_TOTAL, tokens_removed);
             let devices_removed = self.sweep_devices(zone_id, now, limit).await?;
             observe::swept(observe::SWEEP_DEVICES_REMOVED_TOTAL, devices_removed);
-            if expired + tokens_removed + devices_removed > 0 {
+            let (codes_removed, more_codes) = self.sweep_codes(zone_id, now, limit).await?;
+            observe::swept(observe::SWEEP_CODES_REMOVED_TOTAL, codes_removed);
+            if expired + tokens_removed + devices_removed + codes_removed > 0 {
                 tracing::info!(
                     zone = zone_id,
                     expired,
                     tokens_removed,
                     devices_removed,
+                    codes_removed,
                     "swept expired records"
                 );
             }
@@ -1299,7 +1336,8 @@ impl Engine {
                 expired,
                 tokens_removed,
                 devices_removed,
-                more: more || more_tokens,
+                codes_removed,
+                more: more || more_tokens || more_codes,
             })
         }
         .await;

@@ -22,6 +22,8 @@ pub(super) const SWEEP_TOKENS_REMOVED_TOTAL: &str = "tenure_sweep_tokens_removed
 /// `tenure_sweep_devices_removed_total`: expired device authorizations a sweep
 /// deleted.
 pub(super) const SWEEP_DEVICES_REMOVED_TOTAL: &str = "tenure_sweep_devices_removed_total";
+/// `tenure_sweep_codes_removed_total`: expired authorization codes a sweep deleted.
+pub(super) const SWEEP_CODES_REMOVED_TOTAL: &str = "tenure_sweep_codes_removed_total";
 /// `tenure_store_apply_seconds`: how long `Storage::apply` took, committed or not.
 pub(super) const STORE_APPLY_SECONDS: &str = "tenure_store_apply_seconds";
 
@@ -206,6 +208,17 @@ pub(super) fn committed(event: &Event) {
             grant_id = grant_id.as_str(),
             "grant refreshed"
         ),
+        Event::ClientTokenIssued {
+            zone_id,
+            grant_id,
+            client_id,
+            ..
+        } => tracing::debug!(
+            zone = zone_id.as_str(),
+            grant_id = grant_id.as_str(),
+            client_id = client_id.as_str(),
+            "client credentials token issued"
+        ),
         Event::ClientRegistered {
             zone_id, client_id, ..
         } => tracing::info!(
@@ -250,6 +263,11 @@ pub(super) fn describe() {
         SWEEP_DEVICES_REMOVED_TOTAL,
         Unit::Count,
         "Expired device authorizations a sweep deleted."
+    );
+    metrics::describe_counter!(
+        SWEEP_CODES_REMOVED_TOTAL,
+        Unit::Count,
+        "Expired authorization codes a sweep deleted."
     );
     metrics::describe_histogram!(
         STORE_APPLY_SECONDS,
