@@ -44,13 +44,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Duration};
+use tenure::code::{DEFAULT_CODE_LIFETIME, MAX_CODE_LIFETIME};
 use tenure::cursor::Listing;
+use tenure::lifecycle::{STANDING_GRANT_LIFETIME, STANDING_PROVIDER};
 use tenure::{
-    AccessType, Actor, AuthorizeRequest, Client, ClientRegistration, ClientType, CursorKey,
-    DeviceAuthorization, DeviceState, Digest, Engine, Error, Expect, Grant, GrantFacts,
-    GrantFilter, GrantPage, GrantQuery, GrantStatus, GrantType, Keyset, ListGrants, ManualClock,
-    Page, PersonalGrant, Position, RecordKey, RefreshChain, RefreshRequest, ScopePolicy, Secret,
-    SortOrder, Storage, Timestamp, Token, TokenKind, Transition, TransitionReason, Version,
+    AccessType, ActiveToken, Actor, AuthorizationCode, AuthorizeRequest, Client, ClientAuthMethod,
+    ClientCredentials, ClientCredentialsRequest, ClientRegistration, ClientType, ClientUpdate,
+    CodeRequest, CursorKey, DeviceAuthorization, DeviceState, Digest, Engine, EngineConfig, Error,
+    Expect, Grant, GrantFacts, GrantFilter, GrantPage, GrantQuery, GrantStatus, GrantType,
+    Introspection, InvalidGrantReason, Issued, IssuedCode, Keyset, ListGrants, MAX_SECRET_OVERLAP,
+    ManualClock, Page, PersonalGrant, PkceRequirement, Position, RecordKey, RecordKind,
+    RefreshChain, RefreshRequest, RegisteredClient, RetiringSecret, ScopePolicy, Secret, SortOrder,
+    Storage, SweepReport, Timestamp, Token, TokenKind, Transition, TransitionReason, Version,
     Versioned, Write, WriteSet,
 };
 
@@ -147,6 +152,19 @@ macro_rules! __conformance_rules {
             1 grant_refresh_chain_round_trips,
             1 long_rotation_chain_keeps_constant_footprint,
             1 zones_are_listed,
+            1 authorization_codes_by_digest_and_expiry,
+            1 code_redeems_once_and_reuse_revokes_the_grant,
+            1 code_is_bound_to_client_and_redirect_uri,
+            1 pkce_is_s256_only_and_required_for_public_clients,
+            1 code_expires_and_is_swept,
+            1 code_redemption_applies_the_policy_now,
+            1 code_lifetime_is_at_most_ten_minutes,
+            1 client_credentials_reuse_one_standing_grant,
+            1 client_credentials_tokens_stop_when_the_client_is_disabled,
+            1 disabling_a_client_revokes_every_standing_grant,
+            1 client_credentials_tokens_are_swept_at_expiry,
+            1 client_authentication_methods,
+            1 client_secret_rotation_keeps_the_old_secret_until_its_deadline,
         }
     };
     (factory $factory:expr; $($threads:literal $rule:ident,)+) => {
@@ -261,6 +279,7 @@ pub fn client(zone: &str, id: &str, name: &str) -> Client {
         redirect_uris: Vec::new(),
         enabled: true,
         secret_digest: None,
+        previous_secret: None,
         created_at: epoch(),
         updated_at: epoch(),
         refresh_stopped_at: None,
@@ -5253,4 +5272,1823 @@ pub async fn zones_are_listed<S: Storage>(store: S) {
         ["z-b", "z-c"],
         "a zone emptied"
     );
+}
+
+// ----- rule 15: authorization codes -----
+
+/// The redirect URI the code rules register and send.
+pub const REDIRECT_URI: &str = "https://app.example/callback";
+
+/// The code verifier of RFC 7636 Appendix B.
+pub const RFC7636_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+/// The `S256` code challenge of [`RFC7636_VERIFIER`], as RFC 7636 Appendix B gives it.
+pub const RFC7636_CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// An unredeemed authorization code of `client-1`, approved by `user-1` for
+/// `resource-1` with scope `read`, keyed by the digest of `code`, to be redirected
+/// to [`REDIRECT_URI`], with the challenge of [`RFC7636_VERIFIER`].
+pub fn authorization_code(zone: &str, code: &str, expires_at: Timestamp) -> AuthorizationCode {
+    AuthorizationCode {
+        code: Digest::of(code),
+        zone_id: zone.into(),
+        client_id: "client-1".into(),
+        user_id: "user-1".into(),
+        resource_id: "resource-1".into(),
+        provider_id: "default".into(),
+        organization_id: None,
+        scopes: vec!["read".into()],
+        redirect_uri: REDIRECT_URI.into(),
+        // An S256 challenge is the SHA-256 of the verifier, which is its digest.
+        code_challenge: Some(Digest::of(RFC7636_VERIFIER)),
+        created_at: epoch(),
+        expires_at,
+        grant_id: None,
+    }
+}
+
+/// [`Write::PutAuthorizationCode`].
+pub fn put_code(code: &AuthorizationCode, expect: Expect) -> Write {
+    Write::PutAuthorizationCode {
+        code: code.clone(),
+        expect,
+    }
+}
+
+/// [`Write::DeleteAuthorizationCode`] of the code keyed by the digest of `code`.
+pub fn delete_code(zone: &str, code: &str, expect: Version) -> Write {
+    Write::DeleteAuthorizationCode {
+        zone_id: zone.into(),
+        code: Digest::of(code),
+        expect,
+    }
+}
+
+async fn code_by_digest<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    code: &str,
+) -> Option<Versioned<AuthorizationCode>> {
+    store
+        .get_authorization_code(zone, &Digest::of(code))
+        .await
+        .expect("get_authorization_code")
+}
+
+async fn expired_codes<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    ms: i64,
+    limit: usize,
+) -> Vec<Versioned<AuthorizationCode>> {
+    store
+        .expired_authorization_codes(zone, at(ms), limit)
+        .await
+        .expect("expired_authorization_codes")
+}
+
+/// Rules 2, 1 and 15 for authorization codes: versioned like every record (the
+/// redemption is an update at the version read), found by digest in their zone
+/// only, deleted only at the stored version and then gone from every read; the
+/// expiry index yields those whose expiry is at or before the given time, redeemed
+/// or not, in `(expires_at, code)` order, at most `limit`, and follows updates and
+/// deletions. A client's retiring secret is stored whole.
+pub async fn authorization_codes_by_digest_and_expiry<S: Storage>(store: S) {
+    let s = &store;
+    let c = authorization_code(ZONE, "code-v", at(160_000));
+    let revisions = [
+        c.clone(),
+        AuthorizationCode {
+            grant_id: Some("grant-1".into()),
+            ..c.clone()
+        },
+        AuthorizationCode {
+            organization_id: Some("org-2".into()),
+            code_challenge: None,
+            grant_id: Some("grant-1".into()),
+            expires_at: at(170_000),
+            ..c
+        },
+    ];
+    let stored = Versioned {
+        record: revisions[2].clone(),
+        version: 3,
+    };
+    check_versions(
+        "authorization code",
+        s,
+        revisions,
+        put_code,
+        move || async move { code_by_digest(s, ZONE, "code-v").await },
+    )
+    .await;
+
+    assert_eq!(
+        code_by_digest(s, OTHER_ZONE, "code-v").await,
+        None,
+        "a code shows through another zone"
+    );
+    assert_eq!(
+        expired_codes(s, OTHER_ZONE, 1_000_000, 100).await,
+        Vec::new(),
+        "a code shows in another zone's expiry index"
+    );
+    let look_alike = authorization_code(OTHER_ZONE, "code-v", at(1));
+    assert_conflict(
+        s,
+        [put_code(&look_alike, Expect::Version(3))],
+        "PutAuthorizationCode through another zone at the stored version",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [delete_code(OTHER_ZONE, "code-v", 3)],
+        "DeleteAuthorizationCode through another zone",
+    )
+    .await;
+    commit(s, [put_code(&look_alike, Expect::Absent)]).await;
+    assert_eq!(
+        code_by_digest(s, OTHER_ZONE, "code-v").await,
+        Some(v1(look_alike.clone())),
+        "the same digest in another zone is another record"
+    );
+    assert_eq!(
+        code_by_digest(s, ZONE, "code-v").await,
+        Some(stored.clone()),
+        "another zone's writes changed this zone's code"
+    );
+
+    assert_conflict(
+        s,
+        [delete_code(ZONE, "code-v", 2)],
+        "DeleteAuthorizationCode with a stale version",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [delete_code(ZONE, "code-missing", 1)],
+        "DeleteAuthorizationCode of a missing record",
+    )
+    .await;
+    assert_eq!(
+        code_by_digest(s, ZONE, "code-v").await,
+        Some(stored),
+        "a refused deletion changed the code"
+    );
+    commit(s, [delete_code(ZONE, "code-v", 3)]).await;
+    assert_eq!(code_by_digest(s, ZONE, "code-v").await, None);
+    assert_eq!(
+        expired_codes(s, ZONE, 1_000_000, 100).await,
+        Vec::new(),
+        "a deleted code stays in the expiry index"
+    );
+    assert_eq!(
+        code_by_digest(s, OTHER_ZONE, "code-v").await,
+        Some(v1(look_alike)),
+        "a deletion reached another zone's code"
+    );
+
+    // (code, expiry ms, redeemed): ties on expiry, the `now` boundary, redeemed
+    // codes, and a deleted code's digest created again.
+    let rows = [
+        ("code-a", 50_000, false),
+        ("code-b", 50_000, true),
+        ("code-c", 10_000, false),
+        ("code-d", NOW_MS, true),
+        ("code-e", NOW_MS + 1, false),
+        ("code-f", 900_000, false),
+        ("code-g", 50_000, false),
+        ("code-v", 900_001, false),
+    ];
+    let mut codes = Vec::new();
+    for (code, expires, redeemed) in rows {
+        let record = AuthorizationCode {
+            grant_id: redeemed.then(|| format!("grant-of-{code}")),
+            ..authorization_code(ZONE, code, at(expires))
+        };
+        commit(s, [put_code(&record, Expect::Absent)]).await;
+        codes.push(record);
+    }
+    commit(
+        s,
+        [put_code(
+            &authorization_code(OTHER_ZONE, "code-a", at(1)),
+            Expect::Absent,
+        )],
+    )
+    .await;
+    for (record, (code, ..)) in codes.iter().zip(rows) {
+        assert_eq!(
+            code_by_digest(s, ZONE, code).await,
+            Some(v1(record.clone())),
+            "{code} is stored whole at version 1"
+        );
+    }
+
+    let due = |ms: i64| {
+        let mut due: Vec<&AuthorizationCode> =
+            codes.iter().filter(|c| c.expires_at <= at(ms)).collect();
+        due.sort_by_key(|c| (c.expires_at, c.code));
+        due.into_iter().map(|c| v1(c.clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        due(NOW_MS).len(),
+        5,
+        "the fixture has five due codes at now"
+    );
+    for ms in [9_999, 10_000, 50_000, NOW_MS, 1_000_000] {
+        assert_eq!(
+            expired_codes(s, ZONE, ms, 100).await,
+            due(ms),
+            "expired authorization codes at {ms} ms"
+        );
+    }
+    for limit in [0, 1, 3] {
+        let expected: Vec<_> = due(NOW_MS).into_iter().take(limit).collect();
+        assert_eq!(
+            expired_codes(s, ZONE, NOW_MS, limit).await,
+            expected,
+            "expired authorization codes, limit {limit}"
+        );
+    }
+    assert_eq!(
+        expired_codes(s, OTHER_ZONE, NOW_MS, 100)
+            .await
+            .into_iter()
+            .map(|c| c.record.code)
+            .collect::<BTreeSet<_>>(),
+        BTreeSet::from([Digest::of("code-a"), Digest::of("code-v")]),
+        "another zone's expiry index holds its own codes"
+    );
+
+    let later = AuthorizationCode {
+        expires_at: at(700_000),
+        grant_id: Some("grant-late".into()),
+        ..codes[2].clone()
+    };
+    commit(
+        s,
+        [
+            put_code(&later, Expect::Version(1)),
+            delete_code(ZONE, "code-a", 1),
+        ],
+    )
+    .await;
+    let left: Vec<Digest> = expired_codes(s, ZONE, NOW_MS, 100)
+        .await
+        .into_iter()
+        .map(|c| c.record.code)
+        .collect();
+    let mut expected: Vec<(Timestamp, Digest)> = [&codes[1], &codes[3], &codes[6]]
+        .into_iter()
+        .map(|c| (c.expires_at, c.code))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        left,
+        expected.into_iter().map(|(_, c)| c).collect::<Vec<_>>(),
+        "the index follows a moved expiry and a deletion"
+    );
+    assert_eq!(code_by_digest(s, ZONE, "code-a").await, None);
+
+    let rotated = Client {
+        client_type: ClientType::Confidential,
+        secret_digest: Some(Digest::of("secret-2")),
+        previous_secret: Some(RetiringSecret {
+            digest: Digest::of("secret-1"),
+            valid_until: at(86_400_000),
+        }),
+        ..client(ZONE, "rotated", "Rotated")
+    };
+    commit(s, [put_client(&rotated, Expect::Absent)]).await;
+    assert_eq!(
+        get_client(s, ZONE, "rotated").await,
+        Some(v1(rotated.clone())),
+        "a client with a retiring secret is stored whole"
+    );
+    let settled = Client {
+        previous_secret: None,
+        ..rotated
+    };
+    commit(s, [put_client(&settled, Expect::Version(1))]).await;
+    assert_eq!(
+        get_client(s, ZONE, "rotated").await,
+        Some(Versioned {
+            record: settled,
+            version: 2
+        }),
+        "a retiring secret, once cleared, is gone"
+    );
+}
+
+// ----- authorization codes at the engine -----
+
+/// An engine over `store` with `config`, on a manual clock standing at [`now`].
+fn engine_on_clock<S: Storage>(store: S, config: EngineConfig) -> (Engine, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(now()));
+    let engine = Engine::builder(Arc::new(store))
+        .clock(clock.clone())
+        .config(config)
+        .build();
+    (engine, clock)
+}
+
+/// Another engine over the store and clock of `engine`, with `config`.
+fn engine_beside(engine: &Engine, clock: &Arc<ManualClock>, config: EngineConfig) -> Engine {
+    Engine::builder(engine.storage().clone())
+        .clock(clock.clone())
+        .config(config)
+        .build()
+}
+
+async fn register(engine: &Engine, registration: ClientRegistration) -> RegisteredClient {
+    let id = registration.id.clone();
+    engine
+        .register_client(ZONE, registration)
+        .await
+        .unwrap_or_else(|e| panic!("register_client({id:?}): {e:?}"))
+}
+
+async fn update(engine: &Engine, id: &str, change: ClientUpdate) -> Client {
+    engine
+        .update_client(ZONE, id, &change)
+        .await
+        .unwrap_or_else(|e| panic!("update_client({id}, {change:?}): {e:?}"))
+}
+
+async fn grant_now(engine: &Engine, id: &str) -> Grant {
+    engine
+        .get_grant(ZONE, id)
+        .await
+        .unwrap_or_else(|e| panic!("get_grant({id}): {e:?}"))
+}
+
+async fn history_now(engine: &Engine, id: &str) -> Vec<Transition> {
+    engine
+        .grant_history(ZONE, id)
+        .await
+        .unwrap_or_else(|e| panic!("grant_history({id}): {e:?}"))
+}
+
+async fn sweep(engine: &Engine, limit: usize) -> SweepReport {
+    engine
+        .sweep_expired(ZONE, limit)
+        .await
+        .expect("sweep_expired")
+}
+
+/// What introspection says of an active token; panics if it is inactive.
+async fn introspect_active(engine: &Engine, secret: &Secret, what: &str) -> ActiveToken {
+    match engine
+        .introspect(ZONE, secret.expose())
+        .await
+        .expect("introspect")
+    {
+        Introspection::Active(token) => token,
+        Introspection::Inactive => panic!("{what}: the token introspects inactive"),
+    }
+}
+
+/// Asserts that the last entry of a grant's history says it was revoked by the
+/// system for `reason` at `when`.
+fn assert_revoked_for(
+    history: &[Transition],
+    reason: TransitionReason,
+    when: Timestamp,
+    what: &str,
+) {
+    let last = history
+        .last()
+        .map(|t| (t.from, t.to, t.reason, &t.actor, t.at));
+    assert_eq!(
+        last,
+        Some((
+            Some(GrantStatus::Active),
+            GrantStatus::Revoked,
+            reason,
+            &Actor::System,
+            when
+        )),
+        "{what}: the history does not end in the revocation: {history:?}"
+    );
+}
+
+fn assert_invalid_grant<T: Debug>(
+    result: &Result<T, Error>,
+    reason: InvalidGrantReason,
+    what: &str,
+) {
+    assert!(
+        matches!(result, Err(Error::InvalidGrant { reason: r }) if *r == reason),
+        "{what}: expected Error::InvalidGrant {{ {reason:?} }}, got {result:?}"
+    );
+}
+
+fn assert_invalid_input<T: Debug>(result: &Result<T, Error>, field: &str, what: &str) {
+    assert!(
+        matches!(result, Err(Error::InvalidInput { field: f, .. }) if *f == field),
+        "{what}: expected Error::InvalidInput on {field}, got {result:?}"
+    );
+}
+
+fn assert_client_not_found<T: Debug>(result: &Result<T, Error>, id: &str, what: &str) {
+    assert!(
+        matches!(result, Err(Error::NotFound { kind: RecordKind::Client, id: i }) if i == id),
+        "{what}: expected Error::NotFound of client {id}, got {result:?}"
+    );
+}
+
+/// A public client `id` allowed `read` and `write` through `authorization_code` and
+/// `refresh_token`, redirecting to [`REDIRECT_URI`] alone.
+fn code_client(id: &str) -> ClientRegistration {
+    ClientRegistration {
+        redirect_uris: vec![REDIRECT_URI.into()],
+        ..ClientRegistration::new(format!("Client {id}"))
+            .id(id)
+            .scopes(["read", "write"])
+    }
+}
+
+/// `user-1`'s approval of `scopes` on `resource-1` for `client_id`, to be redirected
+/// to [`REDIRECT_URI`], with the challenge of RFC 7636 Appendix B.
+fn approval(client_id: &str, scopes: &[&str]) -> CodeRequest {
+    CodeRequest::new(
+        client_id,
+        "user-1",
+        "resource-1",
+        scopes.iter().copied(),
+        REDIRECT_URI,
+    )
+    .challenge(RFC7636_CHALLENGE)
+}
+
+/// [`approval`] without a challenge.
+fn unchallenged(client_id: &str, scopes: &[&str]) -> CodeRequest {
+    CodeRequest {
+        code_challenge: None,
+        code_challenge_method: None,
+        ..approval(client_id, scopes)
+    }
+}
+
+async fn issue(engine: &Engine, request: CodeRequest) -> IssuedCode {
+    let what = format!("{request:?}");
+    engine
+        .issue_code(ZONE, request)
+        .await
+        .unwrap_or_else(|e| panic!("issue_code({what}): {e:?}"))
+}
+
+async fn redeem(
+    engine: &Engine,
+    client_id: &str,
+    code: &Secret,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+) -> Result<Issued, Error> {
+    engine
+        .redeem_code(ZONE, client_id, code.expose(), redirect_uri, verifier)
+        .await
+}
+
+/// Redeems `code` as an [`approval`] asks: by `client_id`, naming [`REDIRECT_URI`],
+/// with [`RFC7636_VERIFIER`].
+async fn redeem_as_approved(
+    engine: &Engine,
+    client_id: &str,
+    code: &Secret,
+) -> Result<Issued, Error> {
+    redeem(
+        engine,
+        client_id,
+        code,
+        Some(REDIRECT_URI),
+        Some(RFC7636_VERIFIER),
+    )
+    .await
+}
+
+/// The stored code and its version, for a code the engine issued.
+async fn stored_code(engine: &Engine, code: &Secret) -> Option<(Option<String>, Version)> {
+    code_by_digest(&**engine.storage(), ZONE, code.expose())
+        .await
+        .map(|c| (c.record.grant_id, c.version))
+}
+
+/// Authorization codes (RFC 6749 §4.1.2, RFC 9700 §4.5): a code redeems once, into
+/// an active grant of its client, user, resource and scopes, with tokens, and is
+/// kept, marked with that grant; presented again it is
+/// [`InvalidGrantReason::CodeReused`] and revokes that grant, with a history entry
+/// saying why, so its tokens introspect inactive and its refresh token is
+/// [`InvalidGrantReason::TokenRevoked`]; later presentations are refused alike and
+/// change nothing more.
+pub async fn code_redeems_once_and_reuse_revokes_the_grant<S: Storage>(store: S) {
+    let (engine, clock) = engine_on_clock(store, EngineConfig::default());
+    register(&engine, code_client("app")).await;
+    let code = issue(&engine, approval("app", &["read"])).await.code;
+    let issued = redeem_as_approved(&engine, "app", &code)
+        .await
+        .unwrap_or_else(|e| panic!("the first redemption of a code: {e:?}"));
+    let grant = &issued.grant;
+    assert_eq!(
+        (
+            grant.client_id.as_str(),
+            grant.user_id.as_str(),
+            grant.resource_id.as_str(),
+            grant.scopes.as_slice(),
+            grant.status,
+        ),
+        (
+            "app",
+            "user-1",
+            "resource-1",
+            &["read".to_owned()][..],
+            ACTIVE
+        ),
+        "the grant a code creates is the approval's: {grant:?}"
+    );
+    assert_eq!(issued.scopes, ["read"]);
+    let refresh = issued
+        .refresh_token
+        .clone()
+        .expect("an offline client redeeming a code gets a refresh token");
+    assert_eq!(
+        history_now(&engine, &grant.id)
+            .await
+            .iter()
+            .map(|t| (t.reason, t.actor.clone()))
+            .collect::<Vec<_>>(),
+        [(
+            TransitionReason::Created,
+            Actor::User {
+                id: "user-1".into()
+            }
+        )],
+        "the grant is created by the approving user"
+    );
+    assert_eq!(
+        stored_code(&engine, &code).await,
+        Some((Some(grant.id.clone()), 2)),
+        "a redeemed code is kept, marked with its grant, until its expiry"
+    );
+    assert_eq!(
+        introspect_active(&engine, &issued.access_token, "the access token")
+            .await
+            .resource_id,
+        "resource-1"
+    );
+    assert!(introspects_active(&engine, &refresh).await);
+
+    clock.advance(Duration::seconds(1));
+    let reuse_at = engine.now();
+    let again = redeem_as_approved(&engine, "app", &code).await;
+    assert_invalid_grant(
+        &again,
+        InvalidGrantReason::CodeReused,
+        "a code presented a second time",
+    );
+    assert_eq!(
+        grant_now(&engine, &grant.id).await.status,
+        REVOKED,
+        "reuse of its code revokes the grant"
+    );
+    let history_after = history_now(&engine, &grant.id).await;
+    assert_revoked_for(
+        &history_after,
+        TransitionReason::CodeReused,
+        reuse_at,
+        "a grant revoked for its code's reuse",
+    );
+    assert!(
+        !introspects_active(&engine, &issued.access_token).await
+            && !introspects_active(&engine, &refresh).await,
+        "the tokens of a grant revoked for its code's reuse still introspect active"
+    );
+    let refreshed = engine
+        .refresh(ZONE, RefreshRequest::new("app", &refresh))
+        .await;
+    assert_invalid_grant(
+        &refreshed,
+        InvalidGrantReason::TokenRevoked,
+        "the refresh token of a grant revoked for its code's reuse",
+    );
+
+    clock.advance(Duration::seconds(1));
+    let third = redeem_as_approved(&engine, "app", &code).await;
+    assert_invalid_grant(
+        &third,
+        InvalidGrantReason::CodeReused,
+        "a code presented a third time",
+    );
+    assert_eq!(
+        history_now(&engine, &grant.id).await,
+        history_after,
+        "a further reuse changed the revoked grant's history"
+    );
+}
+
+/// A code is bound to its client and redirect URI (RFC 6749 §4.1.3, RFC 9700
+/// §4.1.3): issuing refuses a redirect URI that is not exactly one the client
+/// registered; redemption by another client is
+/// [`InvalidGrantReason::ClientMismatch`], and a redirect URI that differs from the
+/// approval's in any character, or is missing, is
+/// [`InvalidGrantReason::RedirectUriMismatch`]; neither consumes the code, which
+/// then redeems for its own client, and another client's presentation after that
+/// does not revoke its grant.
+pub async fn code_is_bound_to_client_and_redirect_uri<S: Storage>(store: S) {
+    let (engine, _clock) = engine_on_clock(store, EngineConfig::default());
+    register(&engine, code_client("app")).await;
+    register(&engine, code_client("other")).await;
+    for uri in [
+        "https://app.example/elsewhere",
+        "https://app.example/callback/",
+        "https://app.example/callback?next=1",
+        "http://app.example/callback",
+        "https://APP.example/callback",
+    ] {
+        let result = engine
+            .issue_code(
+                ZONE,
+                CodeRequest {
+                    redirect_uri: uri.into(),
+                    ..approval("app", &["read"])
+                },
+            )
+            .await;
+        assert_invalid_input(
+            &result,
+            "redirect_uri",
+            &format!("issuing a code for the unregistered redirect URI {uri}"),
+        );
+    }
+    let unknown = engine.issue_code(ZONE, approval("nobody", &["read"])).await;
+    assert_client_not_found(&unknown, "nobody", "issuing a code for an unknown client");
+
+    let code = issue(&engine, approval("app", &["read"])).await.code;
+    let stolen = redeem_as_approved(&engine, "other", &code).await;
+    assert_invalid_grant(
+        &stolen,
+        InvalidGrantReason::ClientMismatch,
+        "a code redeemed by another client",
+    );
+    for uri in [
+        Some("https://app.example/callback/"),
+        Some("https://app.example/callback?next=1"),
+        Some("https://APP.example/callback"),
+        Some(""),
+        None,
+    ] {
+        let result = redeem(&engine, "app", &code, uri, Some(RFC7636_VERIFIER)).await;
+        assert_invalid_grant(
+            &result,
+            InvalidGrantReason::RedirectUriMismatch,
+            &format!("a code redeemed naming the redirect URI {uri:?}"),
+        );
+    }
+    assert_eq!(
+        stored_code(&engine, &code).await,
+        Some((None, 1)),
+        "a refused redemption consumed the code"
+    );
+    let issued = redeem_as_approved(&engine, "app", &code)
+        .await
+        .unwrap_or_else(|e| panic!("the code, by its own client, after refusals: {e:?}"));
+    assert_eq!(issued.grant.client_id, "app");
+
+    let late = redeem_as_approved(&engine, "other", &code).await;
+    assert_invalid_grant(
+        &late,
+        InvalidGrantReason::ClientMismatch,
+        "a redeemed code presented by another client",
+    );
+    assert_eq!(
+        grant_now(&engine, &issued.grant.id).await.status,
+        ACTIVE,
+        "another client presenting a redeemed code revoked its grant"
+    );
+}
+
+/// PKCE (RFC 7636, RFC 9700 §2.1.1): `S256` is the only challenge method (`plain`,
+/// or no method, is refused at issue); a public client must send a challenge, a
+/// confidential client must where [`EngineConfig::pkce`] says so
+/// ([`PkceRequirement::AllClients`], or [`PkceRequirement::AllClientsIn`] naming
+/// its zone) and may otherwise; a wrong verifier, or a verifier for a code issued
+/// without a challenge, is [`InvalidGrantReason::PkceFailed`]; a missing or
+/// malformed verifier is refused as input; the verifier and challenge of RFC 7636
+/// Appendix B redeem.
+pub async fn pkce_is_s256_only_and_required_for_public_clients<S: Storage>(store: S) {
+    let (engine, clock) = engine_on_clock(store, EngineConfig::default());
+    register(&engine, code_client("app")).await;
+    register(&engine, code_client("service").confidential()).await;
+
+    for client_id in ["app", "service"] {
+        for method in [Some("plain"), None] {
+            let result = engine
+                .issue_code(
+                    ZONE,
+                    CodeRequest {
+                        code_challenge: Some(RFC7636_VERIFIER.into()),
+                        code_challenge_method: method.map(Into::into),
+                        ..approval(client_id, &["read"])
+                    },
+                )
+                .await;
+            assert_invalid_input(
+                &result,
+                "code_challenge_method",
+                &format!("{client_id}: a challenge with method {method:?}"),
+            );
+        }
+    }
+
+    for (pkce, required) in [
+        (PkceRequirement::PublicClients, false),
+        (
+            PkceRequirement::AllClientsIn(vec![OTHER_ZONE.into()]),
+            false,
+        ),
+        (PkceRequirement::AllClients, true),
+        (PkceRequirement::AllClientsIn(vec![ZONE.into()]), true),
+    ] {
+        let config = EngineConfig {
+            pkce: pkce.clone(),
+            ..EngineConfig::default()
+        };
+        let under = engine_beside(&engine, &clock, config);
+        let public = under.issue_code(ZONE, unchallenged("app", &["read"])).await;
+        assert_invalid_input(
+            &public,
+            "code_challenge",
+            &format!("{pkce:?}: a public client without a challenge"),
+        );
+        let confidential = under
+            .issue_code(ZONE, unchallenged("service", &["read"]))
+            .await;
+        if required {
+            assert_invalid_input(
+                &confidential,
+                "code_challenge",
+                &format!("{pkce:?}: a confidential client without a challenge"),
+            );
+        } else {
+            let code = confidential
+                .unwrap_or_else(|e| {
+                    panic!("{pkce:?}: a confidential client without a challenge: {e:?}")
+                })
+                .code;
+            let issued = redeem(&under, "service", &code, Some(REDIRECT_URI), None).await;
+            assert!(
+                issued.is_ok(),
+                "{pkce:?}: a code issued without a challenge, redeemed without a verifier: \
+                 {issued:?}"
+            );
+        }
+        let challenged = issue(&under, approval("service", &["read"])).await.code;
+        let issued = redeem_as_approved(&under, "service", &challenged).await;
+        assert!(
+            issued.is_ok(),
+            "{pkce:?}: a confidential client's challenged code: {issued:?}"
+        );
+    }
+
+    let code = issue(&engine, approval("app", &["read"])).await.code;
+    let wrong = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXl";
+    let result = redeem(&engine, "app", &code, Some(REDIRECT_URI), Some(wrong)).await;
+    assert_invalid_grant(&result, InvalidGrantReason::PkceFailed, "a wrong verifier");
+    let code = issue(&engine, approval("app", &["read"])).await.code;
+    let result = redeem(
+        &engine,
+        "app",
+        &code,
+        Some(REDIRECT_URI),
+        Some(RFC7636_CHALLENGE),
+    )
+    .await;
+    assert_invalid_grant(
+        &result,
+        InvalidGrantReason::PkceFailed,
+        "the challenge presented as its own verifier",
+    );
+    for (verifier, what) in [
+        (None, "no verifier"),
+        (Some("too-short"), "a verifier of 9 characters"),
+    ] {
+        let code = issue(&engine, approval("app", &["read"])).await.code;
+        let result = redeem(&engine, "app", &code, Some(REDIRECT_URI), verifier).await;
+        assert_invalid_input(
+            &result,
+            "code_verifier",
+            &format!("{what} for a challenged code"),
+        );
+    }
+    let code = issue(&engine, approval("service", &["read"])).await.code;
+    let result = redeem(&engine, "service", &code, Some(REDIRECT_URI), None).await;
+    assert_invalid_input(
+        &result,
+        "code_verifier",
+        "no verifier for a confidential client's challenged code",
+    );
+
+    let code = issue(&engine, unchallenged("service", &["read"]))
+        .await
+        .code;
+    let result = redeem(
+        &engine,
+        "service",
+        &code,
+        Some(REDIRECT_URI),
+        Some(RFC7636_VERIFIER),
+    )
+    .await;
+    assert_invalid_grant(
+        &result,
+        InvalidGrantReason::PkceFailed,
+        "a verifier for a code issued without a challenge",
+    );
+
+    let code = issue(&engine, approval("app", &["read"])).await.code;
+    let issued = redeem_as_approved(&engine, "app", &code).await;
+    assert!(
+        issued.is_ok(),
+        "the verifier and challenge of RFC 7636 Appendix B: {issued:?}"
+    );
+}
+
+/// A code expires (RFC 6749 §4.1.2): it redeems a millisecond before its expiry and
+/// is [`InvalidGrantReason::CodeExpired`] at it; a sweep before the expiry removes
+/// nothing, and at it removes every due code, redeemed or not, in batches of its
+/// limit, reporting them in [`SweepReport::codes_removed`], and leaves codes not yet
+/// due; a swept code, a code of another zone and a code never issued are
+/// [`InvalidGrantReason::UnknownCode`].
+pub async fn code_expires_and_is_swept<S: Storage>(store: S) {
+    let (engine, clock) = engine_on_clock(store, EngineConfig::default());
+    register(&engine, code_client("app")).await;
+    let issued_at = engine.now();
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        codes.push(issue(&engine, approval("app", &["read"])).await.code);
+    }
+    clock.advance(Duration::seconds(30));
+    let later = issue(&engine, approval("app", &["read"])).await.code;
+
+    let expiry = issued_at + DEFAULT_CODE_LIFETIME;
+    clock.set(expiry - Duration::milliseconds(1));
+    let early = sweep(&engine, 100).await;
+    assert_eq!(
+        early.codes_removed, 0,
+        "a sweep before the codes' expiry: {early:?}"
+    );
+    let redeemed = redeem_as_approved(&engine, "app", &codes[0]).await;
+    assert!(
+        redeemed.is_ok(),
+        "a code a millisecond before its expiry: {redeemed:?}"
+    );
+
+    clock.set(expiry);
+    let expired = redeem_as_approved(&engine, "app", &codes[1]).await;
+    assert_invalid_grant(
+        &expired,
+        InvalidGrantReason::CodeExpired,
+        "a code at its expiry",
+    );
+    assert_eq!(
+        stored_code(&engine, &codes[1]).await,
+        Some((None, 1)),
+        "an expired code, refused, is left for the sweep"
+    );
+    let first = sweep(&engine, 2).await;
+    assert_eq!(
+        (first.codes_removed, first.more),
+        (2, true),
+        "a sweep limited to 2 of 3 due codes: {first:?}"
+    );
+    let second = sweep(&engine, 2).await;
+    assert_eq!(
+        (second.codes_removed, second.more),
+        (1, false),
+        "the next sweep takes the last due code: {second:?}"
+    );
+    for (n, code) in codes.iter().enumerate() {
+        assert_eq!(
+            stored_code(&engine, code).await,
+            None,
+            "due code {n} (redeemed: {}) is still stored after the sweep",
+            n == 0
+        );
+    }
+    for (n, code) in codes.iter().enumerate().skip(1) {
+        let result = redeem_as_approved(&engine, "app", code).await;
+        assert_invalid_grant(
+            &result,
+            InvalidGrantReason::UnknownCode,
+            &format!("swept code {n}"),
+        );
+    }
+    assert_eq!(
+        stored_code(&engine, &later).await,
+        Some((None, 1)),
+        "the sweep removed a code not yet due"
+    );
+    let elsewhere = engine
+        .redeem_code(
+            OTHER_ZONE,
+            "app",
+            later.expose(),
+            Some(REDIRECT_URI),
+            Some(RFC7636_VERIFIER),
+        )
+        .await;
+    assert_invalid_grant(
+        &elsewhere,
+        InvalidGrantReason::UnknownCode,
+        "a code presented in another zone",
+    );
+    let never = Secret::from_presented("tnr_ac_never-issued");
+    let result = redeem_as_approved(&engine, "app", &never).await;
+    assert_invalid_grant(
+        &result,
+        InvalidGrantReason::UnknownCode,
+        "a code never issued",
+    );
+    let issued = redeem_as_approved(&engine, "app", &later).await;
+    assert!(
+        issued.is_ok(),
+        "a code not yet due, after the sweep: {issued:?}"
+    );
+}
+
+/// Redemption applies the client's policy as it is then, not as it was at issue
+/// (RFC 6749 §4.1.3): a client disabled, or no longer allowed
+/// `authorization_code`, since the code was issued is refused
+/// ([`Error::ClientDisabled`], [`Error::GrantTypeNotAllowed`]) and the code is not
+/// consumed; a client narrowed since gets a grant of the scopes it is still allowed,
+/// and [`Error::InvalidScope`] with the approved scopes when none is left. Issuing a
+/// code to a disabled client is refused too.
+pub async fn code_redemption_applies_the_policy_now<S: Storage>(store: S) {
+    let (engine, _clock) = engine_on_clock(store, EngineConfig::default());
+    register(&engine, code_client("app")).await;
+    let code = issue(&engine, approval("app", &["read", "write"]))
+        .await
+        .code;
+    let narrowed = issue(&engine, approval("app", &["read", "write"]))
+        .await
+        .code;
+    let write_only = issue(&engine, approval("app", &["write"])).await.code;
+
+    update(
+        &engine,
+        "app",
+        ClientUpdate {
+            enabled: Some(false),
+            ..ClientUpdate::default()
+        },
+    )
+    .await;
+    let result = redeem_as_approved(&engine, "app", &code).await;
+    assert!(
+        matches!(&result, Err(Error::ClientDisabled { client_id }) if client_id == "app"),
+        "a code of a client disabled since: expected Error::ClientDisabled, got {result:?}"
+    );
+    let refused = engine.issue_code(ZONE, approval("app", &["read"])).await;
+    assert!(
+        matches!(&refused, Err(Error::ClientDisabled { client_id }) if client_id == "app"),
+        "issuing a code to a disabled client: expected Error::ClientDisabled, got {refused:?}"
+    );
+    update(
+        &engine,
+        "app",
+        ClientUpdate {
+            enabled: Some(true),
+            allowed_grants: Some(vec![GrantType::RefreshToken]),
+            ..ClientUpdate::default()
+        },
+    )
+    .await;
+    let result = redeem_as_approved(&engine, "app", &code).await;
+    assert!(
+        matches!(
+            &result,
+            Err(Error::GrantTypeNotAllowed { client_id, grant_type: GrantType::AuthorizationCode })
+                if client_id == "app"
+        ),
+        "a code of a client no longer allowed authorization_code: expected \
+         Error::GrantTypeNotAllowed, got {result:?}"
+    );
+    assert_eq!(
+        stored_code(&engine, &code).await,
+        Some((None, 1)),
+        "a redemption refused by the client's policy consumed the code"
+    );
+
+    update(
+        &engine,
+        "app",
+        ClientUpdate {
+            allowed_grants: Some(vec![GrantType::AuthorizationCode, GrantType::RefreshToken]),
+            allowed_scopes: Some(vec!["read".into()]),
+            ..ClientUpdate::default()
+        },
+    )
+    .await;
+    let issued = redeem_as_approved(&engine, "app", &narrowed)
+        .await
+        .unwrap_or_else(|e| panic!("a code of a client narrowed since: {e:?}"));
+    assert_eq!(
+        (issued.scopes.as_slice(), issued.grant.scopes.as_slice()),
+        (&["read".to_owned()][..], &["read".to_owned()][..]),
+        "a code of a client narrowed since grants only what it still allows"
+    );
+    let result = redeem_as_approved(&engine, "app", &write_only).await;
+    assert!(
+        matches!(&result, Err(Error::InvalidScope { scopes }) if scopes == &["write"]),
+        "a code of scopes the client no longer allows: expected Error::InvalidScope, got \
+         {result:?}"
+    );
+    assert_eq!(
+        stored_code(&engine, &write_only).await,
+        Some((None, 1)),
+        "a redemption refused for its scopes consumed the code"
+    );
+    let issued = redeem_as_approved(&engine, "app", &code).await;
+    assert!(
+        issued.is_ok(),
+        "the code refused while the client was disabled, once it is allowed again: {issued:?}"
+    );
+}
+
+/// A code lives [`DEFAULT_CODE_LIFETIME`] (60 s) unless configured otherwise, and
+/// never longer than [`MAX_CODE_LIFETIME`] (10 minutes, RFC 6749 §4.1.2): a longer
+/// setting is held to it, in `expires_in` and in the stored expiry alike.
+pub async fn code_lifetime_is_at_most_ten_minutes<S: Storage>(store: S) {
+    let (engine, clock) = engine_on_clock(store, EngineConfig::default());
+    register(&engine, code_client("app")).await;
+    assert_eq!(DEFAULT_CODE_LIFETIME, Duration::seconds(60));
+    assert_eq!(MAX_CODE_LIFETIME, Duration::minutes(10));
+    for (configured, lifetime) in [
+        (None, Duration::seconds(60)),
+        (Some(Duration::minutes(5)), Duration::minutes(5)),
+        (Some(Duration::minutes(20)), Duration::minutes(10)),
+    ] {
+        let config = EngineConfig {
+            code_lifetime: configured.unwrap_or(EngineConfig::default().code_lifetime),
+            ..EngineConfig::default()
+        };
+        let under = engine_beside(&engine, &clock, config);
+        let issued_at = engine.now();
+        let issued = issue(&under, approval("app", &["read"])).await;
+        assert_eq!(
+            issued.expires_in,
+            lifetime.num_seconds(),
+            "expires_in of a code, lifetime configured {configured:?}"
+        );
+        let stored = code_by_digest(&**engine.storage(), ZONE, issued.code.expose())
+            .await
+            .expect("an issued code is stored");
+        assert_eq!(
+            (stored.record.created_at, stored.record.expires_at),
+            (issued_at, issued_at + lifetime),
+            "the stored life of a code, lifetime configured {configured:?}"
+        );
+        clock.advance(lifetime);
+        let result = redeem_as_approved(&under, "app", &issued.code).await;
+        assert_invalid_grant(
+            &result,
+            InvalidGrantReason::CodeExpired,
+            &format!("a code at the end of its life, lifetime configured {configured:?}"),
+        );
+    }
+}
+
+// ----- client credentials -----
+
+/// A confidential client `id` allowed `read` and `write` through
+/// `client_credentials` and `refresh_token` (offline, so only the grant type keeps
+/// refresh tokens from it), with ten-minute access tokens.
+fn machine_client(id: &str) -> ClientRegistration {
+    ClientRegistration::new(format!("Machine {id}"))
+        .id(id)
+        .confidential()
+        .scopes(["read", "write"])
+        .grants([GrantType::ClientCredentials, GrantType::RefreshToken])
+        .lifetimes(600, 30 * 24 * 3_600)
+}
+
+async fn client_token(
+    engine: &Engine,
+    client_id: &str,
+    scopes: Option<&[&str]>,
+    resource: Option<&str>,
+) -> Result<Issued, Error> {
+    let request = ClientCredentialsRequest {
+        scopes: scopes.map(|s| s.iter().map(|&s| s.to_owned()).collect()),
+        resource: resource.map(Into::into),
+    };
+    engine.client_credentials(ZONE, client_id, request).await
+}
+
+async fn issued_client_token(
+    engine: &Engine,
+    client_id: &str,
+    scopes: Option<&[&str]>,
+    resource: Option<&str>,
+) -> Issued {
+    client_token(engine, client_id, scopes, resource)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("client_credentials({client_id}, {scopes:?}, {resource:?}): {e:?}")
+        })
+}
+
+fn assert_grant_type_not_allowed<T: Debug>(
+    result: &Result<T, Error>,
+    id: &str,
+    grant: GrantType,
+    what: &str,
+) {
+    assert!(
+        matches!(
+            result,
+            Err(Error::GrantTypeNotAllowed { client_id, grant_type }) if client_id == id && *grant_type == grant
+        ),
+        "{what}: expected Error::GrantTypeNotAllowed of {grant:?}, got {result:?}"
+    );
+}
+
+/// Client credentials (RFC 6749 §4.4): a confidential client allowed the grant type
+/// gets an access token for itself and no refresh token (§4.4.3), under one
+/// standing grant per resource (provider [`STANDING_PROVIDER`], user the client,
+/// created once, by the client), reused by every request while active, so the store
+/// holds one grant per resource however many tokens are asked for; `resource` sets
+/// the audience (the client itself when absent); scopes narrower than allowed are
+/// honoured, wider are [`Error::InvalidScope`]; a public client, or a client not
+/// allowed the grant type, is [`Error::GrantTypeNotAllowed`]; no user's grant may
+/// take the standing grants' provider.
+pub async fn client_credentials_reuse_one_standing_grant<S: Storage>(store: S) {
+    const REQUESTS: usize = 10;
+    let (engine, clock) = engine_on_clock(store, EngineConfig::default());
+    register(&engine, machine_client("service")).await;
+
+    let first = issued_client_token(&engine, "service", None, None).await;
+    let standing = first.grant.clone();
+    assert_eq!(
+        (
+            standing.client_id.as_str(),
+            standing.user_id.as_str(),
+            standing.resource_id.as_str(),
+            standing.provider_id.as_str(),
+            standing.status,
+            standing.refresh_token_set,
+        ),
+        (
+            "service",
+            "service",
+            "service",
+            STANDING_PROVIDER,
+            ACTIVE,
+            false
+        ),
+        "a client's standing grant: {standing:?}"
+    );
+    assert!(
+        first.refresh_token.is_none(),
+        "client credentials issued a refresh token"
+    );
+    assert_eq!(first.scopes, ["read", "write"]);
+    assert_eq!(first.expires_in(), 600);
+    let token = introspect_active(&engine, &first.access_token, "a client's own token").await;
+    assert_eq!(
+        (
+            token.kind,
+            token.client_id.as_str(),
+            token.user_id.as_str(),
+            token.resource_id.as_str(),
+            token.scopes.as_slice(),
+        ),
+        (
+            TokenKind::Access,
+            "service",
+            "service",
+            "service",
+            &["read".to_owned(), "write".to_owned()][..]
+        ),
+        "a client's own token, without a resource"
+    );
+    assert_eq!(
+        history_now(&engine, &standing.id)
+            .await
+            .iter()
+            .map(|t| (t.reason, t.actor.clone()))
+            .collect::<Vec<_>>(),
+        [(
+            TransitionReason::Created,
+            Actor::Client {
+                id: "service".into()
+            }
+        )],
+        "the standing grant is created by the client"
+    );
+
+    clock.advance(Duration::seconds(1));
+    let second = issued_client_token(&engine, "service", None, None).await;
+    assert_eq!(
+        second.grant.id, standing.id,
+        "a second request makes another grant"
+    );
+    assert_ne!(
+        second.access_token.digest(),
+        first.access_token.digest(),
+        "a second request returns the first token"
+    );
+    assert!(
+        introspects_active(&engine, &first.access_token).await
+            && introspects_active(&engine, &second.access_token).await,
+        "the tokens of two requests are both live"
+    );
+
+    let narrow = issued_client_token(&engine, "service", Some(&["read"]), Some("api-1")).await;
+    let api = narrow.grant.clone();
+    assert_ne!(
+        api.id, standing.id,
+        "a second resource shares the first one's grant"
+    );
+    assert_eq!(narrow.scopes, ["read"], "narrower scopes are honoured");
+    let token = introspect_active(&engine, &narrow.access_token, "a token for api-1").await;
+    assert_eq!(
+        (token.resource_id.as_str(), token.scopes.as_slice()),
+        ("api-1", &["read".to_owned()][..]),
+        "the resource is the token's audience"
+    );
+    for _ in 0..REQUESTS {
+        clock.advance(Duration::seconds(1));
+        let again = issued_client_token(&engine, "service", None, Some("api-1")).await;
+        assert_eq!(again.grant.id, api.id, "a repeated request makes a grant");
+    }
+    let s = &**engine.storage();
+    for (resource, tokens) in [("service", 2), ("api-1", REQUESTS + 1)] {
+        assert_eq!(
+            count(
+                s,
+                ZONE,
+                &filter(None, Some(resource), Some("service"), None),
+                now()
+            )
+            .await,
+            1,
+            "grants of the client on {resource}"
+        );
+        let held = tokens_of(
+            s,
+            ZONE,
+            if resource == "api-1" {
+                &api.id
+            } else {
+                &standing.id
+            },
+        )
+        .await;
+        assert!(
+            held.len() == tokens && held.iter().all(|t| t.record.kind == TokenKind::Access),
+            "the standing grant on {resource} holds other than its {tokens} access tokens: {held:?}"
+        );
+    }
+
+    let wider = client_token(&engine, "service", Some(&["read", "admin"]), None).await;
+    assert!(
+        matches!(&wider, Err(Error::InvalidScope { scopes }) if scopes == &["admin"]),
+        "scopes wider than allowed: expected Error::InvalidScope, got {wider:?}"
+    );
+    let unknown = client_token(&engine, "nobody", None, None).await;
+    assert_client_not_found(
+        &unknown,
+        "nobody",
+        "client credentials of an unknown client",
+    );
+
+    register(
+        &engine,
+        code_client("app").grants([GrantType::ClientCredentials, GrantType::AuthorizationCode]),
+    )
+    .await;
+    let public = client_token(&engine, "app", None, None).await;
+    assert_grant_type_not_allowed(
+        &public,
+        "app",
+        GrantType::ClientCredentials,
+        "client credentials of a public client",
+    );
+    register(&engine, code_client("web").confidential()).await;
+    let web = client_token(&engine, "web", None, None).await;
+    assert_grant_type_not_allowed(
+        &web,
+        "web",
+        GrantType::ClientCredentials,
+        "client credentials of a client not allowed them",
+    );
+    let posing = engine
+        .issue_code(
+            ZONE,
+            CodeRequest {
+                provider_id: STANDING_PROVIDER.into(),
+                ..approval("app", &["read"])
+            },
+        )
+        .await;
+    assert_invalid_input(
+        &posing,
+        "provider_id",
+        "a code for a grant posing as a standing grant",
+    );
+    let posing = engine
+        .authorize(
+            ZONE,
+            AuthorizeRequest {
+                provider_id: STANDING_PROVIDER.into(),
+                ..AuthorizeRequest::new("app", "service", "service", ["read"])
+            },
+        )
+        .await;
+    assert_invalid_input(
+        &posing,
+        "provider_id",
+        "a user's grant posing as a standing grant",
+    );
+    assert_eq!(
+        count(s, ZONE, &filter(None, None, None, None), now()).await,
+        2,
+        "refused requests made grants"
+    );
+}
+
+/// A client that may no longer use client credentials, disabled or with the grant
+/// type taken away, loses its standing grants in the same change: each is revoked,
+/// its history ending in [`TransitionReason::ClientDisabled`], and its tokens
+/// introspect inactive; requests are refused meanwhile. An unrelated change revokes
+/// nothing. Enabled again, the client's next request works under a new grant.
+pub async fn client_credentials_tokens_stop_when_the_client_is_disabled<S: Storage>(store: S) {
+    let (engine, clock) = engine_on_clock(store, EngineConfig::default());
+    register(&engine, machine_client("service")).await;
+    let own = issued_client_token(&engine, "service", None, None).await;
+    let api = issued_client_token(&engine, "service", None, Some("api-1")).await;
+
+    clock.advance(Duration::seconds(1));
+    update(
+        &engine,
+        "service",
+        ClientUpdate {
+            name: Some("Renamed".into()),
+            ..ClientUpdate::default()
+        },
+    )
+    .await;
+    assert!(
+        introspects_active(&engine, &own.access_token).await
+            && introspects_active(&engine, &api.access_token).await,
+        "renaming a client stopped its tokens"
+    );
+
+    clock.advance(Duration::seconds(1));
+    let disabled_at = engine.now();
+    update(
+        &engine,
+        "service",
+        ClientUpdate {
+            enabled: Some(false),
+            ..ClientUpdate::default()
+        },
+    )
+    .await;
+    for issued in [&own, &api] {
+        let id = &issued.grant.id;
+        assert_eq!(
+            grant_now(&engine, id).await.status,
+            REVOKED,
+            "{id}: disabling the client left its standing grant active"
+        );
+        assert_revoked_for(
+            &history_now(&engine, id).await,
+            TransitionReason::ClientDisabled,
+            disabled_at,
+            id,
+        );
+        assert!(
+            !introspects_active(&engine, &issued.access_token).await,
+            "{id}: a disabled client's own token still introspects active"
+        );
+    }
+    let refused = client_token(&engine, "service", None, None).await;
+    assert!(
+        matches!(&refused, Err(Error::ClientDisabled { client_id }) if client_id == "service"),
+        "client credentials of a disabled client: expected Error::ClientDisabled, got \
+         {refused:?}"
+    );
+
+    clock.advance(Duration::seconds(1));
+    update(
+        &engine,
+        "service",
+        ClientUpdate {
+            enabled: Some(true),
+            ..ClientUpdate::default()
+        },
+    )
+    .await;
+    let renewed = issued_client_token(&engine, "service", None, None).await;
+    assert_ne!(
+        renewed.grant.id, own.grant.id,
+        "a client enabled again reuses its revoked grant"
+    );
+    assert!(introspects_active(&engine, &renewed.access_token).await);
+    assert!(
+        !introspects_active(&engine, &own.access_token).await,
+        "enabling the client again revived a token revoked with its grant"
+    );
+
+    clock.advance(Duration::seconds(1));
+    let withdrawn_at = engine.now();
+    update(
+        &engine,
+        "service",
+        ClientUpdate {
+            allowed_grants: Some(vec![GrantType::RefreshToken]),
+            ..ClientUpdate::default()
+        },
+    )
+    .await;
+    let id = &renewed.grant.id;
+    assert_revoked_for(
+        &history_now(&engine, id).await,
+        TransitionReason::ClientDisabled,
+        withdrawn_at,
+        "a standing grant of a client no longer allowed client credentials",
+    );
+    assert!(
+        !introspects_active(&engine, &renewed.access_token).await,
+        "the token of a client no longer allowed client credentials still introspects active"
+    );
+    let refused = client_token(&engine, "service", None, None).await;
+    assert_grant_type_not_allowed(
+        &refused,
+        "service",
+        GrantType::ClientCredentials,
+        "client credentials of a client no longer allowed them",
+    );
+}
+
+/// Disabling a client revokes every one of its standing grants, however many
+/// resources it holds tokens for: more than one page of them.
+pub async fn disabling_a_client_revokes_every_standing_grant<S: Storage>(store: S) {
+    let resources = tenure::validate::MAX_PAGE_LIMIT + 1;
+    let (engine, clock) = engine_on_clock(store, EngineConfig::default());
+    register(&engine, machine_client("service")).await;
+    let mut tokens = Vec::new();
+    for n in 0..resources {
+        clock.advance(Duration::milliseconds(1));
+        let resource = format!("api-{n:03}");
+        tokens.push(issued_client_token(&engine, "service", None, Some(&resource)).await);
+    }
+    update(
+        &engine,
+        "service",
+        ClientUpdate {
+            enabled: Some(false),
+            ..ClientUpdate::default()
+        },
+    )
+    .await;
+    let still = filter(None, None, Some("service"), Some(ACTIVE));
+    assert_eq!(
+        count(&**engine.storage(), ZONE, &still, engine.now()).await,
+        0,
+        "standing grants of a disabled client with {resources} resources are still active"
+    );
+    for (n, issued) in tokens.iter().enumerate() {
+        assert!(
+            !introspects_active(&engine, &issued.access_token).await,
+            "the token for api-{n:03} of a disabled client still introspects active"
+        );
+    }
+}
+
+/// A client's own tokens are pruned by the sweep at their expiry, leaving the
+/// standing grant, which the next request reuses; a standing grant lives
+/// [`STANDING_GRANT_LIFETIME`], caps its tokens' expiry at its own, and the first
+/// request after it has expired starts a new one.
+pub async fn client_credentials_tokens_are_swept_at_expiry<S: Storage>(store: S) {
+    let (engine, clock) = engine_on_clock(store, EngineConfig::default());
+    register(&engine, machine_client("service")).await;
+    let s = &**engine.storage();
+    let started = engine.now();
+    let first = issued_client_token(&engine, "service", None, None).await;
+    let standing = first.grant.clone();
+    assert_eq!(standing.expires_at, started + STANDING_GRANT_LIFETIME);
+    clock.advance(Duration::seconds(100));
+    let second = issued_client_token(&engine, "service", None, None).await;
+
+    clock.set(first.access_expires_at);
+    let report = sweep(&engine, 100).await;
+    assert_eq!(
+        (report.tokens_removed, report.expired),
+        (1, 0),
+        "a sweep at the first token's expiry: {report:?}"
+    );
+    assert_eq!(
+        tokens_of(s, ZONE, &standing.id)
+            .await
+            .iter()
+            .map(|t| t.record.digest)
+            .collect::<Vec<_>>(),
+        [second.access_token.digest()],
+        "the standing grant keeps its live token alone"
+    );
+    assert!(
+        !introspects_active(&engine, &first.access_token).await
+            && introspects_active(&engine, &second.access_token).await
+    );
+    clock.set(second.access_expires_at);
+    let report = sweep(&engine, 100).await;
+    assert_eq!(report.tokens_removed, 1, "{report:?}");
+    assert_eq!(tokens_of(s, ZONE, &standing.id).await, Vec::new());
+    assert_eq!(
+        grant_now(&engine, &standing.id).await.status,
+        ACTIVE,
+        "the sweep of its tokens touched the standing grant"
+    );
+    let third = issued_client_token(&engine, "service", None, None).await;
+    assert_eq!(
+        third.grant.id, standing.id,
+        "a request after the sweep starts a new grant"
+    );
+
+    clock.set(standing.expires_at - Duration::seconds(100));
+    let last = issued_client_token(&engine, "service", None, None).await;
+    assert_eq!(last.grant.id, standing.id);
+    assert_eq!(
+        last.access_expires_at, standing.expires_at,
+        "a token outliving its standing grant"
+    );
+    clock.set(standing.expires_at);
+    let next = issued_client_token(&engine, "service", None, None).await;
+    assert_ne!(
+        next.grant.id, standing.id,
+        "a request after the standing grant's expiry reuses it"
+    );
+    assert_eq!(grant_now(&engine, &standing.id).await.status, EXPIRED);
+    let report = sweep(&engine, 100).await;
+    assert_eq!(
+        (report.expired, report.tokens_removed),
+        (1, 2),
+        "a sweep at the standing grant's expiry: {report:?}"
+    );
+    assert_eq!(tokens_of(s, ZONE, &standing.id).await, Vec::new());
+    assert!(introspects_active(&engine, &next.access_token).await);
+}
+
+// ----- client authentication -----
+
+async fn authenticate(engine: &Engine, credentials: &ClientCredentials) -> Result<Client, Error> {
+    engine.authenticate_client(ZONE, credentials).await
+}
+
+fn assert_authenticated(result: &Result<Client, Error>, id: &str, what: &str) {
+    assert!(
+        matches!(result, Ok(client) if client.id == id),
+        "{what}: expected client {id}, got {result:?}"
+    );
+}
+
+fn assert_invalid_client<T: Debug>(
+    result: &Result<T, Error>,
+    method: ClientAuthMethod,
+    what: &str,
+) {
+    assert!(
+        matches!(result, Err(Error::InvalidClient { method: m }) if *m == method),
+        "{what}: expected Error::InvalidClient by {method:?}, got {result:?}"
+    );
+}
+
+/// A secret presented `method`'s way, or none.
+fn presented(id: &str, secret: Option<&str>, method: ClientAuthMethod) -> ClientCredentials {
+    ClientCredentials {
+        client_id: id.into(),
+        secret: secret.map(Secret::from_presented),
+        method,
+    }
+}
+
+/// Client authentication (RFC 6749 §2.3): a confidential client by its secret, by
+/// HTTP Basic or in the form; a public client by its id alone. A wrong or missing
+/// secret, an unknown or malformed client id, a client of another zone, another
+/// client's secret, a public client presenting a secret and a confidential client
+/// presenting none are all [`Error::InvalidClient`] carrying the method used. A
+/// disabled client authenticates (what it may do is decided later).
+pub async fn client_authentication_methods<S: Storage>(store: S) {
+    const BASIC: ClientAuthMethod = ClientAuthMethod::ClientSecretBasic;
+    const POST: ClientAuthMethod = ClientAuthMethod::ClientSecretPost;
+    const NONE: ClientAuthMethod = ClientAuthMethod::None;
+    let (engine, _clock) = engine_on_clock(store, EngineConfig::default());
+    let registered = register(&engine, machine_client("service")).await;
+    let secret = registered
+        .secret
+        .expect("a confidential client gets a secret");
+    let secret = secret.expose();
+    let other = register(&engine, machine_client("service-2")).await;
+    let other = other.secret.expect("a confidential client gets a secret");
+    register(&engine, code_client("app")).await;
+
+    let basic = authenticate(&engine, &ClientCredentials::basic("service", secret)).await;
+    assert_authenticated(&basic, "service", "client_secret_basic with the secret");
+    let post = authenticate(&engine, &ClientCredentials::post("service", secret)).await;
+    assert_authenticated(&post, "service", "client_secret_post with the secret");
+    let public = authenticate(&engine, &ClientCredentials::public("app")).await;
+    assert_authenticated(&public, "app", "a public client by its id");
+
+    let wrong = format!("{secret}x");
+    let cases: Vec<(ClientCredentials, &str)> = vec![
+        (presented("service", Some(&wrong), BASIC), "a wrong secret"),
+        (presented("service", Some(&wrong), POST), "a wrong secret"),
+        (presented("service", Some(""), POST), "an empty secret"),
+        (presented("service", None, BASIC), "no secret"),
+        (presented("service", None, POST), "no secret"),
+        (
+            presented("service", Some(other.expose()), BASIC),
+            "another client's secret",
+        ),
+        (
+            presented("service", None, NONE),
+            "a confidential client by its id alone",
+        ),
+        (
+            presented("service", Some(secret), NONE),
+            "a secret sent with method none",
+        ),
+        (
+            presented("nobody", Some(secret), BASIC),
+            "an unknown client",
+        ),
+        (presented("nobody", None, NONE), "an unknown client"),
+        (presented("", Some(secret), POST), "an empty client id"),
+        (
+            presented("app", Some(secret), BASIC),
+            "a public client presenting a secret",
+        ),
+        (
+            presented("app", Some(secret), POST),
+            "a public client presenting a secret",
+        ),
+        (
+            presented("app", None, BASIC),
+            "a public client by Basic without a secret",
+        ),
+    ];
+    for (credentials, what) in &cases {
+        let result = authenticate(&engine, credentials).await;
+        assert_invalid_client(
+            &result,
+            credentials.method,
+            &format!("{what}: {credentials:?}"),
+        );
+    }
+    let foreign = engine
+        .authenticate_client(OTHER_ZONE, &ClientCredentials::basic("service", secret))
+        .await;
+    assert_invalid_client(&foreign, BASIC, "a client of another zone");
+
+    update(
+        &engine,
+        "service",
+        ClientUpdate {
+            enabled: Some(false),
+            ..ClientUpdate::default()
+        },
+    )
+    .await;
+    let disabled = authenticate(&engine, &ClientCredentials::basic("service", secret)).await;
+    assert_authenticated(&disabled, "service", "a disabled client");
+}
+
+/// Secret rotation: the replaced secret keeps working beside the new one until the
+/// deadline given (stored as the client's [`RetiringSecret`]) and stops at it; a
+/// second rotation stops the secret the first replaced at once; a deadline already
+/// past stops the replaced secret at once; a deadline beyond
+/// [`MAX_SECRET_OVERLAP`] (90 days) and a public client are refused as input and
+/// change nothing.
+pub async fn client_secret_rotation_keeps_the_old_secret_until_its_deadline<S: Storage>(store: S) {
+    let (engine, clock) = engine_on_clock(store, EngineConfig::default());
+    let registered = register(&engine, machine_client("service")).await;
+    let first = registered
+        .secret
+        .expect("a confidential client gets a secret");
+    let works = |secret: &Secret| {
+        let engine = &engine;
+        let basic = ClientCredentials::basic("service", secret.expose());
+        let post = ClientCredentials::post("service", secret.expose());
+        async move {
+            let by_basic = authenticate(engine, &basic).await.is_ok();
+            let by_post = authenticate(engine, &post).await.is_ok();
+            assert_eq!(by_basic, by_post, "Basic and post disagree on a secret");
+            by_basic
+        }
+    };
+    let rotate = |deadline: Timestamp| {
+        let engine = &engine;
+        async move {
+            engine
+                .rotate_client_secret(ZONE, "service", deadline)
+                .await
+                .unwrap_or_else(|e| panic!("rotate_client_secret(until {deadline}): {e:?}"))
+        }
+    };
+
+    let deadline = engine.now() + Duration::hours(1);
+    let rotated = rotate(deadline).await;
+    let second = rotated.secret.expect("a rotation returns the new secret");
+    assert_ne!(second.digest(), first.digest());
+    let retiring = Some(RetiringSecret {
+        digest: first.digest(),
+        valid_until: deadline,
+    });
+    assert_eq!(rotated.client.previous_secret, retiring);
+    assert_eq!(
+        get_client(&**engine.storage(), ZONE, "service")
+            .await
+            .map(|c| (c.record.secret_digest, c.record.previous_secret)),
+        Some((Some(second.digest()), retiring)),
+        "the stored client after a rotation"
+    );
+    assert!(
+        works(&first).await && works(&second).await,
+        "after a rotation, the old and the new secret"
+    );
+    clock.set(deadline - Duration::milliseconds(1));
+    assert!(
+        works(&first).await,
+        "the old secret a millisecond before its deadline"
+    );
+    clock.set(deadline);
+    assert!(!works(&first).await, "the old secret at its deadline");
+    assert!(
+        works(&second).await,
+        "the new secret after the old one's deadline"
+    );
+
+    let third = rotate(engine.now() + Duration::hours(1))
+        .await
+        .secret
+        .expect("a rotation returns the new secret");
+    assert!(works(&second).await && works(&third).await);
+    let fourth = rotate(engine.now() + Duration::hours(1))
+        .await
+        .secret
+        .expect("a rotation returns the new secret");
+    assert!(
+        !works(&second).await,
+        "a second rotation left the secret the first replaced working"
+    );
+    assert!(works(&third).await && works(&fourth).await);
+
+    let fifth = rotate(engine.now() - Duration::seconds(1))
+        .await
+        .secret
+        .expect("a rotation returns the new secret");
+    assert!(
+        !works(&fourth).await && works(&fifth).await,
+        "a rotation with a deadline already past stops the old secret at once"
+    );
+
+    let before = get_client(&**engine.storage(), ZONE, "service").await;
+    let at_limit = engine.now() + MAX_SECRET_OVERLAP;
+    let too_far = engine
+        .rotate_client_secret(ZONE, "service", at_limit + Duration::milliseconds(1))
+        .await;
+    assert_invalid_input(
+        &too_far,
+        "previous_secret_valid_until",
+        "a deadline past 90 days",
+    );
+    assert_eq!(
+        get_client(&**engine.storage(), ZONE, "service").await,
+        before,
+        "a refused rotation changed the client"
+    );
+    assert!(works(&fifth).await);
+    let longest = rotate(at_limit).await;
+    assert_eq!(
+        longest
+            .client
+            .previous_secret
+            .map(|p| (p.digest, p.valid_until)),
+        Some((fifth.digest(), at_limit)),
+        "a deadline exactly 90 days ahead"
+    );
+
+    register(&engine, code_client("app")).await;
+    let public = engine
+        .rotate_client_secret(ZONE, "app", engine.now() + Duration::hours(1))
+        .await;
+    assert_invalid_input(&public, "client_type", "rotating a public client's secret");
+    let unknown = engine
+        .rotate_client_secret(ZONE, "nobody", engine.now() + Duration::hours(1))
+        .await;
+    assert_client_not_found(&unknown, "nobody", "rotating an unknown client's secret");
 }
