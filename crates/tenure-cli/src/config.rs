@@ -11,6 +11,8 @@
 //! | shutdown deadline, seconds | `[http] shutdown_timeout_seconds` | `TENURE_SHUTDOWN_TIMEOUT` | `--shutdown-timeout` | 30 |
 //! | largest request body, bytes (then 413) | `[http] body_limit_bytes` | `TENURE_BODY_LIMIT` | `--body-limit` | 1048576 |
 //! | device verification URI (RFC 8628) | `[http] device_verification_uri` | `TENURE_DEVICE_VERIFICATION_URI` | `--device-verification-uri` | `https://localhost/device` |
+//! | public base URL, for issuers and discovery (RFC 8414) | `[http] public_url` | `TENURE_PUBLIC_URL` | `--public-url` | `http://` and the request's `Host` |
+//! | the host's authorization endpoint, `{zone_id}` replaced | `[http] authorization_endpoint` | `TENURE_AUTHORIZATION_ENDPOINT` | `--authorization-endpoint` | none |
 //! | administrator token (secret) | `[http] admin_token` | `TENURE_ADMIN_TOKEN` | — | generated, printed once |
 //! | Prometheus listen address | `[metrics] addr` | `TENURE_METRICS_ADDR` | `--metrics-addr` | none: no exporter |
 //! | log format, `text` or `json` | `[log] format` | `TENURE_LOG_FORMAT` | `--log-format` | `text` |
@@ -30,6 +32,8 @@
 //! | batches per sweep run | `[sweep] max_batches` | `TENURE_SWEEP_MAX_BATCHES` | `--sweep-max-batches` | 100 |
 //! | refresh-token reuse grace, seconds | `[engine] reuse_grace_seconds` | `TENURE_REUSE_GRACE` | `--reuse-grace` | 0 |
 //! | device code lifetime, seconds | `[engine] device_code_lifetime_seconds` | `TENURE_DEVICE_CODE_LIFETIME` | `--device-code-lifetime` | 600 |
+//! | authorization code lifetime, seconds (1 to 600) | `[engine] code_lifetime_seconds` | `TENURE_CODE_LIFETIME` | `--code-lifetime` | 60 |
+//! | PKCE required of every client, not only public ones | `[engine] pkce_all_clients` | `TENURE_PKCE_ALL_CLIENTS` | `--pkce-all-clients` | false |
 //! | access-token lifetime of clients registered without one, seconds | `[clients] access_token_ttl_seconds` | `TENURE_ACCESS_TOKEN_TTL` | `--access-token-ttl` | 3600 |
 //! | refresh-token lifetime of clients registered without one, seconds | `[clients] refresh_token_ttl_seconds` | `TENURE_REFRESH_TOKEN_TTL` | `--refresh-token-ttl` | 2592000 |
 //!
@@ -165,6 +169,26 @@ pub struct ServeArgs {
         help_heading = "HTTP"
     )]
     pub device_verification_uri: Option<String>,
+    /// The server's public base URL, such as https://auth.example.com: each zone's
+    /// issuer is {URL}/zones/{zone_id} (file: http.public_url) [default: http://
+    /// and each request's Host].
+    #[arg(
+        long,
+        env = "TENURE_PUBLIC_URL",
+        value_name = "URL",
+        help_heading = "HTTP"
+    )]
+    pub public_url: Option<String>,
+    /// The host's authorization endpoint, where users sign in and consent, named
+    /// in discovery documents; {zone_id} is replaced by the zone (file:
+    /// http.authorization_endpoint) [default: none].
+    #[arg(
+        long,
+        env = "TENURE_AUTHORIZATION_ENDPOINT",
+        value_name = "URL",
+        help_heading = "HTTP"
+    )]
+    pub authorization_endpoint: Option<String>,
     /// The administrator token, from the environment or the file (file:
     /// http.admin_token) only; refused on the command line.
     #[arg(
@@ -296,6 +320,26 @@ pub struct ServeArgs {
         help_heading = "Engine"
     )]
     pub device_code_lifetime: Option<u64>,
+    /// Seconds an authorization code lives, 1 to 600 (file:
+    /// engine.code_lifetime_seconds) [default: 60].
+    #[arg(
+        long,
+        env = "TENURE_CODE_LIFETIME",
+        value_name = "SECONDS",
+        help_heading = "Engine"
+    )]
+    pub code_lifetime: Option<u64>,
+    /// Require PKCE of every client, confidential ones too; by default only public
+    /// clients must use it (file: engine.pkce_all_clients) [default: false].
+    #[arg(
+        long,
+        env = "TENURE_PKCE_ALL_CLIENTS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        help_heading = "Engine"
+    )]
+    pub pkce_all_clients: Option<bool>,
 
     /// The access-token lifetime a client registered over HTTP without one gets, in
     /// seconds (file: clients.access_token_ttl_seconds) [default: 3600]. Each client
@@ -419,6 +463,8 @@ struct HttpSection {
     shutdown_timeout_seconds: Option<u64>,
     body_limit_bytes: Option<usize>,
     device_verification_uri: Option<String>,
+    public_url: Option<String>,
+    authorization_endpoint: Option<String>,
     admin_token: Option<Sensitive>,
 }
 
@@ -475,6 +521,8 @@ struct ClientsSection {
 struct EngineSection {
     reuse_grace_seconds: Option<u64>,
     device_code_lifetime_seconds: Option<u64>,
+    code_lifetime_seconds: Option<u64>,
+    pkce_all_clients: Option<bool>,
 }
 
 /// The background sweeper's settings.
@@ -505,6 +553,10 @@ pub struct Settings {
     pub cursor_key: Option<tenure::CursorKey>,
     /// RFC 8628 `verification_uri`.
     pub device_verification_uri: String,
+    /// The public base URL, if set.
+    pub public_url: Option<String>,
+    /// The host's authorization endpoint, if set.
+    pub authorization_endpoint: Option<String>,
     /// How long a request may take.
     pub request_timeout: Duration,
     /// How long in-flight requests get after a stop signal.
@@ -517,6 +569,10 @@ pub struct Settings {
     pub reuse_grace: Duration,
     /// How long device codes live.
     pub device_code_lifetime: Duration,
+    /// How long authorization codes live.
+    pub code_lifetime: Duration,
+    /// Whether every client must use PKCE.
+    pub pkce_all_clients: bool,
     /// The access-token lifetime of clients registered without one, in seconds.
     pub access_token_ttl_seconds: u32,
     /// The refresh-token lifetime of clients registered without one, in seconds.
@@ -572,7 +628,24 @@ impl Settings {
             .device_verification_uri
             .or(http.device_verification_uri)
             .unwrap_or(default_http.verification_uri);
-        check_uri(&device_verification_uri)?;
+        check_uri(
+            &device_verification_uri,
+            "the device verification URI (--device-verification-uri, TENURE_DEVICE_VERIFICATION_URI, [http] device_verification_uri)",
+        )?;
+        let public_url = args.public_url.or(http.public_url);
+        if let Some(url) = &public_url {
+            check_uri(
+                url,
+                "the public URL (--public-url, TENURE_PUBLIC_URL, [http] public_url)",
+            )?;
+        }
+        let authorization_endpoint = args.authorization_endpoint.or(http.authorization_endpoint);
+        if let Some(url) = &authorization_endpoint {
+            check_uri(
+                url,
+                "the authorization endpoint (--authorization-endpoint, TENURE_AUTHORIZATION_ENDPOINT, [http] authorization_endpoint)",
+            )?;
+        }
 
         let interval = args
             .sweep_interval
@@ -635,6 +708,22 @@ impl Settings {
                 .unwrap_or(Duration::from_secs(600)),
         };
 
+        let code_lifetime = args
+            .code_lifetime
+            .or(file.engine.code_lifetime_seconds)
+            .unwrap_or(60);
+        if !(1..=600).contains(&code_lifetime) {
+            return Err(CliError::Usage(
+                "the authorization code lifetime (--code-lifetime, TENURE_CODE_LIFETIME, [engine] code_lifetime_seconds) must be 1 to 600 seconds"
+                    .to_owned(),
+            ));
+        }
+        let code_lifetime = Duration::from_secs(code_lifetime);
+        let pkce_all_clients = args
+            .pkce_all_clients
+            .or(file.engine.pkce_all_clients)
+            .unwrap_or(false);
+
         let store = store_location(store, data_given, file.store.location()?)?.with_pool(pool);
 
         let cursor_key = args
@@ -658,12 +747,16 @@ impl Settings {
             store,
             cursor_key,
             device_verification_uri,
+            public_url,
+            authorization_endpoint,
             request_timeout,
             shutdown_timeout,
             body_limit,
             sweep,
             reuse_grace,
             device_code_lifetime,
+            code_lifetime,
+            pkce_all_clients,
             access_token_ttl_seconds,
             refresh_token_ttl_seconds,
         })
@@ -810,15 +903,14 @@ fn positive_seconds(value: Option<u64>, default: u64, what: &str) -> Result<Dura
     }
 }
 
-fn check_uri(uri: &str) -> Result<(), CliError> {
+fn check_uri(uri: &str, what: &str) -> Result<(), CliError> {
     let ok = (uri.starts_with("https://") || uri.starts_with("http://"))
         && !uri.contains(char::is_whitespace);
     if ok {
         Ok(())
     } else {
         Err(CliError::Usage(format!(
-            "the device verification URI (--device-verification-uri, TENURE_DEVICE_VERIFICATION_URI, \
-             [http] device_verification_uri) must be an http or https URL, not {uri:?}"
+            "{what} must be an http or https URL, not {uri:?}"
         )))
     }
 }

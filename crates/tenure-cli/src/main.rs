@@ -47,7 +47,7 @@ enum Command {
     /// Serve the HTTP API, with logs, metrics, health checks and a background
     /// sweeper.
     #[command(after_long_help = config::HELP)]
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Walk a grant through its whole life on the store, printing a timeline.
     Demo,
     /// Inspect and change delegated grants.
@@ -75,7 +75,7 @@ struct Sources {
 
 async fn run(cli: Cli, sources: Sources) -> Result<(), CliError> {
     match cli.command {
-        Command::Serve(args) => serve::run(&cli.store, sources.data_given, args).await,
+        Command::Serve(args) => serve::run(&cli.store, sources.data_given, *args).await,
         Command::Demo => demo::run(&cli.store).await,
         Command::Grants(c) => commands::grants(&cli.store, c).await,
         Command::Clients(c) => commands::clients(&cli.store, c).await,

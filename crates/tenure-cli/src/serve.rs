@@ -134,6 +134,8 @@ pub async fn run(
         verification_uri: settings.device_verification_uri.clone(),
         default_access_token_ttl_seconds: settings.access_token_ttl_seconds,
         default_refresh_token_ttl_seconds: settings.refresh_token_ttl_seconds,
+        public_base_url: settings.public_url.clone(),
+        authorization_endpoint: settings.authorization_endpoint.clone(),
     };
     let api = tenure_http::router_with(
         engine.clone(),
@@ -222,6 +224,12 @@ fn engine_config(settings: &Settings) -> Result<EngineConfig, CliError> {
     Ok(EngineConfig {
         reuse_grace: duration(settings.reuse_grace, "reuse grace")?,
         device_code_lifetime: duration(settings.device_code_lifetime, "device code lifetime")?,
+        code_lifetime: duration(settings.code_lifetime, "authorization code lifetime")?,
+        pkce: if settings.pkce_all_clients {
+            tenure::PkceRequirement::AllClients
+        } else {
+            tenure::PkceRequirement::PublicClients
+        },
         ..EngineConfig::default()
     })
 }

@@ -4,7 +4,8 @@
 //!
 //! Each line is one JSON object, `{"kind": K, "record": R}`, with `K` one of:
 //!
-//! - `client`: a client, as the HTTP API shows it, with its secret's digest;
+//! - `client`: a client, as the HTTP API shows it, with its secret's digest and,
+//!   after a rotation, the replaced secret's digest and deadline;
 //! - `grant`: a grant in the seed's Grant shape, and next to its record its
 //!   refresh-token rotation state, which the seed's shape leaves out:
 //!   `{"kind": "grant", "record": R, "refresh": {"generation": N, "family": D,
@@ -19,7 +20,7 @@
 //! - `personal_grant`: a personal grant.
 //!
 //! A grant's transitions and tokens follow it. Only grant lines carry `refresh`.
-//! Device authorizations live minutes and are not exported. Import applies each
+//! Device authorizations and authorization codes live minutes and are not exported. Import applies each
 //! line as one write set, whole or not at all, and is idempotent: a record already
 //! stored as it is in the file is left alone.
 

@@ -2,9 +2,10 @@
 //! schemathesis: `cargo run -p tenure-http --example serve -- 127.0.0.1:8080`.
 //!
 //! The administrator token comes from `TENURE_ADMIN_TOKEN` (one is generated and
-//! printed when it is unset). Zone `demo` gets a client `demo-client` and a grant
-//! for user `demo-user`, whose access token is printed, so the user-side routes
-//! can be tried too.
+//! printed when it is unset). Zone `demo` gets a public client `demo-client`
+//! (redirect URI `http://127.0.0.1/callback`, so codes can be issued for it) and a
+//! grant for user `demo-user`, whose access token is printed, so the user-side
+//! routes can be tried too.
 
 use std::sync::Arc;
 
@@ -31,14 +32,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     engine
         .register_client(
             "demo",
-            ClientRegistration::new("Demo")
-                .id("demo-client")
-                .scopes(["read", "write"])
-                .grants([
-                    GrantType::AuthorizationCode,
-                    GrantType::RefreshToken,
-                    GrantType::DeviceCode,
-                ]),
+            ClientRegistration {
+                redirect_uris: vec!["http://127.0.0.1/callback".to_owned()],
+                ..ClientRegistration::new("Demo")
+                    .id("demo-client")
+                    .scopes(["read", "write"])
+                    .grants([
+                        GrantType::AuthorizationCode,
+                        GrantType::RefreshToken,
+                        GrantType::DeviceCode,
+                    ])
+            },
         )
         .await?;
     let issued = engine

@@ -442,7 +442,10 @@ pub struct TransitionBody {
     pub from: Option<String>,
     /// The status after.
     pub to: String,
-    /// `created`, `refreshed`, `revoked`, `refresh_token_revoked`, `reuse_detected` or `expired`.
+    /// `created`, `refreshed`, `revoked`, `refresh_token_revoked`, `reuse_detected`,
+    /// `expired`, `code_reused` (its authorization code was presented again) or
+    /// `client_disabled` (a client-credentials grant whose client was disabled or lost
+    /// the grant type).
     pub reason: String,
     /// Who.
     pub actor: ActorBody,

@@ -20,14 +20,19 @@
 //! | `GET, POST /delegated-grants` | admin | list (seed 001), create |
 //! | `GET, PATCH, DELETE /delegated-grants/{id}`, `GET …/history` | admin | read, revoke (seed 000), delete, transitions |
 //! | `GET, POST /clients`, `GET, PATCH /clients/{id}`, `POST …/impact` | admin | clients, JSON Patch or merge, dry run (seeds 003, 004) |
-//! | `POST /oauth/token`, `/oauth/revoke`, `/oauth/device_authorization` | client | RFC 6749, RFC 7009, RFC 8628 |
+//! | `POST /clients/{id}/secret` | admin | a confidential client's new secret; the old one kept for a while |
+//! | `POST /authorization-codes` | admin | the host's authorization endpoint has a code issued (RFC 6749 §4.1, RFC 7636) |
+//! | `POST /oauth/token`, `/oauth/revoke`, `/oauth/device_authorization` | client | RFC 6749 (authorization code, refresh, client credentials), RFC 8707, RFC 7009, RFC 8628 |
 //! | `POST /oauth/introspect` | admin | RFC 7662 |
+//! | `GET /.well-known/oauth-authorization-server` | anyone | RFC 8414 metadata (also at `/.well-known/oauth-authorization-server/zones/{zone_id}`) |
 //! | `POST /device/approve` | user | the user's side of RFC 8628 |
 //! | `/auth-grant/…`, `/profile/auth-grants` | user | personal grants (seed 002) |
 //!
 //! Administrators are whoever the [`Authenticator`] says (a ready
 //! [`StaticAdminToken`] compares one token in constant time); users present an
-//! access token tenure issued in the zone. Errors outside the OAuth endpoints carry
+//! access token tenure issued in the zone; clients authenticate as RFC 6749 §2.3
+//! says (Basic, a form secret, or a public client's id alone), checked by
+//! [`Engine::authenticate_client`]. Errors outside the OAuth endpoints carry
 //! the seed 004 body `{error, message, suggested, metadata}`; the OAuth endpoints
 //! answer as RFC 6749 §5.2 says. No input gets a 5xx: only a failing store does.
 //! The OpenAPI 3.1 document of every route is served at `/openapi.json`.
@@ -37,14 +42,19 @@
 //! route and status (see [the `health` module](health)).
 
 mod auth;
+mod client_auth;
 mod clients;
+mod codes;
+mod discovery;
 mod extract;
 mod grants;
 pub mod health;
+mod machine;
 mod oauth;
 mod openapi;
 mod personal;
 mod problem;
+mod secrets;
 mod state;
 
 use std::sync::Arc;
@@ -86,6 +96,12 @@ pub fn router_with(engine: Engine, auth: Arc<dyn Authenticator>, config: HttpCon
         .route("/clients", get(clients::list).post(clients::create))
         .route("/clients/{id}", get(clients::get).patch(clients::patch))
         .route("/clients/{id}/impact", post(clients::impact))
+        .route("/clients/{id}/secret", post(secrets::rotate))
+        .route("/authorization-codes", post(codes::create))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        )
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))
@@ -104,6 +120,10 @@ pub fn router_with(engine: Engine, auth: Arc<dyn Authenticator>, config: HttpCon
         .route("/profile/auth-grants", post(personal::list));
     Router::new()
         .nest("/zones/{zone_id}", zone)
+        .route(
+            "/.well-known/oauth-authorization-server/zones/{zone_id}",
+            get(discovery::metadata_well_known),
+        )
         .route("/openapi.json", get(openapi::serve))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,32 +1,32 @@
-//! The OAuth endpoints: token (RFC 6749 §6, RFC 8628 §3.4), introspection
-//! (RFC 7662), revocation (RFC 7009), device authorization (RFC 8628 §3.1), and
-//! the user's side of the device flow.
+//! The OAuth endpoints: token (RFC 6749 §4.1.3, §4.4, §6, RFC 8628 §3.4),
+//! introspection (RFC 7662), revocation (RFC 7009), device authorization (RFC 8628
+//! §3.1), and the user's side of the device flow.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use tenure::{
-    Client, ClientType, DevicePoll, DeviceRequest, Introspection, Issued, RefreshRequest, Secret,
-    TokenKind,
+    DevicePoll, DeviceRequest, GrantType, Introspection, Issued, RefreshRequest, Secret, TokenKind,
 };
 use utoipa::ToSchema;
 
+use crate::client_auth::{authenticate, client_credentials, require_client};
 use crate::extract::{BodyKind, Params, RawBody, bearer, parse_json};
 use crate::problem::{ApiError, ErrorBody, OAuthError, OAuthErrorBody};
 use crate::state::AppState;
+use crate::{codes, machine};
 
-/// A form: each parameter at most once (RFC 6749 §3.2).
-struct Form(Vec<(String, String)>);
+/// A form: each parameter at most once (RFC 6749 §3.2), except `resource`, which
+/// RFC 8707 §2 lets a client repeat.
+pub(crate) struct Form(Vec<(String, String)>);
 
 impl Form {
     fn read(body: &RawBody) -> Result<Form, OAuthError> {
         let pairs = body.form().ok_or_else(OAuthError::unsupported_media_type)?;
         for (i, (key, _)) in pairs.iter().enumerate() {
-            if pairs[..i].iter().any(|(k, _)| k == key) {
+            if key != "resource" && pairs[..i].iter().any(|(k, _)| k == key) {
                 return Err(OAuthError::invalid_request(format!(
                     "{key} is given more than once"
                 )));
@@ -35,7 +35,9 @@ impl Form {
         Ok(Form(pairs))
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    /// The value of `key`; a parameter sent without a value is treated as omitted
+    /// (RFC 6749 §3.1, §3.2).
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
@@ -43,93 +45,29 @@ impl Form {
             .filter(|v| !v.is_empty())
     }
 
-    fn require(&self, key: &str) -> Result<&str, OAuthError> {
+    pub(crate) fn require(&self, key: &str) -> Result<&str, OAuthError> {
         self.get(key)
             .ok_or_else(|| OAuthError::invalid_request(format!("{key} is required")))
     }
-}
 
-/// Client credentials from `Authorization: Basic` (RFC 6749 §2.3.1: each part
-/// form-urlencoded, then base64).
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return Ok(None);
-    };
-    let Some((scheme, encoded)) = value.split_once(' ') else {
-        return Ok(None);
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Ok(None);
-    }
-    let decoded = STANDARD
-        .decode(encoded.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| OAuthError::invalid_client(true))?;
-    let (id, secret) = decoded
-        .split_once(':')
-        .ok_or_else(|| OAuthError::invalid_client(true))?;
-    let unescape = |s: &str| -> String {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    Ok(Some((unescape(id), unescape(secret))))
-}
-
-/// Authenticates the client of a request: `client_secret_basic`,
-/// `client_secret_post`, or a public client naming itself with `client_id`.
-/// `required`: whether a request without any client identification is refused.
-async fn authenticate_client(
-    state: &AppState,
-    zone_id: &str,
-    headers: &HeaderMap,
-    form: &Form,
-    required: bool,
-) -> Result<Option<Client>, OAuthError> {
-    let basic = basic_credentials(headers)?;
-    let used_basic = basic.is_some();
-    let (id, secret) = match (basic, form.get("client_id"), form.get("client_secret")) {
-        (Some(_), _, Some(_)) => {
-            return Err(OAuthError::invalid_request(
-                "use one client authentication method",
+    /// The one `resource` (RFC 8707 §2). RFC 8707 lets a client name several, so
+    /// several are not a malformed request; but a token here has a single
+    /// audience, so they are `invalid_target`, RFC 8707's error for resources the
+    /// server does not accept.
+    pub(crate) fn resource(&self) -> Result<Option<&str>, OAuthError> {
+        let mut values = self
+            .0
+            .iter()
+            .filter(|(k, v)| k == "resource" && !v.is_empty())
+            .map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(OAuthError::new(
+                "invalid_target",
+                "name one resource: a token here has a single audience",
             ));
         }
-        (Some((id, _)), Some(form_id), None) if form_id != id => {
-            return Err(OAuthError::invalid_request(
-                "client_id differs from the authenticated client",
-            ));
-        }
-        (Some((id, secret)), _, None) => (id, Some(secret)),
-        (None, Some(id), secret) => (id.to_owned(), secret.map(str::to_owned)),
-        (None, None, Some(_)) => return Err(OAuthError::invalid_request("client_id is required")),
-        (None, None, None) if required => {
-            return Err(OAuthError::invalid_request("client_id is required"));
-        }
-        (None, None, None) => return Ok(None),
-    };
-    let client = match state.engine.get_client(zone_id, &id).await {
-        Ok(c) => c,
-        Err(tenure::Error::NotFound { .. } | tenure::Error::InvalidInput { .. }) => {
-            return Err(OAuthError::invalid_client(used_basic));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let authenticated = match (client.client_type, &client.secret_digest, secret) {
-        (ClientType::Confidential, Some(digest), Some(secret)) => digest.verify(&secret),
-        (ClientType::Confidential, _, _) => false,
-        (ClientType::Public, _, None) => true,
-        // A public client has no secret to present.
-        (ClientType::Public, _, Some(_)) => false,
-    };
-    if authenticated {
-        Ok(Some(client))
-    } else {
-        Err(OAuthError::invalid_client(used_basic))
+        Ok(first)
     }
 }
 
@@ -149,7 +87,7 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
-fn token_response(issued: &Issued) -> Response {
+pub(crate) fn token_response(issued: &Issued) -> Response {
     let body = TokenResponse {
         access_token: issued.access_token.expose().to_owned(),
         token_type: "Bearer".to_owned(),
@@ -164,25 +102,49 @@ fn token_response(issued: &Issued) -> Response {
     response
 }
 
+/// The grant types the token endpoint takes; the discovery document lists these.
+pub(crate) const TOKEN_GRANT_TYPES: [GrantType; 4] = [
+    GrantType::AuthorizationCode,
+    GrantType::RefreshToken,
+    GrantType::ClientCredentials,
+    GrantType::DeviceCode,
+];
+
 /// The token endpoint's form, for the API document.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct TokenForm {
-    /// `refresh_token` or `urn:ietf:params:oauth:grant-type:device_code`.
+    /// `authorization_code`, `refresh_token`, `client_credentials` or
+    /// `urn:ietf:params:oauth:grant-type:device_code`.
     grant_type: String,
+    /// The authorization code (authorization-code grant).
+    code: Option<String>,
+    /// The redirect URI of the authorization request, exactly (authorization-code
+    /// grant).
+    redirect_uri: Option<String>,
+    /// The PKCE code verifier (authorization-code grant, RFC 7636 §4.5): required
+    /// when the authorization request sent a challenge.
+    code_verifier: Option<String>,
     /// The refresh token (refresh grant).
     refresh_token: Option<String>,
     /// The device code (device-code grant).
     device_code: Option<String>,
-    /// The client, for public clients and `client_secret_post`.
+    /// The client, for public clients and `client_secret_post`; with Basic, the
+    /// same id as the header's if given.
     client_id: Option<String>,
-    /// The secret, for `client_secret_post`.
+    /// The secret, for `client_secret_post`; never together with Basic.
     client_secret: Option<String>,
-    /// Space-separated scopes to narrow to.
+    /// Space-separated scopes: to narrow to (refresh), or to ask for (client
+    /// credentials; all the client may have when absent).
     scope: Option<String>,
+    /// The resource the token is for, an absolute URI without a fragment (client
+    /// credentials, RFC 8707); the client itself when absent. One only: several are
+    /// `invalid_target`.
+    resource: Option<String>,
 }
 
-/// The token endpoint: refresh (with rotation) and the device-code grant.
+/// The token endpoint: the authorization-code grant (with PKCE), refresh (with
+/// rotation), client credentials, and the device-code grant.
 #[utoipa::path(
     post,
     operation_id = "token",
@@ -208,51 +170,65 @@ pub async fn token(
 ) -> Result<Response, OAuthError> {
     let form = Form::read(&body)?;
     let grant_type = form.require("grant_type")?;
-    let known =
-        grant_type == "refresh_token" || grant_type == tenure::GrantType::DeviceCode.as_str();
-    if !known {
+    let Some(grant) = TOKEN_GRANT_TYPES
+        .into_iter()
+        .find(|g| g.as_str() == grant_type)
+    else {
         return Err(OAuthError::new(
             "unsupported_grant_type",
             format!("{grant_type:?} is not supported here"),
         ));
-    }
-    let Some(client) = authenticate_client(&state, &zone_id, &headers, &form, true).await? else {
-        return Err(OAuthError::invalid_request("client_id is required"));
     };
-    if grant_type == "refresh_token" {
-        let refresh_token = form.require("refresh_token")?;
-        let mut request =
-            RefreshRequest::new(client.id.clone(), &Secret::from_presented(refresh_token));
-        if let Some(scope) = form.get("scope") {
-            request.scopes = Some(scope.split(' ').map(str::to_owned).collect());
+    let credentials = require_client(&headers, &form)?;
+    let client = authenticate(&state, &zone_id, &credentials).await?;
+    let issued = match grant {
+        GrantType::AuthorizationCode => codes::redeem(&state, &zone_id, &client.id, &form).await?,
+        GrantType::ClientCredentials => machine::issue(&state, &zone_id, &client.id, &form).await?,
+        GrantType::RefreshToken => {
+            let refresh_token = form.require("refresh_token")?;
+            let mut request =
+                RefreshRequest::new(client.id.clone(), &Secret::from_presented(refresh_token));
+            if let Some(scope) = form.get("scope") {
+                request.scopes = Some(scope.split(' ').map(str::to_owned).collect());
+            }
+            state.engine.refresh(&zone_id, request).await?
         }
-        let issued = state.engine.refresh(&zone_id, request).await?;
-        return Ok(token_response(&issued));
-    }
-    let device_code = form.require("device_code")?;
-    match state
-        .engine
-        .poll_device(&zone_id, &client.id, device_code)
-        .await?
-    {
-        DevicePoll::Issued(issued) => Ok(token_response(&issued)),
-        DevicePoll::Pending => Err(OAuthError::new(
-            "authorization_pending",
-            "the user has not decided yet",
-        )),
-        DevicePoll::SlowDown { interval_seconds } => Err(OAuthError::new(
-            "slow_down",
-            format!("poll at most every {interval_seconds} seconds"),
-        )),
-        DevicePoll::Denied => Err(OAuthError::new(
-            "access_denied",
-            "the user denied the request",
-        )),
-        DevicePoll::Expired => Err(OAuthError::new(
-            "expired_token",
-            "the device code has expired",
-        )),
-    }
+        GrantType::DeviceCode => {
+            let device_code = form.require("device_code")?;
+            match state
+                .engine
+                .poll_device(&zone_id, &client.id, device_code)
+                .await?
+            {
+                DevicePoll::Issued(issued) => *issued,
+                DevicePoll::Pending => {
+                    return Err(OAuthError::new(
+                        "authorization_pending",
+                        "the user has not decided yet",
+                    ));
+                }
+                DevicePoll::SlowDown { interval_seconds } => {
+                    return Err(OAuthError::new(
+                        "slow_down",
+                        format!("poll at most every {interval_seconds} seconds"),
+                    ));
+                }
+                DevicePoll::Denied => {
+                    return Err(OAuthError::new(
+                        "access_denied",
+                        "the user denied the request",
+                    ));
+                }
+                DevicePoll::Expired => {
+                    return Err(OAuthError::new(
+                        "expired_token",
+                        "the device code has expired",
+                    ));
+                }
+            }
+        }
+    };
+    Ok(token_response(&issued))
 }
 
 /// An introspection answer (RFC 7662 §2.2); an inactive token is exactly
@@ -384,7 +360,13 @@ pub async fn revoke(
             ));
         }
     }
-    let client = authenticate_client(&state, &zone_id, &headers, &form, false).await?;
+    // A request that names no client may revoke the token it presents: holding the
+    // token is the proof. One that names a client must authenticate it (RFC 7009
+    // §2.1), and may then revoke only that client's tokens.
+    let client = match client_credentials(&headers, &form)? {
+        Some(credentials) => Some(authenticate(&state, &zone_id, &credentials).await?),
+        None => None,
+    };
     match state
         .engine
         .revoke_token(&zone_id, token, client.as_ref().map(|c| c.id.as_str()))
@@ -453,14 +435,12 @@ pub async fn device_authorization(
     body: RawBody,
 ) -> Result<Response, OAuthError> {
     let form = Form::read(&body)?;
-    let Some(client) = authenticate_client(&state, &zone_id, &headers, &form, true).await? else {
-        return Err(OAuthError::invalid_request("client_id is required"));
-    };
+    let client = authenticate(&state, &zone_id, &require_client(&headers, &form)?).await?;
     let scope = form.require("scope")?;
     let request = DeviceRequest {
         client_id: client.id,
         scopes: scope.split(' ').map(str::to_owned).collect(),
-        resource_id: form.get("resource").unwrap_or("default").to_owned(),
+        resource_id: form.resource()?.unwrap_or("default").to_owned(),
     };
     let started = state
         .engine

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{clients, grants, oauth, personal, problem};
+use crate::{clients, codes, discovery, grants, oauth, personal, problem, secrets};
 
 struct BearerAuth;
 
@@ -26,6 +26,7 @@ impl Modify for BearerAuth {
         clients::create, clients::list, clients::get, clients::patch, clients::impact,
         oauth::token, oauth::introspect, oauth::revoke, oauth::device_authorization, oauth::device_approve,
         personal::create, personal::get, personal::delete, personal::list, personal::update, personal::revoke,
+        codes::create, secrets::rotate, discovery::metadata, discovery::metadata_well_known,
     ),
     components(schemas(problem::ErrorBody, problem::OAuthErrorBody)),
     modifiers(&BearerAuth),

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
-use tenure::Error;
+use tenure::{ClientAuthMethod, Error};
 use utoipa::ToSchema;
 
 /// The `Retry-After` of a 503 answered because the store was unavailable
@@ -248,6 +248,13 @@ impl From<Error> for ApiError {
                 e
             }
             Error::InvalidInput { field, reason } => ApiError::invalid_field(field, reason),
+            Error::InvalidClient { .. } => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                message,
+                "Check the client id and secret.",
+                json!({}),
+            ),
             Error::Unavailable { .. } => {
                 tracing::warn!(error = %e.chain(), "storage unavailable");
                 let mut answer = ApiError::new(
@@ -384,6 +391,9 @@ impl From<Error> for OAuthError {
             Error::InvalidScope { .. } => OAuthError::new("invalid_scope", description),
             Error::ClientDisabled { .. } | Error::GrantTypeNotAllowed { .. } => {
                 OAuthError::new("unauthorized_client", description)
+            }
+            Error::InvalidClient { method } => {
+                OAuthError::invalid_client(method == ClientAuthMethod::ClientSecretBasic)
             }
             Error::NotFound { .. } => OAuthError::new("invalid_client", description),
             Error::InvalidInput { .. } | Error::InvalidCursor { .. } => {

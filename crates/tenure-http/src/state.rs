@@ -22,6 +22,21 @@ pub struct HttpConfig {
     /// The refresh-token lifetime, in seconds, of a client registered without one;
     /// thirty days by default.
     pub default_refresh_token_ttl_seconds: u32,
+    /// The server's public base URL, such as `https://auth.example.com`: each
+    /// zone's issuer (RFC 8414) is `{public_base_url}/zones/{zone_id}`, and its
+    /// discovery document names endpoints under it. When `None`, the base is built
+    /// from each request's `Host` header as `http://{host}`: fine on a developer's
+    /// machine, but a deployment behind TLS sets this, since the router cannot know
+    /// the scheme clients used, and should not trust `Host` for what it publishes.
+    pub public_base_url: Option<String>,
+    /// The host's authorization endpoint (RFC 6749 §3.1), which signs the user in,
+    /// asks for consent and issues codes through `POST /authorization-codes`;
+    /// `{zone_id}` in it is replaced by the zone. When `None`, the discovery
+    /// document names no authorization endpoint, and so lists neither the
+    /// `authorization_code` grant nor the `code` response type: RFC 8414 §2
+    /// requires the endpoint of a server that lists them. The token endpoint
+    /// redeems codes either way.
+    pub authorization_endpoint: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -31,6 +46,8 @@ impl Default for HttpConfig {
             verification_uri: "https://localhost/device".to_owned(),
             default_access_token_ttl_seconds: 3600,
             default_refresh_token_ttl_seconds: 30 * 24 * 3600,
+            public_base_url: None,
+            authorization_endpoint: None,
         }
     }
 }
@@ -68,7 +85,22 @@ impl AppState {
             return Err(ApiError::unauthorized("a bearer token is required"));
         };
         match self.engine.introspect(zone_id, token).await {
-            Ok(Introspection::Active(t)) if t.kind == TokenKind::Access => Ok(t.user_id),
+            Ok(Introspection::Active(t)) if t.kind == TokenKind::Access => {
+                // A client's own client-credentials token stands for the client, not
+                // for the user whose id its grant carries.
+                let standing = match self.engine.get_grant(zone_id, &t.grant_id).await {
+                    Ok(grant) => tenure::lifecycle::is_standing(&grant),
+                    // Deleted since it was introspected: no longer anyone's token.
+                    Err(tenure::Error::NotFound { .. }) => true,
+                    Err(e) => return Err(e.into()),
+                };
+                if standing {
+                    return Err(ApiError::unauthorized(
+                        "the bearer token is a client's own token, not a user's",
+                    ));
+                }
+                Ok(t.user_id)
+            }
             Ok(_) => Err(ApiError::unauthorized(
                 "the bearer token is not a live access token of this zone",
             )),

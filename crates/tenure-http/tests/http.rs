@@ -1259,6 +1259,10 @@ async fn the_openapi_document_lists_every_route() {
         "/zones/{zone_id}/auth-grant/update/{id}",
         "/zones/{zone_id}/auth-grant/{id}/revoke",
         "/zones/{zone_id}/profile/auth-grants",
+        "/zones/{zone_id}/clients/{id}/secret",
+        "/zones/{zone_id}/authorization-codes",
+        "/zones/{zone_id}/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-authorization-server/zones/{zone_id}",
     ] {
         assert!(paths.contains_key(path), "{path}");
     }
@@ -1271,7 +1275,7 @@ async fn the_openapi_document_lists_every_route() {
             );
         }
     }
-    assert_eq!(ids.len(), 22);
+    assert_eq!(ids.len(), 26);
 }
 
 #[tokio::test]
