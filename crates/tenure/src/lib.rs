@@ -70,7 +70,7 @@ pub use client::{
 pub use cursor::CursorKey;
 pub use device::{DeviceAuthorization, DeviceState};
 pub use engine::{
-    AuthorizeRequest, ClientChange, DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE_DELAY,
+    AuthorizeRequest, ClientChange, ClientPage, DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE_DELAY,
     DEFAULT_RETRY_MAX_DELAY, DevicePoll, DeviceRequest, DeviceStart, Engine, EngineBuilder,
     EngineConfig, GrantsOf, GuessLimits, Issued, ListGrants, Page, PersonalGrantPage,
     RefreshRequest, SweepReport,

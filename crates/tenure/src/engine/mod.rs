@@ -17,7 +17,7 @@ mod observe;
 mod personal;
 mod retry;
 
-pub use clients::ClientChange;
+pub use clients::{ClientChange, ClientPage};
 pub use device::{DevicePoll, DeviceRequest, DeviceStart, GuessLimits};
 pub use personal::PersonalGrantPage;
 
