@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tenure::time::format_rfc3339;
 use tenure::{
@@ -14,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::extract::{BodyKind, Params, QueryPairs, RawBody, parse_json};
 use crate::grants::Pagination;
+use crate::no_store::NoStore;
 use crate::problem::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -167,7 +167,8 @@ pub struct CreatedClient {
     request_body(content = CreateClientBody, content_type = "application/json"),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The client, and its secret once", body = CreatedClient),
+        (status = 201, description = "The client, and its secret once", body = CreatedClient,
+            headers(("cache-control" = String, description = "no-store"), ("pragma" = String, description = "no-cache"))),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "No or wrong administrator token", body = ErrorBody),
         (status = 409, description = "The id is taken", body = ErrorBody),
@@ -181,7 +182,7 @@ pub async fn create(
     Params(zone_id): Params<String>,
     headers: HeaderMap,
     body: RawBody,
-) -> Result<Response, ApiError> {
+) -> Result<NoStore<(StatusCode, Json<CreatedClient>)>, ApiError> {
     state.require_admin(&headers, &zone_id).await?;
     let b: CreateClientBody = body.json()?;
     let defaults = ClientRegistration::new(b.name.clone());
@@ -210,7 +211,7 @@ pub async fn create(
         client: ClientBody::from(&registered.client),
         client_secret: registered.secret.as_ref().map(|s| s.expose().to_owned()),
     };
-    Ok((StatusCode::CREATED, Json(created)).into_response())
+    Ok(NoStore((StatusCode::CREATED, Json(created))))
 }
 
 /// A page of clients.

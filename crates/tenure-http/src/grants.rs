@@ -3,13 +3,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tenure::time::format_rfc3339;
 use tenure::{Actor, AuthorizeRequest, Grant, GrantStatus, ListGrants, SortOrder, Transition};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::extract::{Params, QueryPairs, RawBody};
+use crate::no_store::NoStore;
 use crate::problem::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -280,7 +280,8 @@ pub(crate) fn parse_time(field: &str, value: &str) -> Result<tenure::Timestamp, 
     request_body(content = CreateGrantBody, content_type = "application/json"),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The grant and its tokens", body = CreatedGrant),
+        (status = 201, description = "The grant and its tokens", body = CreatedGrant,
+            headers(("cache-control" = String, description = "no-store"), ("pragma" = String, description = "no-cache"))),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "No or wrong administrator token", body = ErrorBody),
         (status = 404, description = "Unknown client", body = ErrorBody),
@@ -295,7 +296,7 @@ pub async fn create(
     Params(zone_id): Params<String>,
     headers: HeaderMap,
     body: RawBody,
-) -> Result<Response, ApiError> {
+) -> Result<NoStore<(StatusCode, Json<CreatedGrant>)>, ApiError> {
     state.require_admin(&headers, &zone_id).await?;
     let body: CreateGrantBody = body.json()?;
     let expires_at = body
@@ -318,7 +319,7 @@ pub async fn create(
         expires_in: issued.expires_in(),
         scope: issued.scopes.join(" "),
     };
-    Ok((StatusCode::CREATED, Json(created)).into_response())
+    Ok(NoStore((StatusCode::CREATED, Json(created))))
 }
 
 /// Get a delegated grant.
