@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::extract::{BodyKind, Params, QueryPairs, RawBody, parse_json};
 use crate::grants::Pagination;
+use crate::list_query;
 use crate::no_store::NoStore;
 use crate::problem::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -231,15 +232,15 @@ pub struct ClientList {
     tag = "clients",
     params(
         ("zone_id" = String, Path, description = "The zone"),
-        ("after" = Option<String>, Query, description = "The last id of the previous page"),
+        ("after" = Option<String>, Query, description = "The `after_cursor` of the previous page (its last id)", min_length = 1, max_length = 128),
         ("limit" = Option<i64>, Query, description = "1 to 100, default 50", minimum = 1, maximum = 100),
     ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of clients", body = ClientList),
-        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 400, description = "A query parameter is invalid (`invalid_parameter`, naming it), or a malformed request", body = ErrorBody),
         (status = 401, description = "No or wrong administrator token", body = ErrorBody),
-        (status = 422, description = "A parameter is invalid", body = ErrorBody),
+        (status = 422, description = "The zone id is invalid", body = ErrorBody),
     )
 )]
 pub async fn list(
@@ -249,31 +250,20 @@ pub async fn list(
     query: QueryPairs,
 ) -> Result<Json<ClientList>, ApiError> {
     state.require_admin(&headers, &zone_id).await?;
-    let limit = match query.one("limit")? {
-        Some(l) => l.parse::<usize>().map_err(|_| {
-            ApiError::invalid_field("limit", "expected a whole number from 1 to 100")
-        })?,
-        None => tenure::validate::DEFAULT_PAGE_LIMIT,
-    };
+    let limit = list_query::limit(&query)?.unwrap_or(tenure::validate::DEFAULT_PAGE_LIMIT);
     let after = query.one("after")?;
-    // One more than asked tells whether more follow.
-    let mut items = state
+    let page = state
         .engine
-        .list_clients(&zone_id, after, tenure::validate::limit(limit)?.min(99) + 1)
-        .await?;
-    let more = items.len() > limit;
-    items.truncate(limit);
+        .list_clients_page(&zone_id, after, limit)
+        .await
+        .map_err(|e| list_query::refused(e, &["after", "limit"]))?;
     Ok(Json(ClientList {
+        items: page.items.iter().map(ClientBody::from).collect(),
         pagination: Pagination {
-            after_cursor: if more {
-                items.last().map(|c| c.id.clone())
-            } else {
-                None
-            },
+            after_cursor: page.after_cursor,
             before_cursor: None,
             total_count: None,
         },
-        items: items.iter().map(ClientBody::from).collect(),
     }))
 }
 

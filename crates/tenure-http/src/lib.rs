@@ -43,12 +43,20 @@
 //!   endpoints, a write that kept meeting concurrent changes until the engine's
 //!   retries ran out (`temporarily_unavailable`; the other routes answer 409
 //!   `conflict`); a 500 means the store or tenure itself failed;
+//! - a query parameter of a list route whose value the API document does not allow
+//!   is a 400 `invalid_parameter` naming it, never ignored. Seed 001 documents
+//!   `active` as the one value `true`, so `active=false` is refused: use `status`.
+//!
+//! For running it: [`health_router`] adds `GET /healthz` and `GET /readyz` outside
+//! the zones and their authentication, and [`request_metrics`] counts requests by
+//! route and status (see [the `health` module](health)).
 
 mod auth;
 mod clients;
 mod extract;
 mod grants;
 pub mod health;
+mod list_query;
 mod no_store;
 mod oauth;
 mod openapi;

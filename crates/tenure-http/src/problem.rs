@@ -85,6 +85,18 @@ impl ApiError {
         )
     }
 
+    /// 400 naming a query parameter whose value the API document does not allow.
+    pub fn invalid_parameter(parameter: &str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            format!("invalid {parameter}: {reason}"),
+            "Correct the query parameter and try again.",
+            json!({"parameter": parameter}),
+        )
+    }
+
     /// 401 for a request without a bearer token, with `WWW-Authenticate: Bearer`.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         let mut e = ApiError::new(

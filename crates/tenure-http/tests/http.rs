@@ -2,6 +2,7 @@
 //! route and every error answer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -393,59 +394,41 @@ async fn listing_pages_both_ways_with_cursors() {
 #[tokio::test]
 async fn bad_list_parameters_are_4xx_with_the_seed_body() {
     let s = server().await;
+    // A value the API document does not allow is a 400 naming its parameter.
+    for (q, parameter) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=1.5", "limit"),
+        ("limit=", "limit"),
+        ("status=paused", "status"),
+        ("status=Active", "status"),
+        ("active=yes", "active"),
+        // Seed 001 documents `active` as "true" only.
+        ("active=false", "active"),
+        ("active=TRUE", "active"),
+        ("active=", "active"),
+        ("sort=name", "sort"),
+        ("expand[]=everything", "expand[]"),
+        ("after=a&before=b", "before"),
+        ("user_id=%00", "user_id"),
+        ("client_id=%00", "client_id"),
+    ] {
+        let r = s
+            .admin(Method::GET, &format!("/delegated-grants?{q}"), None)
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{q}");
+        let body = expect_error(r, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+        assert_eq!(body["metadata"], json!({"parameter": parameter}), "{q}");
+    }
     for (q, status, code) in [
-        ("limit=0", StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
-        (
-            "limit=101",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
-        (
-            "limit=ten",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
-        (
-            "limit=-1",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
-        (
-            "status=paused",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
-        (
-            "active=yes",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
-        (
-            "sort=name",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
-        (
-            "expand[]=everything",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
         ("after=forged", StatusCode::BAD_REQUEST, "invalid_cursor"),
         ("before=%00%01", StatusCode::BAD_REQUEST, "invalid_cursor"),
-        (
-            "after=a&before=b",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
         (
             "limit=1&limit=2",
             StatusCode::BAD_REQUEST,
             "malformed_request",
-        ),
-        (
-            "user_id=%00",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
         ),
     ] {
         let r = s
@@ -453,6 +436,56 @@ async fn bad_list_parameters_are_4xx_with_the_seed_body() {
             .await;
         assert_eq!(r.status(), status, "{q}");
         expect_error(r, status, code).await;
+    }
+    for (q, parameter) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=x", "limit"),
+        ("after=%00", "after"),
+    ] {
+        let r = s.admin(Method::GET, &format!("/clients?{q}"), None).await;
+        let body = expect_error(r, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+        assert_eq!(body["metadata"], json!({"parameter": parameter}), "{q}");
+    }
+}
+
+#[tokio::test]
+async fn every_page_of_clients_but_the_last_has_a_cursor() {
+    let s = server().await;
+    let mut registered = HashSet::new();
+    for i in 0..201 {
+        let id = format!("client-{i:03}");
+        s.client(json!({"id": id, "name": "C"})).await;
+        registered.insert(id);
+    }
+    // 201 clients: pages of 100, 100 and 1; then 3 pages of 67 exactly.
+    for (limit, sizes) in [(100, vec![100, 100, 1]), (67, vec![67, 67, 67])] {
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        let mut page_sizes = Vec::new();
+        loop {
+            let path = match &after {
+                Some(a) => format!("/clients?limit={limit}&after={a}"),
+                None => format!("/clients?limit={limit}"),
+            };
+            let r = s.admin(Method::GET, &path, None).await;
+            assert_eq!(r.status(), StatusCode::OK);
+            let page: Value = r.json().await.unwrap();
+            let items = page["items"].as_array().unwrap();
+            page_sizes.push(items.len());
+            seen.extend(items.iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+            match page["pagination"].get("after_cursor") {
+                Some(cursor) => {
+                    assert_eq!(cursor, &items.last().unwrap()["id"]);
+                    after = Some(cursor.as_str().unwrap().to_owned());
+                }
+                None => break,
+            }
+        }
+        assert_eq!(page_sizes, sizes, "limit {limit}");
+        assert_eq!(seen.len(), registered.len(), "each client once");
+        assert_eq!(seen.iter().cloned().collect::<HashSet<_>>(), registered);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "by id");
     }
 }
 
@@ -1749,4 +1782,29 @@ async fn the_openapi_document_describes_503_on_every_route() {
         "#/components/schemas/OAuthErrorBody"
     );
     assert!(token["200"]["headers"]["cache-control"].is_object());
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_strict_list_parameters() {
+    let s = server().await;
+    let doc: Value = s
+        .http
+        .get(s.base.replace("/zones/z1", "/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    let list = &paths["/zones/{zone_id}/delegated-grants"]["get"];
+    assert!(list["responses"]["400"].is_object());
+    let active = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "active")
+        .unwrap();
+    assert_eq!(active["schema"]["pattern"], "^true$");
+    assert!(paths["/zones/{zone_id}/clients"]["get"]["responses"]["400"].is_object());
 }
