@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tenure::time::format_rfc3339;
 use tenure::{
@@ -14,6 +13,8 @@ use utoipa::ToSchema;
 
 use crate::extract::{BodyKind, Params, QueryPairs, RawBody, parse_json};
 use crate::grants::Pagination;
+use crate::list_query;
+use crate::no_store::NoStore;
 use crate::problem::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -167,7 +168,8 @@ pub struct CreatedClient {
     request_body(content = CreateClientBody, content_type = "application/json"),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The client, and its secret once", body = CreatedClient),
+        (status = 201, description = "The client, and its secret once", body = CreatedClient,
+            headers(("cache-control" = String, description = "no-store"), ("pragma" = String, description = "no-cache"))),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "No or wrong administrator token", body = ErrorBody),
         (status = 409, description = "The id is taken", body = ErrorBody),
@@ -181,7 +183,7 @@ pub async fn create(
     Params(zone_id): Params<String>,
     headers: HeaderMap,
     body: RawBody,
-) -> Result<Response, ApiError> {
+) -> Result<NoStore<(StatusCode, Json<CreatedClient>)>, ApiError> {
     state.require_admin(&headers, &zone_id).await?;
     let b: CreateClientBody = body.json()?;
     let defaults = ClientRegistration::new(b.name.clone());
@@ -210,7 +212,7 @@ pub async fn create(
         client: ClientBody::from(&registered.client),
         client_secret: registered.secret.as_ref().map(|s| s.expose().to_owned()),
     };
-    Ok((StatusCode::CREATED, Json(created)).into_response())
+    Ok(NoStore((StatusCode::CREATED, Json(created))))
 }
 
 /// A page of clients.
@@ -230,15 +232,15 @@ pub struct ClientList {
     tag = "clients",
     params(
         ("zone_id" = String, Path, description = "The zone"),
-        ("after" = Option<String>, Query, description = "The last id of the previous page"),
+        ("after" = Option<String>, Query, description = "The `after_cursor` of the previous page (its last id)", min_length = 1, max_length = 128),
         ("limit" = Option<i64>, Query, description = "1 to 100, default 50", minimum = 1, maximum = 100),
     ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of clients", body = ClientList),
-        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 400, description = "A query parameter is invalid (`invalid_parameter`, naming it), or a malformed request", body = ErrorBody),
         (status = 401, description = "No or wrong administrator token", body = ErrorBody),
-        (status = 422, description = "A parameter is invalid", body = ErrorBody),
+        (status = 422, description = "The zone id is invalid", body = ErrorBody),
     )
 )]
 pub async fn list(
@@ -248,31 +250,20 @@ pub async fn list(
     query: QueryPairs,
 ) -> Result<Json<ClientList>, ApiError> {
     state.require_admin(&headers, &zone_id).await?;
-    let limit = match query.one("limit")? {
-        Some(l) => l.parse::<usize>().map_err(|_| {
-            ApiError::invalid_field("limit", "expected a whole number from 1 to 100")
-        })?,
-        None => tenure::validate::DEFAULT_PAGE_LIMIT,
-    };
+    let limit = list_query::limit(&query)?.unwrap_or(tenure::validate::DEFAULT_PAGE_LIMIT);
     let after = query.one("after")?;
-    // One more than asked tells whether more follow.
-    let mut items = state
+    let page = state
         .engine
-        .list_clients(&zone_id, after, tenure::validate::limit(limit)?.min(99) + 1)
-        .await?;
-    let more = items.len() > limit;
-    items.truncate(limit);
+        .list_clients_page(&zone_id, after, limit)
+        .await
+        .map_err(|e| list_query::refused(e, &["after", "limit"]))?;
     Ok(Json(ClientList {
+        items: page.items.iter().map(ClientBody::from).collect(),
         pagination: Pagination {
-            after_cursor: if more {
-                items.last().map(|c| c.id.clone())
-            } else {
-                None
-            },
+            after_cursor: page.after_cursor,
             before_cursor: None,
             total_count: None,
         },
-        items: items.iter().map(ClientBody::from).collect(),
     }))
 }
 

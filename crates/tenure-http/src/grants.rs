@@ -3,13 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tenure::time::format_rfc3339;
 use tenure::{Actor, AuthorizeRequest, Grant, GrantStatus, ListGrants, SortOrder, Transition};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::extract::{Params, QueryPairs, RawBody};
+use crate::list_query;
+use crate::no_store::NoStore;
 use crate::problem::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -113,8 +114,9 @@ pub struct ListQuery {
     /// `active`, `expired` or `revoked`.
     #[param(pattern = "^(active|expired|revoked)$")]
     status: Option<String>,
-    /// `true`: only active grants.
-    #[param(pattern = "^(true|false)$")]
+    /// `true`: only active grants (the one value seed 001 documents; use `status`
+    /// for the others).
+    #[param(pattern = "^true$")]
     active: Option<String>,
     /// Cursor for forward pagination.
     #[param(min_length = 1, max_length = 255)]
@@ -139,52 +141,59 @@ pub fn parse_list_query(query: &str) -> Result<ListGrants, ApiError> {
     parse_list(&QueryPairs::parse(query))
 }
 
+/// The query parameters of `GET /delegated-grants` that the engine checks too.
+const LIST_PARAMETERS: &[&str] = &[
+    "user_id",
+    "resource_id",
+    "client_id",
+    "after",
+    "before",
+    "limit",
+];
+
 fn parse_list(q: &QueryPairs) -> Result<ListGrants, ApiError> {
+    use GrantStatus::{Active, Expired, Revoked};
     let mut request = ListGrants {
         user_id: q.one("user_id")?.map(str::to_owned),
         resource_id: q.one("resource_id")?.map(str::to_owned),
         client_id: q.one("client_id")?.map(str::to_owned),
         after: q.one("after")?.map(str::to_owned),
         before: q.one("before")?.map(str::to_owned),
+        status: list_query::one_of(
+            q,
+            "status",
+            &[
+                ("active", Active),
+                ("expired", Expired),
+                ("revoked", Revoked),
+            ],
+        )?,
+        // Seed 001 documents `active` as the one value "true"; `false` is not a
+        // filter for inactive grants there (use `status`), so it is refused.
+        active: list_query::one_of(q, "active", &[("true", true)])?.unwrap_or(false),
+        limit: list_query::limit(q)?,
+        order: list_query::one_of(
+            q,
+            "sort",
+            &[
+                ("-created_at", SortOrder::Descending),
+                ("created_at", SortOrder::Ascending),
+            ],
+        )?
+        .unwrap_or(SortOrder::Descending),
         ..ListGrants::default()
     };
-    if let Some(s) = q.one("status")? {
-        request.status = Some(s.parse().map_err(|_| {
-            ApiError::invalid_field("status", "expected active, expired or revoked")
-        })?);
-    }
-    request.active = match q.one("active")? {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => return Err(ApiError::invalid_field("active", "expected true")),
-    };
-    if let Some(l) = q.one("limit")? {
-        let limit: usize = l.parse().map_err(|_| {
-            ApiError::invalid_field("limit", "expected a whole number from 1 to 100")
-        })?;
-        request.limit = Some(limit);
-    }
     for value in q.all("expand[]").chain(q.all("expand")) {
         match value {
             "total_count" => request.total_count = true,
             _ => {
-                return Err(ApiError::invalid_field(
+                return Err(ApiError::invalid_parameter(
                     "expand[]",
                     "only total_count can be expanded",
                 ));
             }
         }
     }
-    request.order = match q.one("sort")? {
-        None | Some("-created_at") => SortOrder::Descending,
-        Some("created_at") => SortOrder::Ascending,
-        Some(_) => {
-            return Err(ApiError::invalid_field(
-                "sort",
-                "expected created_at or -created_at",
-            ));
-        }
-    };
     Ok(request)
 }
 
@@ -198,9 +207,9 @@ fn parse_list(q: &QueryPairs) -> Result<ListGrants, ApiError> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of grants", body = GrantList),
-        (status = 400, description = "Malformed request or cursor", body = ErrorBody),
+        (status = 400, description = "A query parameter is invalid (`invalid_parameter`, naming it), or a malformed request or cursor", body = ErrorBody),
         (status = 401, description = "No or wrong administrator token", body = ErrorBody),
-        (status = 422, description = "A parameter is invalid", body = ErrorBody),
+        (status = 422, description = "The zone id is invalid", body = ErrorBody),
     )
 )]
 pub async fn list(
@@ -211,7 +220,11 @@ pub async fn list(
 ) -> Result<Json<GrantList>, ApiError> {
     state.require_admin(&headers, &zone_id).await?;
     let request = parse_list(&query)?;
-    let page = state.engine.list_grants(&zone_id, &request).await?;
+    let page = state
+        .engine
+        .list_grants(&zone_id, &request)
+        .await
+        .map_err(|e| list_query::refused(e, LIST_PARAMETERS))?;
     Ok(Json(GrantList {
         items: page.items.iter().map(GrantBody::from).collect(),
         pagination: Pagination {
@@ -280,7 +293,8 @@ pub(crate) fn parse_time(field: &str, value: &str) -> Result<tenure::Timestamp, 
     request_body(content = CreateGrantBody, content_type = "application/json"),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The grant and its tokens", body = CreatedGrant),
+        (status = 201, description = "The grant and its tokens", body = CreatedGrant,
+            headers(("cache-control" = String, description = "no-store"), ("pragma" = String, description = "no-cache"))),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "No or wrong administrator token", body = ErrorBody),
         (status = 404, description = "Unknown client", body = ErrorBody),
@@ -295,7 +309,7 @@ pub async fn create(
     Params(zone_id): Params<String>,
     headers: HeaderMap,
     body: RawBody,
-) -> Result<Response, ApiError> {
+) -> Result<NoStore<(StatusCode, Json<CreatedGrant>)>, ApiError> {
     state.require_admin(&headers, &zone_id).await?;
     let body: CreateGrantBody = body.json()?;
     let expires_at = body
@@ -318,7 +332,7 @@ pub async fn create(
         expires_in: issued.expires_in(),
         scope: issued.scopes.join(" "),
     };
-    Ok((StatusCode::CREATED, Json(created)).into_response())
+    Ok(NoStore((StatusCode::CREATED, Json(created))))
 }
 
 /// Get a delegated grant.

@@ -37,6 +37,21 @@
 //! answer as RFC 6749 §5.2 says. No input gets a 5xx: only a failing store does.
 //! The OpenAPI 3.1 document of every route is served at `/openapi.json`.
 //!
+//! What a client can rely on:
+//!
+//! - an answer that carries a secret (tokens, a client secret, a device code) or a
+//!   token's facts (introspection) has `Cache-Control: no-store` and
+//!   `Pragma: no-cache`;
+//! - a 401 challenges as RFC 6750 §3.1 says: `Bearer realm="tenure"` when no bearer
+//!   token was sent, with `error="invalid_token"` when one was sent and refused;
+//! - a store that cannot be reached is a 503 with `Retry-After`; so is, at the OAuth
+//!   endpoints, a write that kept meeting concurrent changes until the engine's
+//!   retries ran out (`temporarily_unavailable`; the other routes answer 409
+//!   `conflict`); a 500 means the store or tenure itself failed;
+//! - a query parameter of a list route whose value the API document does not allow
+//!   is a 400 `invalid_parameter` naming it, never ignored. Seed 001 documents
+//!   `active` as the one value `true`, so `active=false` is refused: use `status`.
+//!
 //! For running it: [`health_router`] adds `GET /healthz` and `GET /readyz` outside
 //! the zones and their authentication, and [`request_metrics`] counts requests by
 //! route and status (see [the `health` module](health)).
@@ -49,7 +64,9 @@ mod discovery;
 mod extract;
 mod grants;
 pub mod health;
+mod list_query;
 mod machine;
+mod no_store;
 mod oauth;
 mod openapi;
 mod personal;

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tenure::{
@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::client_auth::{authenticate, client_credentials, require_client};
 use crate::extract::{BodyKind, Params, RawBody, bearer, parse_json};
+use crate::no_store::NoStore;
 use crate::problem::{ApiError, ErrorBody, OAuthError, OAuthErrorBody};
 use crate::state::AppState;
 use crate::{codes, machine};
@@ -95,11 +96,7 @@ pub(crate) fn token_response(issued: &Issued) -> Response {
         refresh_token: issued.refresh_token.as_ref().map(|t| t.expose().to_owned()),
         scope: issued.scopes.join(" "),
     };
-    let mut response = (StatusCode::OK, Json(body)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
+    NoStore(Json(body)).into_response()
 }
 
 /// The grant types the token endpoint takes; the discovery document lists these.
@@ -153,13 +150,15 @@ pub struct TokenForm {
     params(("zone_id" = String, Path, description = "The zone")),
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 200, description = "New tokens", body = TokenResponse,
+            headers(("cache-control" = String, description = "no-store"), ("pragma" = String, description = "no-cache"))),
         (status = 400, description = "RFC 6749 §5.2 error", body = OAuthErrorBody),
         (status = 401, description = "Client authentication failed", body = OAuthErrorBody),
-        (status = 409, description = "Concurrent change; retry", body = OAuthErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not a form", body = OAuthErrorBody),
         (status = 429, description = "Too many attempts", body = OAuthErrorBody),
+        (status = 503, description = "temporarily_unavailable: concurrent changes outlasted the retries, or the store is unavailable", body = OAuthErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn token(
@@ -283,7 +282,8 @@ pub struct TokenHintForm {
     request_body(content = TokenHintForm, content_type = "application/x-www-form-urlencoded"),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "What the token is worth now", body = IntrospectionBody),
+        (status = 200, description = "What the token is worth now", body = IntrospectionBody,
+            headers(("cache-control" = String, description = "no-store"), ("pragma" = String, description = "no-cache"))),
         (status = 400, description = "Malformed request", body = OAuthErrorBody),
         (status = 401, description = "No or wrong administrator token", body = OAuthErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -295,10 +295,11 @@ pub async fn introspect(
     Params(zone_id): Params<String>,
     headers: HeaderMap,
     body: RawBody,
-) -> Result<Json<IntrospectionBody>, OAuthError> {
+) -> Result<NoStore<Json<IntrospectionBody>>, OAuthError> {
     match bearer(&headers) {
         Some(t) if state.auth.is_admin(&zone_id, t).await => {}
-        _ => return Err(OAuthError::unauthorized()),
+        Some(_) => return Err(OAuthError::invalid_token()),
+        None => return Err(OAuthError::unauthorized()),
     }
     let form = Form::read(&body)?;
     let token = form.require("token")?;
@@ -308,7 +309,7 @@ pub async fn introspect(
         Err(tenure::Error::InvalidInput { .. }) => Introspection::Inactive,
         Err(e) => return Err(e.into()),
     };
-    Ok(Json(match answer {
+    Ok(NoStore(Json(match answer {
         Introspection::Inactive => IntrospectionBody::default(),
         Introspection::Active(t) => IntrospectionBody {
             active: true,
@@ -324,7 +325,7 @@ pub async fn introspect(
             }),
             grant_id: Some(t.grant_id),
         },
-    }))
+    })))
 }
 
 /// Token revocation: 200 for unknown tokens too.
@@ -339,9 +340,10 @@ pub async fn introspect(
         (status = 200, description = "Revoked, or nothing to revoke"),
         (status = 400, description = "Malformed request", body = OAuthErrorBody),
         (status = 401, description = "Client authentication failed", body = OAuthErrorBody),
-        (status = 409, description = "Concurrent change; retry", body = OAuthErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not a form", body = OAuthErrorBody),
+        (status = 503, description = "temporarily_unavailable: concurrent changes outlasted the retries, or the store is unavailable", body = OAuthErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn revoke(
@@ -420,12 +422,14 @@ pub struct DeviceAuthorizationBody {
     params(("zone_id" = String, Path, description = "The zone")),
     request_body(content = DeviceAuthorizationForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "The codes", body = DeviceAuthorizationBody),
+        (status = 200, description = "The codes", body = DeviceAuthorizationBody,
+            headers(("cache-control" = String, description = "no-store"), ("pragma" = String, description = "no-cache"))),
         (status = 400, description = "RFC 6749 §5.2 error", body = OAuthErrorBody),
         (status = 401, description = "Client authentication failed", body = OAuthErrorBody),
-        (status = 409, description = "Concurrent change; retry", body = OAuthErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not a form", body = OAuthErrorBody),
+        (status = 503, description = "temporarily_unavailable: concurrent changes outlasted the retries, or the store is unavailable", body = OAuthErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn device_authorization(
@@ -458,11 +462,7 @@ pub async fn device_authorization(
         expires_in: started.expires_in,
         interval: started.interval,
     };
-    let mut response = (StatusCode::OK, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(NoStore(Json(body)).into_response())
 }
 
 /// The user's decision on a device's request.

@@ -1,6 +1,10 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
 use axum::Json;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Ref, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -18,6 +22,63 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every route answers 503 with `Retry-After` when the store cannot be reached
+/// (`tenure::Error::Unavailable`); this adds that answer to each operation that
+/// does not describe its own 503.
+struct StoreUnavailable;
+
+impl Modify for StoreUnavailable {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in doc.paths.paths.iter_mut() {
+            // The OAuth endpoints answer RFC 6749 bodies; device approval is a user
+            // route with the seed body.
+            let body = if path.contains("/oauth/") {
+                "OAuthErrorBody"
+            } else {
+                "ErrorBody"
+            };
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .entry("503".to_owned())
+                    .or_insert_with(|| unavailable(body).into());
+            }
+        }
+    }
+}
+
+/// A 503 whose body is the schema named `body`, with `Retry-After`.
+fn unavailable(body: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description("The store is unavailable; retry after Retry-After seconds")
+        .header(
+            "retry-after",
+            HeaderBuilder::new()
+                .schema(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(0)),
+                )
+                .description(Some("Seconds to wait before retrying"))
+                .build(),
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(body)))
+                .build(),
+        )
+        .build()
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "tenure", description = "Delegated grants, clients, OAuth and personal grants, per zone."),
@@ -29,7 +90,7 @@ impl Modify for BearerAuth {
         codes::create, secrets::rotate, discovery::metadata, discovery::metadata_well_known,
     ),
     components(schemas(problem::ErrorBody, problem::OAuthErrorBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &StoreUnavailable),
 )]
 struct ApiDoc;
 

@@ -8,10 +8,23 @@ use serde_json::{Value, json};
 use tenure::{ClientAuthMethod, Error};
 use utoipa::ToSchema;
 
+use crate::no_store::forbid_storing;
+
 /// The `Retry-After` of a 503 answered because the store was unavailable
 /// ([`Error::Unavailable`]): the backend has already waited its own timeout, so the
 /// client may try again soon.
 const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
+
+/// The challenge of a 401 to a request without a bearer token (RFC 6750 §3.1: no
+/// error code when the request had no authentication).
+const BEARER_CHALLENGE: &str = "Bearer realm=\"tenure\"";
+
+/// The challenge of a 401 to a request whose bearer token was refused (RFC 6750
+/// §3.1: expired, revoked, malformed, or not one this route accepts).
+const INVALID_TOKEN_CHALLENGE: &str = "Bearer realm=\"tenure\", error=\"invalid_token\"";
+
+/// The challenge of a 401 to a client that tried HTTP Basic authentication.
+const BASIC_CHALLENGE: &str = "Basic realm=\"tenure\"";
 
 /// The seed 004 error body.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -36,6 +49,7 @@ struct ApiErrorParts {
     status: StatusCode,
     body: ErrorBody,
     retry_after: Option<u64>,
+    challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -56,6 +70,7 @@ impl ApiError {
                 metadata,
             },
             retry_after: None,
+            challenge: None,
         }))
     }
 
@@ -70,15 +85,37 @@ impl ApiError {
         )
     }
 
-    /// 401 with `WWW-Authenticate: Bearer`.
-    pub fn unauthorized(message: impl Into<String>) -> Self {
+    /// 400 naming a query parameter whose value the API document does not allow.
+    pub fn invalid_parameter(parameter: &str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
         ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            format!("invalid {parameter}: {reason}"),
+            "Correct the query parameter and try again.",
+            json!({"parameter": parameter}),
+        )
+    }
+
+    /// 401 for a request without a bearer token, with `WWW-Authenticate: Bearer`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        let mut e = ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             message,
             "Send a valid bearer token in the Authorization header.",
             json!({}),
-        )
+        );
+        e.0.challenge = Some(BEARER_CHALLENGE);
+        e
+    }
+
+    /// 401 for a bearer token that was presented and refused, with
+    /// `WWW-Authenticate: Bearer error="invalid_token"`.
+    pub fn invalid_token(message: impl Into<String>) -> Self {
+        let mut e = ApiError::unauthorized(message);
+        e.0.challenge = Some(INVALID_TOKEN_CHALLENGE);
+        e
     }
 
     /// 404.
@@ -123,6 +160,17 @@ impl ApiError {
             format!("invalid {field}: {reason}"),
             "Correct the field and try again.",
             json!({"field": field}),
+        )
+    }
+
+    /// 500: the store, or tenure itself, failed.
+    fn internal(message: &str) -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            message,
+            "Retry later.",
+            json!({}),
         )
     }
 
@@ -267,15 +315,13 @@ impl From<Error> for ApiError {
                 answer.0.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECONDS);
                 answer
             }
+            Error::Backend { .. } => {
+                tracing::error!(error = %e.chain(), "storage failure");
+                ApiError::internal("the store failed")
+            }
             other => {
-                tracing::error!(error = %other.chain(), "storage failure");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the store failed",
-                    "Retry later.",
-                    json!({}),
-                )
+                tracing::error!(error = %other.chain(), "unexpected error");
+                ApiError::internal("the request failed")
             }
         }
     }
@@ -287,13 +333,14 @@ impl IntoResponse for ApiError {
             status,
             body,
             retry_after,
+            challenge,
         } = *self.0;
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"tenure\""),
+                HeaderValue::from_static(challenge.unwrap_or(BEARER_CHALLENGE)),
             );
         }
         if let Some(seconds) = retry_after {
@@ -320,7 +367,7 @@ pub struct OAuthErrorBody {
 pub struct OAuthError {
     status: StatusCode,
     body: OAuthErrorBody,
-    basic_challenge: bool,
+    challenge: &'static str,
     retry_after: Option<u64>,
 }
 
@@ -333,7 +380,7 @@ impl OAuthError {
                 error: code.to_owned(),
                 error_description: Some(description.into()),
             },
-            basic_challenge: false,
+            challenge: BEARER_CHALLENGE,
             retry_after: None,
         }
     }
@@ -351,7 +398,11 @@ impl OAuthError {
                 error: "invalid_client".to_owned(),
                 error_description: Some("client authentication failed".to_owned()),
             },
-            basic_challenge: basic,
+            challenge: if basic {
+                BASIC_CHALLENGE
+            } else {
+                BEARER_CHALLENGE
+            },
             retry_after: None,
         }
     }
@@ -372,11 +423,22 @@ impl OAuthError {
         }
     }
 
-    /// A 401 for a missing or wrong bearer token (introspection).
+    /// A 401 for a request without a bearer token (introspection), with
+    /// `WWW-Authenticate: Bearer`.
     pub fn unauthorized() -> Self {
         OAuthError {
             status: StatusCode::UNAUTHORIZED,
             ..OAuthError::new("invalid_token", "a valid bearer token is required")
+        }
+    }
+
+    /// A 401 for a bearer token that was presented and refused (introspection), with
+    /// `WWW-Authenticate: Bearer error="invalid_token"`.
+    pub fn invalid_token() -> Self {
+        OAuthError {
+            status: StatusCode::UNAUTHORIZED,
+            challenge: INVALID_TOKEN_CHALLENGE,
+            ..OAuthError::new("invalid_token", "the bearer token is not accepted here")
         }
     }
 }
@@ -385,9 +447,10 @@ impl From<Error> for OAuthError {
     fn from(e: Error) -> Self {
         let description = e.to_string();
         match e {
-            Error::InvalidGrant { .. } | Error::RefreshTokenReused { .. } => {
-                OAuthError::new("invalid_grant", description)
-            }
+            Error::InvalidGrant { .. }
+            | Error::RefreshTokenReused { .. }
+            | Error::InvalidTransition { .. }
+            | Error::InvalidUserCode => OAuthError::new("invalid_grant", description),
             Error::InvalidScope { .. } => OAuthError::new("invalid_scope", description),
             Error::ClientDisabled { .. } | Error::GrantTypeNotAllowed { .. } => {
                 OAuthError::new("unauthorized_client", description)
@@ -396,15 +459,21 @@ impl From<Error> for OAuthError {
                 OAuthError::invalid_client(method == ClientAuthMethod::ClientSecretBasic)
             }
             Error::NotFound { .. } => OAuthError::new("invalid_client", description),
-            Error::InvalidInput { .. } | Error::InvalidCursor { .. } => {
-                OAuthError::invalid_request(description)
-            }
+            Error::InvalidInput { .. }
+            | Error::InvalidCursor { .. }
+            | Error::AlreadyExists { .. }
+            | Error::PatchTestFailed { .. }
+            | Error::InvalidPatch { .. } => OAuthError::invalid_request(description),
             Error::TooManyAttempts { .. } => OAuthError {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 ..OAuthError::new("slow_down", description)
             },
+            // Concurrent changes outlasted the engine's retries: OAuth has no 409, and
+            // the same request may well succeed in a moment (RFC 7009 §2.2.1 answers
+            // 503 for the same reason).
             Error::Conflict => OAuthError {
-                status: StatusCode::CONFLICT,
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                retry_after: Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
                 ..OAuthError::new("temporarily_unavailable", description)
             },
             Error::Unavailable { .. } => {
@@ -415,13 +484,23 @@ impl From<Error> for OAuthError {
                     ..OAuthError::new("temporarily_unavailable", "the store is unavailable")
                 }
             }
-            other => {
-                tracing::error!(error = %other.chain(), "storage failure");
-                OAuthError {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    ..OAuthError::new("server_error", "the store failed")
-                }
+            Error::Backend { .. } => {
+                tracing::error!(error = %e.chain(), "storage failure");
+                OAuthError::server_error("the store failed")
             }
+            other => {
+                tracing::error!(error = %other.chain(), "unexpected error");
+                OAuthError::server_error("the request failed")
+            }
+        }
+    }
+}
+
+impl OAuthError {
+    fn server_error(description: &str) -> Self {
+        OAuthError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            ..OAuthError::new("server_error", description)
         }
     }
 }
@@ -430,22 +509,16 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body)).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        forbid_storing(headers);
         if let Some(seconds) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
                 headers.insert(header::RETRY_AFTER, v);
             }
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            let challenge = if self.basic_challenge {
-                "Basic realm=\"tenure\""
-            } else {
-                "Bearer realm=\"tenure\""
-            };
             headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
+                HeaderValue::from_static(self.challenge),
             );
         }
         response
@@ -471,6 +544,31 @@ mod tests {
                 response.headers().get(header::RETRY_AFTER),
                 Some(&HeaderValue::from_static("1"))
             );
+        }
+    }
+
+    #[test]
+    fn at_the_oauth_endpoints_a_conflict_is_a_503_and_only_a_failure_is_a_500() {
+        let conflict = OAuthError::from(Error::Conflict).into_response();
+        assert_eq!(conflict.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            conflict.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static("1"))
+        );
+        // Errors that are no failure of the store or of tenure are the caller's.
+        for e in [
+            Error::InvalidTransition {
+                from: tenure::GrantStatus::Expired,
+                to: tenure::GrantStatus::Revoked,
+            },
+            Error::InvalidUserCode,
+            Error::AlreadyExists {
+                kind: tenure::RecordKind::Client,
+                id: "c".to_owned(),
+            },
+        ] {
+            let response = OAuthError::from(e).into_response();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         }
     }
 

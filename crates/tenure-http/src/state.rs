@@ -68,7 +68,7 @@ impl AppState {
     pub async fn require_admin(&self, headers: &HeaderMap, zone_id: &str) -> Result<(), ApiError> {
         match bearer(headers) {
             Some(token) if self.auth.is_admin(zone_id, token).await => Ok(()),
-            Some(_) => Err(ApiError::unauthorized(
+            Some(_) => Err(ApiError::invalid_token(
                 "the bearer token is not an administrator's",
             )),
             None => Err(ApiError::unauthorized("a bearer token is required")),
@@ -95,17 +95,17 @@ impl AppState {
                     Err(e) => return Err(e.into()),
                 };
                 if standing {
-                    return Err(ApiError::unauthorized(
+                    return Err(ApiError::invalid_token(
                         "the bearer token is a client's own token, not a user's",
                     ));
                 }
                 Ok(t.user_id)
             }
-            Ok(_) => Err(ApiError::unauthorized(
+            Ok(_) => Err(ApiError::invalid_token(
                 "the bearer token is not a live access token of this zone",
             )),
             // A zone id the engine refuses cannot have issued the token either.
-            Err(tenure::Error::InvalidInput { .. }) => Err(ApiError::unauthorized(
+            Err(tenure::Error::InvalidInput { .. }) => Err(ApiError::invalid_token(
                 "the bearer token is not a live access token of this zone",
             )),
             Err(e) => Err(e.into()),

@@ -2,15 +2,16 @@
 //! route and every error answer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Duration;
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
-use tenure::{Engine, ManualClock};
+use tenure::{Engine, EngineConfig, ManualClock, Storage};
 use tenure_http::{HttpConfig, StaticAdminToken};
 use tenure_memory::MemoryStorage;
-use tenure_memory::testing::epoch;
+use tenure_memory::testing::{Fault, Instrumented, epoch};
 
 const ADMIN: &str = "admin-token-for-tests";
 
@@ -25,9 +26,24 @@ async fn server() -> Server {
 }
 
 async fn server_with(config: HttpConfig) -> Server {
+    server_on(
+        Arc::new(MemoryStorage::new()),
+        EngineConfig::default(),
+        config,
+    )
+    .await
+}
+
+/// The router over an engine on `storage`, on a loopback port.
+async fn server_on(
+    storage: Arc<dyn Storage>,
+    engine_config: EngineConfig,
+    config: HttpConfig,
+) -> Server {
     let clock = Arc::new(ManualClock::new(epoch()));
-    let engine = Engine::builder(Arc::new(MemoryStorage::new()))
+    let engine = Engine::builder(storage)
         .clock(clock.clone())
+        .config(engine_config)
         .build();
     let app = tenure_http::router_with(engine, Arc::new(StaticAdminToken::new(ADMIN)), config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -118,12 +134,7 @@ async fn zone_routes_need_the_admin_token() {
         (Method::PATCH, "/clients/x"),
         (Method::POST, "/clients/x/impact"),
     ] {
-        for auth in [
-            None,
-            Some("Bearer wrong"),
-            Some("Basic abc"),
-            Some("Bearer "),
-        ] {
+        for (auth, challenge) in CHALLENGES {
             let mut req = s.http.request(method.clone(), s.url(path));
             if let Some(a) = auth {
                 req = req.header("authorization", a);
@@ -131,8 +142,63 @@ async fn zone_routes_need_the_admin_token() {
             let r = req.send().await.unwrap();
             assert_eq!(
                 r.headers()["www-authenticate"],
-                "Bearer realm=\"tenure\"",
-                "{method} {path}"
+                challenge,
+                "{method} {path} with {auth:?}"
+            );
+            expect_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
+        }
+    }
+}
+
+/// What each kind of Authorization header is answered with when it does not admit
+/// the caller (RFC 6750 §3.1): no bearer token gets a bare challenge, a bearer
+/// token that was refused gets `error="invalid_token"`.
+const CHALLENGES: [(Option<&str>, &str); 5] = [
+    (None, "Bearer realm=\"tenure\""),
+    (Some("Basic abc"), "Bearer realm=\"tenure\""),
+    (Some("Bearer "), "Bearer realm=\"tenure\""),
+    (
+        Some("Bearer wrong"),
+        "Bearer realm=\"tenure\", error=\"invalid_token\"",
+    ),
+    (
+        Some("Bearer tnr_at_unknown"),
+        "Bearer realm=\"tenure\", error=\"invalid_token\"",
+    ),
+];
+
+#[tokio::test]
+async fn introspection_and_user_routes_challenge_as_rfc_6750_says() {
+    let s = server().await;
+    for (auth, challenge) in CHALLENGES {
+        let mut req = s
+            .http
+            .post(s.url("/oauth/introspect"))
+            .form(&[("token", "x")]);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.headers()["www-authenticate"], challenge, "{auth:?}");
+        expect_oauth_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        for (method, path) in [
+            (Method::POST, "/auth-grant/create"),
+            (Method::GET, "/auth-grant/x"),
+            (Method::DELETE, "/auth-grant/x"),
+            (Method::POST, "/auth-grant/update/x"),
+            (Method::POST, "/auth-grant/x/revoke"),
+            (Method::POST, "/profile/auth-grants"),
+            (Method::POST, "/device/approve"),
+        ] {
+            let mut req = s.http.request(method.clone(), s.url(path)).json(&json!({}));
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(
+                r.headers()["www-authenticate"],
+                challenge,
+                "{method} {path} with {auth:?}"
             );
             expect_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
         }
@@ -328,59 +394,41 @@ async fn listing_pages_both_ways_with_cursors() {
 #[tokio::test]
 async fn bad_list_parameters_are_4xx_with_the_seed_body() {
     let s = server().await;
+    // A value the API document does not allow is a 400 naming its parameter.
+    for (q, parameter) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=1.5", "limit"),
+        ("limit=", "limit"),
+        ("status=paused", "status"),
+        ("status=Active", "status"),
+        ("active=yes", "active"),
+        // Seed 001 documents `active` as "true" only.
+        ("active=false", "active"),
+        ("active=TRUE", "active"),
+        ("active=", "active"),
+        ("sort=name", "sort"),
+        ("expand[]=everything", "expand[]"),
+        ("after=a&before=b", "before"),
+        ("user_id=%00", "user_id"),
+        ("client_id=%00", "client_id"),
+    ] {
+        let r = s
+            .admin(Method::GET, &format!("/delegated-grants?{q}"), None)
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{q}");
+        let body = expect_error(r, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+        assert_eq!(body["metadata"], json!({"parameter": parameter}), "{q}");
+    }
     for (q, status, code) in [
-        ("limit=0", StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
-        (
-            "limit=101",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
-        (
-            "limit=ten",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
-        (
-            "limit=-1",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
-        (
-            "status=paused",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
-        (
-            "active=yes",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
-        (
-            "sort=name",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
-        (
-            "expand[]=everything",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
         ("after=forged", StatusCode::BAD_REQUEST, "invalid_cursor"),
         ("before=%00%01", StatusCode::BAD_REQUEST, "invalid_cursor"),
-        (
-            "after=a&before=b",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-        ),
         (
             "limit=1&limit=2",
             StatusCode::BAD_REQUEST,
             "malformed_request",
-        ),
-        (
-            "user_id=%00",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
         ),
     ] {
         let r = s
@@ -388,6 +436,56 @@ async fn bad_list_parameters_are_4xx_with_the_seed_body() {
             .await;
         assert_eq!(r.status(), status, "{q}");
         expect_error(r, status, code).await;
+    }
+    for (q, parameter) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=x", "limit"),
+        ("after=%00", "after"),
+    ] {
+        let r = s.admin(Method::GET, &format!("/clients?{q}"), None).await;
+        let body = expect_error(r, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+        assert_eq!(body["metadata"], json!({"parameter": parameter}), "{q}");
+    }
+}
+
+#[tokio::test]
+async fn every_page_of_clients_but_the_last_has_a_cursor() {
+    let s = server().await;
+    let mut registered = HashSet::new();
+    for i in 0..201 {
+        let id = format!("client-{i:03}");
+        s.client(json!({"id": id, "name": "C"})).await;
+        registered.insert(id);
+    }
+    // 201 clients: pages of 100, 100 and 1; then 3 pages of 67 exactly.
+    for (limit, sizes) in [(100, vec![100, 100, 1]), (67, vec![67, 67, 67])] {
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        let mut page_sizes = Vec::new();
+        loop {
+            let path = match &after {
+                Some(a) => format!("/clients?limit={limit}&after={a}"),
+                None => format!("/clients?limit={limit}"),
+            };
+            let r = s.admin(Method::GET, &path, None).await;
+            assert_eq!(r.status(), StatusCode::OK);
+            let page: Value = r.json().await.unwrap();
+            let items = page["items"].as_array().unwrap();
+            page_sizes.push(items.len());
+            seen.extend(items.iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+            match page["pagination"].get("after_cursor") {
+                Some(cursor) => {
+                    assert_eq!(cursor, &items.last().unwrap()["id"]);
+                    after = Some(cursor.as_str().unwrap().to_owned());
+                }
+                None => break,
+            }
+        }
+        assert_eq!(page_sizes, sizes, "limit {limit}");
+        assert_eq!(seen.len(), registered.len(), "each client once");
+        assert_eq!(seen.iter().cloned().collect::<HashSet<_>>(), registered);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "by id");
     }
 }
 
@@ -1313,4 +1411,419 @@ async fn clients_registered_without_lifetimes_get_the_configured_defaults() {
         .unwrap();
     assert_eq!(given["access_token_ttl_seconds"], 60);
     assert_eq!(given["refresh_token_ttl_seconds"], 7200);
+}
+
+/// Asserts that a response may not be stored by any cache.
+fn assert_not_stored(r: &Response, what: &str) {
+    assert_eq!(r.headers()["cache-control"], "no-store", "{what}");
+    assert_eq!(r.headers()["pragma"], "no-cache", "{what}");
+}
+
+#[tokio::test]
+async fn answers_carrying_secrets_or_token_facts_are_never_stored() {
+    let s = server().await;
+    let r = s
+        .admin(
+            Method::POST,
+            "/clients",
+            Some(json!({"id": "conf", "name": "Conf", "client_type": "confidential", "allowed_scopes": ["read"]})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_not_stored(&r, "client registration (client secret)");
+    s.client(json!({"id": "tv", "name": "TV", "allowed_scopes": ["read"], "allowed_grants": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"]})).await;
+    s.client(json!({"id": "web", "name": "Web", "allowed_scopes": ["read"]}))
+        .await;
+    let r = s
+        .admin(
+            Method::POST,
+            "/delegated-grants",
+            Some(json!({"client_id": "web", "user_id": "alice", "resource_id": "api", "scopes": ["read"]})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_not_stored(&r, "grant creation (tokens)");
+    let created: Value = r.json().await.unwrap();
+    let r = s
+        .form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", created["refresh_token"].as_str().unwrap()),
+                ("client_id", "web"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_not_stored(&r, "token response");
+    let r = s
+        .form(
+            "/oauth/device_authorization",
+            &[("client_id", "tv"), ("scope", "read")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_not_stored(&r, "device authorization (device code)");
+    for token in [created["access_token"].as_str().unwrap(), "unknown"] {
+        let r = s
+            .http
+            .post(s.url("/oauth/introspect"))
+            .bearer_auth(ADMIN)
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_not_stored(&r, "introspection (token facts)");
+    }
+    // A plain read carries no secret.
+    let r = s.admin(Method::GET, "/clients/conf", None).await;
+    assert!(r.headers().get("cache-control").is_none());
+}
+
+#[tokio::test]
+async fn conflicts_outlasting_the_retries_are_503_at_the_token_endpoint() {
+    let storage = Arc::new(Instrumented::new());
+    let s = server_on(
+        storage.clone(),
+        EngineConfig {
+            max_attempts: 3,
+            ..EngineConfig::default()
+        },
+        HttpConfig::default(),
+    )
+    .await;
+    s.client(json!({"id": "c", "name": "C", "allowed_scopes": ["read"]}))
+        .await;
+    let created = s.grant("c", "alice", &["read"]).await;
+    storage.inject(Fault::Conflict, usize::MAX);
+    let before = storage.applies();
+    let r = s
+        .form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", created["refresh_token"].as_str().unwrap()),
+                ("client_id", "c"),
+            ],
+        )
+        .await;
+    assert_eq!(storage.applies() - before, 3, "every attempt was made");
+    assert_eq!(r.headers()["retry-after"], "1");
+    expect_oauth_error(
+        r,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+    )
+    .await;
+    // The seed routes keep their 409.
+    let r = s
+        .admin(
+            Method::PATCH,
+            &format!(
+                "/delegated-grants/{}",
+                created["grant"]["id"].as_str().unwrap()
+            ),
+            Some(json!({"status": "revoked"})),
+        )
+        .await;
+    expect_error(r, StatusCode::CONFLICT, "conflict").await;
+    // Once the store heals, the same refresh token works.
+    storage.heal();
+    let r = s
+        .form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", created["refresh_token"].as_str().unwrap()),
+                ("client_id", "c"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// A store that cannot be reached: every call fails as a backend does when its
+/// database is down.
+#[derive(Debug)]
+struct Unreachable;
+
+fn down<T>() -> tenure::Result<T> {
+    Err(tenure::Error::unavailable(
+        "unreachable",
+        std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+    ))
+}
+
+#[async_trait::async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl Storage for Unreachable {
+    async fn zones(&self, _: Option<&str>, _: usize) -> tenure::Result<Vec<String>> {
+        down()
+    }
+    async fn get_client(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> tenure::Result<Option<tenure::Versioned<tenure::Client>>> {
+        down()
+    }
+    async fn list_clients(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::Client>>> {
+        down()
+    }
+    async fn get_grant(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> tenure::Result<Option<tenure::Versioned<tenure::Grant>>> {
+        down()
+    }
+    async fn list_grants(&self, _: &tenure::GrantQuery) -> tenure::Result<tenure::GrantPage> {
+        down()
+    }
+    async fn count_grants(
+        &self,
+        _: &str,
+        _: &tenure::GrantFilter,
+        _: tenure::Timestamp,
+    ) -> tenure::Result<u64> {
+        down()
+    }
+    async fn expired_grants(
+        &self,
+        _: &str,
+        _: tenure::Timestamp,
+        _: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::Grant>>> {
+        down()
+    }
+    async fn grant_history(&self, _: &str, _: &str) -> tenure::Result<Vec<tenure::Transition>> {
+        down()
+    }
+    async fn get_token(
+        &self,
+        _: &str,
+        _: &tenure::Digest,
+    ) -> tenure::Result<Option<tenure::Versioned<tenure::Token>>> {
+        down()
+    }
+    async fn get_token_and_grant(
+        &self,
+        _: &str,
+        _: &tenure::Digest,
+    ) -> tenure::Result<Option<tenure::TokenAndGrant>> {
+        down()
+    }
+    async fn get_token_and_grant_facts(
+        &self,
+        _: &str,
+        _: &tenure::Digest,
+    ) -> tenure::Result<Option<tenure::TokenAndGrantFacts>> {
+        down()
+    }
+    async fn grant_tokens(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::Token>>> {
+        down()
+    }
+    async fn expired_tokens(
+        &self,
+        _: &str,
+        _: tenure::Timestamp,
+        _: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::Token>>> {
+        down()
+    }
+    async fn get_personal_grant(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> tenure::Result<Option<tenure::Versioned<tenure::PersonalGrant>>> {
+        down()
+    }
+    async fn list_personal_grants(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<&tenure::Keyset>,
+        _: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::PersonalGrant>>> {
+        down()
+    }
+    async fn list_zone_personal_grants(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::PersonalGrant>>> {
+        down()
+    }
+    async fn get_device_authorization(
+        &self,
+        _: &str,
+        _: &tenure::Digest,
+    ) -> tenure::Result<Option<tenure::Versioned<tenure::DeviceAuthorization>>> {
+        down()
+    }
+    async fn find_device_authorization(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> tenure::Result<Option<tenure::Versioned<tenure::DeviceAuthorization>>> {
+        down()
+    }
+    async fn expired_device_authorizations(
+        &self,
+        _: &str,
+        _: tenure::Timestamp,
+        _: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::DeviceAuthorization>>> {
+        down()
+    }
+    async fn get_authorization_code(
+        &self,
+        _: &str,
+        _: &tenure::Digest,
+    ) -> tenure::Result<Option<tenure::Versioned<tenure::AuthorizationCode>>> {
+        down()
+    }
+    async fn expired_authorization_codes(
+        &self,
+        _: &str,
+        _: tenure::Timestamp,
+        _: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::AuthorizationCode>>> {
+        down()
+    }
+    async fn apply(&self, _: tenure::WriteSet) -> tenure::Result<()> {
+        down()
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_503_with_retry_after_on_every_kind_of_route() {
+    let s = server_on(
+        Arc::new(Unreachable),
+        EngineConfig::default(),
+        HttpConfig::default(),
+    )
+    .await;
+    for (method, path, body) in [
+        (Method::GET, "/delegated-grants", None),
+        (Method::GET, "/delegated-grants/g", None),
+        (Method::GET, "/clients?limit=100", None),
+        (
+            Method::POST,
+            "/clients",
+            Some(json!({"id": "c", "name": "C"})),
+        ),
+    ] {
+        let r = s.admin(method.clone(), path, body).await;
+        assert_eq!(r.headers()["retry-after"], "1", "{method} {path}");
+        expect_error(r, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    }
+    // A user route cannot tell a token it cannot look up from a wrong one: 503, not 401.
+    let r = s
+        .http
+        .post(s.url("/profile/auth-grants"))
+        .bearer_auth("tnr_at_whatever")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["retry-after"], "1");
+    expect_error(r, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    for (path, form, admin) in [
+        (
+            "/oauth/token",
+            vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "x"),
+                ("client_id", "c"),
+            ],
+            false,
+        ),
+        ("/oauth/introspect", vec![("token", "x")], true),
+        (
+            "/oauth/device_authorization",
+            vec![("client_id", "c"), ("scope", "read")],
+            false,
+        ),
+    ] {
+        let mut req = s.http.post(s.url(path)).form(&form);
+        if admin {
+            req = req.bearer_auth(ADMIN);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.headers()["retry-after"], "1", "{path}");
+        expect_oauth_error(
+            r,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_503_on_every_route() {
+    let s = server().await;
+    let doc: Value = s
+        .http
+        .get(s.base.replace("/zones/z1", "/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let unavailable = &op["responses"]["503"];
+            assert!(
+                unavailable["headers"]["retry-after"].is_object(),
+                "{method} {path}: {unavailable}"
+            );
+        }
+    }
+    let token = &paths["/zones/{zone_id}/oauth/token"]["post"]["responses"];
+    assert!(token.get("409").is_none(), "{token}");
+    assert_eq!(
+        token["503"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/OAuthErrorBody"
+    );
+    assert!(token["200"]["headers"]["cache-control"].is_object());
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_strict_list_parameters() {
+    let s = server().await;
+    let doc: Value = s
+        .http
+        .get(s.base.replace("/zones/z1", "/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    let list = &paths["/zones/{zone_id}/delegated-grants"]["get"];
+    assert!(list["responses"]["400"].is_object());
+    let active = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "active")
+        .unwrap();
+    assert_eq!(active["schema"]["pattern"], "^true$");
+    assert!(paths["/zones/{zone_id}/clients"]["get"]["responses"]["400"].is_object());
 }

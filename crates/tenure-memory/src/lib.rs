@@ -45,10 +45,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
 use tenure::{
-    Actor, AuthorizationCode, Client, DeviceAuthorization, Digest, Error, Expect, Grant, GrantFilter, GrantPage,
-    GrantQuery, GrantStatus, Keyset, PersonalGrant, RecordKey, Result, Storage, Timestamp, Token,
-    TokenAndGrant, TokenAndGrantFacts, Transition, TransitionReason, Version, Versioned, Write,
-    WriteSet,
+    Actor, AuthorizationCode, Client, DeviceAuthorization, Digest, Error, Expect, Grant,
+    GrantFilter, GrantPage, GrantQuery, GrantStatus, Keyset, PersonalGrant, RecordKey, Result,
+    Storage, Timestamp, Token, TokenAndGrant, TokenAndGrantFacts, Transition, TransitionReason,
+    Version, Versioned, Write, WriteSet,
 };
 
 use crate::grants::{Grants, Key, remove_from};

@@ -1,6 +1,6 @@
 //! The backend's own errors, and how they become the core's.
 
-use deadpool_postgres::PoolError;
+use deadpool_postgres::{HookError, PoolError};
 
 /// What can go wrong in the PostgreSQL backend.
 ///
@@ -167,7 +167,12 @@ impl PostgresError {
         match self {
             PostgresError::Connection { source } => match source {
                 PoolError::Timeout(_) | PoolError::Closed => true,
-                PoolError::Backend(e) => connection_lost(e),
+                // A host's pool may run a hook on each new connection; the
+                // connection failing under it is as much an outage as failing to
+                // connect.
+                PoolError::Backend(e) | PoolError::PostCreateHook(HookError::Backend(e)) => {
+                    connection_lost(e)
+                }
                 _ => false,
             },
             PostgresError::Database { source } => connection_lost(source),
@@ -196,4 +201,170 @@ fn connection_lost(error: &tokio_postgres::Error) -> bool {
             io.get_ref()
                 .is_none_or(|inner| !inner.is::<rustls::Error>())
         })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The classification of errors made without a database: the pool's own, a
+    //! refused connection, and a stand-in server on a loopback socket that answers
+    //! the startup message with what a real server sends when it is down, full or
+    //! misconfigured.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::io::{Read as _, Write as _};
+    use std::net::{TcpListener, TcpStream};
+
+    use deadpool_postgres::{HookError, PoolError, TimeoutType};
+
+    use super::PostgresError;
+
+    fn classified(error: PostgresError) -> tenure::Error {
+        tenure::Error::from(error)
+    }
+
+    fn is_unavailable(error: &tenure::Error) -> bool {
+        matches!(
+            error,
+            tenure::Error::Unavailable {
+                backend: "postgres",
+                ..
+            }
+        )
+    }
+
+    fn is_backend(error: &tenure::Error) -> bool {
+        matches!(
+            error,
+            tenure::Error::Backend {
+                backend: "postgres",
+                ..
+            }
+        )
+    }
+
+    /// A server on a loopback port that reads the client's startup message, then
+    /// does `answer` and hangs up.
+    fn stand_in(answer: impl FnOnce(&mut TcpStream) + Send + 'static) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut length = [0; 4];
+            stream.read_exact(&mut length).unwrap();
+            let mut rest = vec![0; u32::from_be_bytes(length) as usize - 4];
+            stream.read_exact(&mut rest).unwrap();
+            answer(&mut stream);
+        });
+        port
+    }
+
+    /// An ErrorResponse message with this severity and SQLSTATE.
+    fn error_response(code: &str) -> Vec<u8> {
+        let mut fields = Vec::new();
+        for (tag, value) in [
+            (b'S', "FATAL"),
+            (b'V', "FATAL"),
+            (b'C', code),
+            (b'M', "refused"),
+        ] {
+            fields.push(tag);
+            fields.extend_from_slice(value.as_bytes());
+            fields.push(0);
+        }
+        fields.push(0);
+        let mut message = vec![b'E'];
+        message.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+        message.extend_from_slice(&fields);
+        message
+    }
+
+    /// What connecting to `port` fails with.
+    async fn connect_error(port: u16) -> tokio_postgres::Error {
+        let url = format!("postgres://nobody@127.0.0.1:{port}/none?sslmode=disable");
+        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+            Ok(_) => panic!("the stand-in server accepts no one"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn the_pools_timeouts_and_closing_are_unavailable() {
+        for error in [
+            PoolError::Timeout(TimeoutType::Wait),
+            PoolError::Timeout(TimeoutType::Create),
+            PoolError::Timeout(TimeoutType::Recycle),
+            PoolError::Closed,
+        ] {
+            let error = classified(PostgresError::from(error));
+            assert!(is_unavailable(&error), "{error:?}");
+        }
+        for error in [
+            PoolError::NoRuntimeSpecified,
+            PoolError::PostCreateHook(HookError::Message("bad search_path".into())),
+        ] {
+            let error = classified(PostgresError::from(error));
+            assert!(is_backend(&error), "{error:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unavailable() {
+        // A port that was just free, and has no listener now.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let refused = connect_error(port).await;
+        let error = classified(PostgresError::from(PoolError::Backend(refused)));
+        assert!(is_unavailable(&error), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_by_the_server_is_unavailable() {
+        // Whether it is met while connecting, in a hook, or by a statement.
+        let closed = connect_error(stand_in(|_| {})).await;
+        let in_hook = connect_error(stand_in(|_| {})).await;
+        let in_statement = connect_error(stand_in(|_| {})).await;
+        for error in [
+            PostgresError::from(PoolError::Backend(closed)),
+            PostgresError::from(PoolError::PostCreateHook(HookError::Backend(in_hook))),
+            PostgresError::from(in_statement),
+        ] {
+            let error = classified(error);
+            assert!(is_unavailable(&error), "{error:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_down_starting_or_full_is_unavailable_and_a_refusal_is_not() {
+        for (code, unavailable) in [
+            ("08006", true),  // connection failure
+            ("08001", true),  // cannot establish a connection
+            ("57P01", true),  // admin shutdown
+            ("57P02", true),  // crash shutdown
+            ("57P03", true),  // cannot connect now: starting up
+            ("53300", true),  // too many connections
+            ("28P01", false), // wrong password: misconfigured
+            ("3D000", false), // no such database: misconfigured
+            ("42P01", false), // no such table: a statement failed
+        ] {
+            let mut errors = Vec::new();
+            for _ in 0..2 {
+                let answer = error_response(code);
+                let error =
+                    connect_error(stand_in(move |stream| stream.write_all(&answer).unwrap())).await;
+                assert_eq!(error.code().map(|c| c.code()), Some(code));
+                errors.push(error);
+            }
+            let from_statement = PostgresError::from(errors.pop().unwrap());
+            let from_pool = PostgresError::from(PoolError::Backend(errors.pop().unwrap()));
+            for error in [from_statement, from_pool] {
+                assert_eq!(error.is_unavailable(), unavailable, "{code}");
+                let error = classified(error);
+                assert_eq!(is_unavailable(&error), unavailable, "{code}: {error:?}");
+                assert_eq!(is_backend(&error), !unavailable, "{code}: {error:?}");
+            }
+        }
+    }
 }

@@ -72,7 +72,7 @@ pub use code::{AuthorizationCode, CodeRequest, PkceRequirement};
 pub use cursor::CursorKey;
 pub use device::{DeviceAuthorization, DeviceState};
 pub use engine::{
-    AuthorizeRequest, ClientChange, ClientCredentials, ClientCredentialsRequest,
+    AuthorizeRequest, ClientChange, ClientCredentials, ClientCredentialsRequest, ClientPage,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE_DELAY, DEFAULT_RETRY_MAX_DELAY, DevicePoll,
     DeviceRequest, DeviceStart, Engine, EngineBuilder, EngineConfig, GrantsOf, GuessLimits, Issued,
     IssuedCode, ListGrants, MAX_SECRET_OVERLAP, Page, PersonalGrantPage, RefreshRequest,

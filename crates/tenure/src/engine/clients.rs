@@ -26,6 +26,16 @@ pub enum ClientChange {
     Merge(serde_json::Value),
 }
 
+/// A page of a zone's clients, in id order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientPage {
+    /// The clients.
+    pub items: Vec<Client>,
+    /// Present when more clients follow: the last id of this page, to pass as
+    /// `after`.
+    pub after_cursor: Option<String>,
+}
+
 impl Engine {
     /// Registers a client. A confidential client's secret is returned this once.
     #[tracing::instrument(skip_all, fields(zone = zone_id, client_id = tracing::field::Empty))]
@@ -123,21 +133,57 @@ impl Engine {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Client>> {
+        let result = self.read_clients(zone_id, after, limit, 0).await;
+        observe::finish_ok("list_clients", result)
+    }
+
+    /// A page of a zone's clients by id, after `after`, at most `limit` (1 to 100),
+    /// with the cursor of the next page when more clients follow.
+    #[tracing::instrument(level = "debug", skip_all, fields(zone = zone_id))]
+    pub async fn list_clients_page(
+        &self,
+        zone_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ClientPage> {
         let result = async {
-            validate::reference("zone_id", zone_id)?;
-            let limit = validate::limit(limit)?;
-            if let Some(after) = after {
-                validate::record_id("after", after)?;
-            }
-            let page = self
-                .inner
-                .storage
-                .list_clients(zone_id, after, limit)
-                .await?;
-            Ok(page.into_iter().map(|c| c.record).collect())
+            // One more than the page tells whether more follow.
+            let mut items = self.read_clients(zone_id, after, limit, 1).await?;
+            let more = items.len() > limit;
+            items.truncate(limit);
+            let after_cursor = if more {
+                items.last().map(|c| c.id.clone())
+            } else {
+                None
+            };
+            Ok(ClientPage {
+                items,
+                after_cursor,
+            })
         }
         .await;
         observe::finish_ok("list_clients", result)
+    }
+
+    /// Up to `limit + extra` clients after `after`, once `limit` is checked.
+    async fn read_clients(
+        &self,
+        zone_id: &str,
+        after: Option<&str>,
+        limit: usize,
+        extra: usize,
+    ) -> Result<Vec<Client>> {
+        validate::reference("zone_id", zone_id)?;
+        let limit = validate::limit(limit)?;
+        if let Some(after) = after {
+            validate::record_id("after", after)?;
+        }
+        let page = self
+            .inner
+            .storage
+            .list_clients(zone_id, after, limit + extra)
+            .await?;
+        Ok(page.into_iter().map(|c| c.record).collect())
     }
 
     /// Changes a client's policy or details with a typed update. Affects future

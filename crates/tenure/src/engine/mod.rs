@@ -21,7 +21,7 @@ mod personal;
 mod retry;
 
 pub use client_auth::{ClientCredentials, MAX_SECRET_OVERLAP};
-pub use clients::ClientChange;
+pub use clients::{ClientChange, ClientPage};
 pub use codes::IssuedCode;
 pub use device::{DevicePoll, DeviceRequest, DeviceStart, GuessLimits};
 pub use machine::ClientCredentialsRequest;
