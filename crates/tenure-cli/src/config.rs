@@ -169,9 +169,9 @@ pub struct ServeArgs {
         help_heading = "HTTP"
     )]
     pub device_verification_uri: Option<String>,
-    /// The server's public base URL, such as https://auth.example.com: each zone's
-    /// issuer is {URL}/zones/{zone_id} (file: http.public_url) [default: http://
-    /// and each request's Host].
+    /// The server's public base URL, its scheme, host and port as clients reach it:
+    /// each zone's issuer is {URL}/zones/{zone_id} (file: http.public_url)
+    /// [default: http:// and each request's Host].
     #[arg(
         long,
         env = "TENURE_PUBLIC_URL",

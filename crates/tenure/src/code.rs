@@ -152,7 +152,7 @@ pub fn check_verifier(verifier: &str) -> Result<()> {
     }
 }
 
-/// What the host approved, for [`issue`].
+/// What the host approved, for [`Engine::issue_code`](crate::Engine::issue_code).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeRequest {
     /// The client the code is for.
