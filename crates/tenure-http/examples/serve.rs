@@ -5,7 +5,8 @@
 //! printed when it is unset). Zone `demo` gets a public client `demo-client`
 //! (redirect URI `http://127.0.0.1/callback`, so codes can be issued for it) and a
 //! grant for user `demo-user`, whose access token is printed, so the user-side
-//! routes can be tried too.
+//! routes can be tried too; and a public client `dialect-client` for the vendor
+//! dialects' client routes.
 
 use std::sync::Arc;
 
@@ -43,6 +44,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         GrantType::DeviceCode,
                     ])
             },
+        )
+        .await?;
+    // A second client for the vendor dialects' client routes, which schemathesis
+    // pins (`path.oauth_client_id`), so that fuzzed changes leave the first alone.
+    engine
+        .register_client(
+            "demo",
+            ClientRegistration::new("Dialects")
+                .id("dialect-client")
+                .scopes(["read"]),
         )
         .await?;
     let issued = engine
