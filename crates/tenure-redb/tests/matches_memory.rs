@@ -581,9 +581,14 @@ fn client(zone: &str, id: &str, edits: u64) -> Client {
         id: id.to_owned(),
         zone_id: zone.to_owned(),
         organization_id: "org".to_owned(),
+        // Seed 003's descriptive fields come and go with the edits.
+        tenant: (edits % 3 == 1).then(|| "acme-solar".to_owned()),
         name: format!("Client {edits}"),
         description: None,
+        business_name: (edits % 2 == 0).then(|| format!("Acme {edits}")),
+        homepage_url: (edits > 1).then(|| "https://acme.example/".to_owned()),
         client_type: ClientType::Confidential,
+        internal: edits % 4 == 3,
         owner_account_id: Some("acct".to_owned()),
         allowed_scopes: vec!["read".to_owned()],
         allowed_grants: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
@@ -593,6 +598,8 @@ fn client(zone: &str, id: &str, edits: u64) -> Client {
         refresh_token_ttl_seconds: 86_400,
         redirect_uris: vec!["https://app.example/cb".to_owned()],
         enabled: true,
+        strong_auth_supported: edits % 3 == 2,
+        claims_supported: edits % 2 == 1,
         secret_digest: Some(digest(7)),
         // Every other edit is a secret rotation, whose replaced secret lingers.
         previous_secret: (edits % 2 == 1).then(|| RetiringSecret {

@@ -266,9 +266,13 @@ pub fn client(zone: &str, id: &str, name: &str) -> Client {
         id: id.into(),
         zone_id: zone.into(),
         organization_id: "org-1".into(),
+        tenant: None,
         name: name.into(),
         description: None,
+        business_name: None,
+        homepage_url: None,
         client_type: ClientType::Public,
+        internal: false,
         owner_account_id: None,
         allowed_scopes: vec!["read".into()],
         allowed_grants: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
@@ -278,12 +282,53 @@ pub fn client(zone: &str, id: &str, name: &str) -> Client {
         refresh_token_ttl_seconds: 2_592_000,
         redirect_uris: Vec::new(),
         enabled: true,
+        strong_auth_supported: false,
+        claims_supported: false,
         secret_digest: None,
         previous_secret: None,
         created_at: epoch(),
         updated_at: epoch(),
         refresh_stopped_at: None,
         last_used_at: None,
+    }
+}
+
+/// [`client`] with every field set: seed 003's descriptive fields, both secrets
+/// and every optional time.
+pub fn client_with_every_field(zone: &str, id: &str) -> Client {
+    Client {
+        tenant: Some("acme-solar".into()),
+        description: Some("Reports, nightly".into()),
+        business_name: Some("Acme Solar, Inc.".into()),
+        homepage_url: Some("https://acme-solar.example/about?from=tenure".into()),
+        client_type: ClientType::Confidential,
+        internal: true,
+        owner_account_id: Some("account-1".into()),
+        allowed_scopes: vec!["read".into(), "write".into()],
+        allowed_grants: vec![
+            GrantType::AuthorizationCode,
+            GrantType::RefreshToken,
+            GrantType::ClientCredentials,
+            GrantType::DeviceCode,
+        ],
+        scope_policy: ScopePolicy::Inherit,
+        access_type: AccessType::Online,
+        access_token_ttl_seconds: 60,
+        refresh_token_ttl_seconds: u32::MAX,
+        redirect_uris: vec!["https://acme-solar.example/cb".into()],
+        enabled: false,
+        strong_auth_supported: true,
+        claims_supported: true,
+        secret_digest: Some(Digest::of("secret-2")),
+        previous_secret: Some(RetiringSecret {
+            digest: Digest::of("secret-1"),
+            valid_until: at(90_000),
+        }),
+        created_at: at(1_000),
+        updated_at: at(2_000),
+        refresh_stopped_at: Some(at(1_500)),
+        last_used_at: Some(at(1_800)),
+        ..client(zone, id, "Every field")
     }
 }
 
@@ -907,7 +952,8 @@ where
 /// Rule 2, versions: a client, a grant and a token written with [`Expect::Absent`]
 /// are stored at version 1 and each write with `Expect::Version(v)` stores `v + 1`; a
 /// stale version, `Absent` on an existing record and `Version` on a missing one are
-/// [`Error::Conflict`] and change nothing.
+/// [`Error::Conflict`] and change nothing. Every revision reads back whole: a client
+/// with every field set ([`client_with_every_field`]), then with them cleared.
 pub async fn versioned_compare_and_set<S: Storage>(store: S) {
     let s = &store;
 
@@ -916,8 +962,7 @@ pub async fn versioned_compare_and_set<S: Storage>(store: S) {
         c.clone(),
         Client {
             name: "rev 1".into(),
-            enabled: false,
-            ..c.clone()
+            ..client_with_every_field(ZONE, "client-1")
         },
         Client {
             name: "rev 2".into(),
@@ -929,6 +974,15 @@ pub async fn versioned_compare_and_set<S: Storage>(store: S) {
         get_client(s, ZONE, "client-1").await
     })
     .await;
+    let full = client_with_every_field(ZONE, "client-full");
+    commit(s, [put_client(&full, Expect::Absent)]).await;
+    assert_eq!(
+        s.list_clients(ZONE, Some("client-1"), 10)
+            .await
+            .expect("list_clients"),
+        vec![v1(full)],
+        "list_clients reads a client with every field set whole"
+    );
 
     // The revisions move the grant between indexes (user, status, expiry) and its
     // refresh chain forward and back.
