@@ -1688,6 +1688,14 @@ impl Storage for Unreachable {
     ) -> tenure::Result<Vec<tenure::Versioned<tenure::DeviceAuthorization>>> {
         down()
     }
+    async fn list_device_authorizations(
+        &self,
+        _: &str,
+        _: Option<&tenure::Digest>,
+        _: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::DeviceAuthorization>>> {
+        down()
+    }
     async fn get_authorization_code(
         &self,
         _: &str,

@@ -63,7 +63,8 @@ struct Zone {
     history: Sharded<Arc<str>, Vec<Entry>>,
     personal: BTreeMap<Arc<str>, Versioned<PersonalGrant>>,
     personal_by_user: Sharded<String, BTreeSet<Key>>,
-    devices: HashMap<Digest, Versioned<DeviceAuthorization>>,
+    /// Device authorizations by device-code digest, in byte order for listing.
+    devices: BTreeMap<Digest, Versioned<DeviceAuthorization>>,
     devices_by_user_code: HashMap<String, Digest>,
     /// Device authorizations by `(expires_at in ms, device code)`.
     device_expiry: BTreeSet<(i64, Digest)>,
@@ -667,6 +668,25 @@ impl Storage for MemoryStorage {
             .take_while(|(expires, _)| *expires <= now)
             .take(limit)
             .filter_map(|(_, d)| zone.devices.get(d).cloned())
+            .collect())
+    }
+
+    async fn list_device_authorizations(
+        &self,
+        zone_id: &str,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<DeviceAuthorization>>> {
+        let zones = self.read();
+        let Some(zone) = zones.get(zone_id) else {
+            return Ok(Vec::new());
+        };
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(zone
+            .devices
+            .range((from, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, d)| d.clone())
             .collect())
     }
 

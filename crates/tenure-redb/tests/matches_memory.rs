@@ -2,7 +2,8 @@
 //! random write sets (some with stale expectations, some touching several records)
 //! go to both, both must accept or refuse each one alike, and after every set every
 //! query the trait has must answer the same on both, including pages from keysets
-//! in both directions, counts, every expiry index, user codes, authorization codes
+//! in both directions, counts, every expiry index, the device authorizations in
+//! device-code order, user codes, authorization codes
 //! and the zones. Sets also hold
 //! guards (`Write::Check`), stale ones among them. Zones and ids are chosen to trip
 //! key encodings (`a` and `ab`, ids that prefix each other, a NUL).
@@ -757,6 +758,14 @@ async fn compare(memory: &MemoryStorage, redb: &RedbStorage, step: usize) -> Res
                 same!(
                     format!("expired_authorization_codes {zone} {now} {limit}"),
                     expired_authorization_codes(zone, at(now), limit)
+                );
+            }
+        }
+        for after in [None, Some(digest(0)), Some(digest(3)), Some(digest(7))] {
+            for limit in [0, 1, 3, 100] {
+                same!(
+                    format!("list_device_authorizations {zone} {after:?} {limit}"),
+                    list_device_authorizations(zone, after.as_ref(), limit)
                 );
             }
         }

@@ -147,6 +147,7 @@ macro_rules! __conformance_rules {
             1 user_codes_are_unique_in_a_zone,
             1 user_codes_are_unique_within_a_write_set,
             1 device_authorizations_by_code_and_expiry,
+            1 device_authorizations_listed_by_code,
             1 checks_guard_without_writing,
             1 expired_tokens_in_expiry_order,
             1 grant_refresh_chain_round_trips,
@@ -4340,6 +4341,144 @@ pub async fn device_authorizations_by_code_and_expiry<S: Storage>(store: S) {
         codes,
         expected.into_iter().map(|(_, c)| c).collect::<Vec<_>>(),
         "the index follows a moved expiry and a deletion"
+    );
+}
+
+// ----- rule 16: device authorizations listed by device code -----
+
+async fn listed_devices<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    after: Option<Digest>,
+    limit: usize,
+) -> Vec<Versioned<DeviceAuthorization>> {
+    store
+        .list_device_authorizations(zone, after.as_ref(), limit)
+        .await
+        .expect("list_device_authorizations")
+}
+
+/// Rule 16: `list_device_authorizations` yields a zone's device authorizations in
+/// every state, expired ones included, in byte order of their device-code digests;
+/// `after` starts strictly after a digest, stored or not; `limit` cuts the list,
+/// pages of it put end to end give all of it; a rewritten one shows its new version
+/// and a deleted one is gone. Another zone's, and one of a zone whose id extends
+/// this one's, never show through, even after one of their digests.
+pub async fn device_authorizations_listed_by_code<S: Storage>(store: S) {
+    let s = &store;
+    let longer_zone = format!("{ZONE}b");
+    assert!(listed_devices(s, ZONE, None, 100).await.is_empty());
+
+    // (device code, user code, state, expiry ms): every state, some long expired.
+    let rows = [
+        ("list-a", "BBBBBBBB", DeviceState::Pending, 50_000),
+        ("list-b", "CCCCCCCC", DeviceState::Claimed, 10_000),
+        ("list-c", "DDDDDDDD", DeviceState::Approved, NOW_MS),
+        ("list-d", "FFFFFFFF", DeviceState::Denied, 900_000),
+        ("list-e", "GGGGGGGG", DeviceState::Redeemed, 1),
+        ("list-f", "HHHHHHHH", DeviceState::Pending, 1),
+        ("list-g", "JJJJJJJJ", DeviceState::Pending, 600_000),
+    ];
+    let mut devices = Vec::new();
+    for (code, user_code, state, expires) in rows {
+        let device = DeviceAuthorization {
+            state,
+            ..device_authorization(ZONE, code, user_code, at(expires))
+        };
+        commit(s, [put_device(&device, Expect::Absent)]).await;
+        devices.push(device);
+    }
+    // Look-alikes: the same device code elsewhere, and codes only elsewhere.
+    for (zone, code, user_code) in [
+        (OTHER_ZONE, "list-a", "KKKKKKKK"),
+        (OTHER_ZONE, "list-z", "LLLLLLLL"),
+        (longer_zone.as_str(), "list-y", "KKKKKKKK"),
+    ] {
+        let device = device_authorization(zone, code, user_code, at(1));
+        commit(s, [put_device(&device, Expect::Absent)]).await;
+    }
+    devices.sort_by_key(|d| d.device_code);
+    let expected: Vec<_> = devices.iter().cloned().map(v1).collect();
+
+    assert_eq!(
+        listed_devices(s, ZONE, None, 100).await,
+        expected,
+        "every state, expired ones too, in device-code order"
+    );
+    assert!(listed_devices(s, EMPTY_ZONE, None, 100).await.is_empty());
+    assert_eq!(listed_devices(s, OTHER_ZONE, None, 100).await.len(), 2);
+    assert_eq!(listed_devices(s, &longer_zone, None, 100).await.len(), 1);
+    for limit in [0, 1, 3, 6, 7, 8] {
+        assert_eq!(
+            listed_devices(s, ZONE, None, limit).await,
+            expected.iter().take(limit).cloned().collect::<Vec<_>>(),
+            "limit {limit}"
+        );
+    }
+    for (i, device) in devices.iter().enumerate() {
+        assert_eq!(
+            listed_devices(s, ZONE, Some(device.device_code), 100).await,
+            expected[i + 1..].to_vec(),
+            "after the {i}th digest"
+        );
+    }
+    for code in ["list-z", "list-y", "not-stored"] {
+        let after = Digest::of(code);
+        let following: Vec<_> = expected
+            .iter()
+            .filter(|d| d.record.device_code > after)
+            .cloned()
+            .collect();
+        assert_eq!(
+            listed_devices(s, ZONE, Some(after), 100).await,
+            following,
+            "after the digest of {code:?}, which this zone does not hold"
+        );
+    }
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let page = listed_devices(s, ZONE, after, 2).await;
+        let Some(last) = page.last() else { break };
+        after = Some(last.record.device_code);
+        walked.extend(page);
+    }
+    assert_eq!(walked, expected, "pages of two, end to end");
+
+    let decided = DeviceAuthorization {
+        state: DeviceState::Denied,
+        user_id: Some("user-1".into()),
+        ..devices[0].clone()
+    };
+    let gone = [devices[1].clone(), devices[6].clone()];
+    let mut writes = vec![put_device(&decided, Expect::Version(1))];
+    for d in &gone {
+        writes.push(Write::DeleteDeviceAuthorization {
+            zone_id: ZONE.into(),
+            device_code: d.device_code,
+            expect: 1,
+        });
+    }
+    commit(s, writes).await;
+    let mut remaining = vec![Versioned {
+        record: decided,
+        version: 2,
+    }];
+    remaining.extend(expected[2..6].iter().cloned());
+    assert_eq!(
+        listed_devices(s, ZONE, None, 100).await,
+        remaining,
+        "a rewritten one at its new version, deleted ones gone"
+    );
+    assert_eq!(
+        listed_devices(s, ZONE, Some(gone[0].device_code), 100).await,
+        remaining[1..].to_vec(),
+        "after the digest of a deleted one"
+    );
+    assert_eq!(
+        listed_devices(s, OTHER_ZONE, None, 100).await.len(),
+        2,
+        "deleting in one zone leaves another's"
     );
 }
 

@@ -53,6 +53,12 @@
 //! 15. **Authorization codes are found by digest**, versioned like every record, and
 //!     [`Storage::expired_authorization_codes`] yields those whose `expires_at` is at
 //!     or before the given time, in order of `(expires_at, code)`, and only those.
+//! 16. **Device authorizations are listed by device code.**
+//!     [`Storage::list_device_authorizations`] yields every device authorization
+//!     stored in the zone, whatever its state or expiry, in byte order of the digest
+//!     of its device code: those strictly after the given digest, at most `limit`,
+//!     from a range of the store's own order, so that a page costs the same however
+//!     many the zone holds. A deleted one is never listed.
 
 use std::fmt;
 use std::sync::Arc;
@@ -522,6 +528,16 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Versioned<DeviceAuthorization>>>;
 
+    /// Every stored device authorization of the zone, whatever its state, in byte
+    /// order of the digest of its device code: those strictly after `after`, at most
+    /// `limit`. For an administrator's list, never for a device.
+    async fn list_device_authorizations(
+        &self,
+        zone_id: &str,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<DeviceAuthorization>>>;
+
     /// An authorization code by its digest.
     async fn get_authorization_code(
         &self,
@@ -684,6 +700,16 @@ macro_rules! forward_storage {
             ) -> Result<Vec<Versioned<DeviceAuthorization>>> {
                 (**self)
                     .expired_device_authorizations(zone_id, now, limit)
+                    .await
+            }
+            async fn list_device_authorizations(
+                &self,
+                zone_id: &str,
+                after: Option<&Digest>,
+                limit: usize,
+            ) -> Result<Vec<Versioned<DeviceAuthorization>>> {
+                (**self)
+                    .list_device_authorizations(zone_id, after, limit)
                     .await
             }
             async fn get_authorization_code(

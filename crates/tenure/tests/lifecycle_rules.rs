@@ -1667,6 +1667,14 @@ impl tenure::Storage for Recording {
             .expired_device_authorizations(z, now, limit)
             .await
     }
+    async fn list_device_authorizations(
+        &self,
+        z: &str,
+        after: Option<&tenure::Digest>,
+        limit: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::DeviceAuthorization>>> {
+        self.inner.list_device_authorizations(z, after, limit).await
+    }
     async fn get_authorization_code(
         &self,
         z: &str,

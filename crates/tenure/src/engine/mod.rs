@@ -23,7 +23,7 @@ mod retry;
 pub use client_auth::{ClientCredentials, MAX_SECRET_OVERLAP};
 pub use clients::{ClientChange, ClientPage};
 pub use codes::IssuedCode;
-pub use device::{DevicePoll, DeviceRequest, DeviceStart, GuessLimits};
+pub use device::{DeviceAuthorizationPage, DevicePoll, DeviceRequest, DeviceStart, GuessLimits};
 pub use machine::ClientCredentialsRequest;
 pub use personal::PersonalGrantPage;
 
