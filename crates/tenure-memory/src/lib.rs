@@ -186,6 +186,16 @@ fn check(zones: &HashMap<String, Zone>, set: &WriteSet) -> Result<()> {
                     .and_then(|z| z.clients.get(&client.id))
                     .map(|c| c.version),
             ),
+            Write::DeleteClient {
+                zone_id,
+                id,
+                expect,
+            } => Expect::Version(*expect).holds(
+                zones
+                    .get(zone_id)
+                    .and_then(|z| z.clients.get(id))
+                    .map(|c| c.version),
+            ),
             Write::PutGrant { grant, expect } => expect.holds(
                 zones
                     .get(&grant.zone_id)
@@ -295,6 +305,11 @@ fn apply_one(zones: &mut HashMap<String, Zone>, write: Write) {
                     version: expect.next_version(),
                 },
             );
+        }
+        Write::DeleteClient { zone_id, id, .. } => {
+            if let Some(zone) = zones.get_mut(&zone_id) {
+                zone.clients.remove(&id);
+            }
         }
         Write::PutGrant { grant, expect } => {
             let zone = zones.entry(grant.zone_id.clone()).or_default();

@@ -41,6 +41,11 @@ enum Abstract {
         id: usize,
         stale: bool,
     },
+    DeleteClient {
+        zone: usize,
+        id: usize,
+        stale: bool,
+    },
     Grant {
         zone: usize,
         id: usize,
@@ -137,6 +142,8 @@ fn abstract_write() -> impl Strategy<Value = Abstract> {
     prop_oneof![
         1 => (zone.clone(), 0..3usize, stale())
             .prop_map(|(zone, id, stale)| Abstract::Client { zone, id, stale }),
+        1 => (zone.clone(), 0..3usize, stale())
+            .prop_map(|(zone, id, stale)| Abstract::DeleteClient { zone, id, stale }),
         6 => (
             (zone.clone(), id.clone(), 0..USERS.len(), 0..2usize, 0..3usize),
             (0..3u8, 0..4u8, 0..12u8, stale())
@@ -211,7 +218,9 @@ fn status(n: u8) -> GrantStatus {
 /// The record a write touches, if any: a set touches each record at most once.
 fn record_of(w: &Abstract) -> Option<(u8, usize, usize)> {
     match *w {
-        Abstract::Client { zone, id, .. } => Some((0, zone, id)),
+        Abstract::Client { zone, id, .. } | Abstract::DeleteClient { zone, id, .. } => {
+            Some((0, zone, id))
+        }
         Abstract::Grant { zone, id, .. } | Abstract::DeleteGrant { zone, id, .. } => {
             Some((1, zone, id))
         }
@@ -305,6 +314,19 @@ async fn build(memory: &MemoryStorage, writes: &[Abstract]) -> WriteSet {
                         },
                     },
                     expect: expect(current, *stale),
+                }
+            }
+            Abstract::DeleteClient { zone, id, stale } => {
+                let (zone, id) = (ZONES[*zone], client_id(*id));
+                let current = memory
+                    .get_client(zone, &id)
+                    .await
+                    .unwrap()
+                    .map(|c| c.version);
+                Write::DeleteClient {
+                    zone_id: zone.to_owned(),
+                    id,
+                    expect: version(current, *stale),
                 }
             }
             Abstract::DeleteGrant { zone, id, stale } => {

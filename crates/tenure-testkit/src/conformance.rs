@@ -122,6 +122,7 @@ macro_rules! __conformance_rules {
             $kind $how;
             1 versioned_compare_and_set,
             1 deletes_check_the_version,
+            1 delete_client_checks_the_version,
             1 write_set_is_all_or_nothing,
             2 readers_never_see_half_a_set,
             1 list_filters_alone_and_combined,
@@ -422,6 +423,15 @@ pub fn put_token(token: &Token, expect: Expect) -> Write {
 /// [`Write::DeleteGrant`].
 pub fn delete_grant(zone: &str, id: &str, expect: Version) -> Write {
     Write::DeleteGrant {
+        zone_id: zone.into(),
+        id: id.into(),
+        expect,
+    }
+}
+
+/// [`Write::DeleteClient`].
+pub fn delete_client(zone: &str, id: &str, expect: Version) -> Write {
+    Write::DeleteClient {
         zone_id: zone.into(),
         id: id.into(),
         expect,
@@ -1157,6 +1167,148 @@ pub async fn deletes_check_the_version<S: Storage>(store: S) {
         get_token(s, ZONE, "secret-1").await,
         Some(v1(t)),
         "a re-created token starts at version 1"
+    );
+}
+
+/// Rules 2, 3, 14 and 17 for clients: [`Write::DeleteClient`] with a stale or
+/// future version, of a missing client, or in a set another write of which fails,
+/// is [`Error::Conflict`] and changes nothing; with the stored version it deletes
+/// the client alone, which then is neither found nor listed, while the same id in
+/// another zone and the client's grants, their tokens and history stay. A zone whose
+/// last client goes leaves [`Storage::zones`] unless it holds a grant, and a
+/// re-created client starts again at version 1.
+pub async fn delete_client_checks_the_version<S: Storage>(store: S) {
+    let s = &store;
+    let c = client(ZONE, "client-1", "One");
+    let renamed = client(ZONE, "client-1", "Renamed");
+    let other = client(OTHER_ZONE, "client-1", "Look-alike");
+    let alone = client("zone-c", "client-1", "Alone");
+    let g = grant(ZONE, "grant-1", at(1_000), far_future());
+    let t = token(&g, "secret-1", TokenKind::Access);
+    let created = transition(&g, None, ACTIVE, TransitionReason::Created, at(1_000));
+    commit(
+        s,
+        [
+            put_client(&c, Expect::Absent),
+            put_client(&other, Expect::Absent),
+            put_client(&alone, Expect::Absent),
+            put_grant(&g, Expect::Absent),
+            put_token(&t, Expect::Absent),
+            append(created.clone()),
+        ],
+    )
+    .await;
+    commit(s, [put_client(&renamed, Expect::Version(1))]).await;
+    let stored = Some(Versioned {
+        record: renamed.clone(),
+        version: 2,
+    });
+
+    for stale in [1, 3] {
+        assert_conflict(
+            s,
+            [delete_client(ZONE, "client-1", stale)],
+            &format!("DeleteClient expecting {stale} of a client at 2"),
+        )
+        .await;
+        assert_eq!(
+            get_client(s, ZONE, "client-1").await,
+            stored,
+            "a refused DeleteClient (expecting {stale}) changed the client"
+        );
+    }
+    assert_conflict(
+        s,
+        [delete_client(ZONE, "client-missing", 1)],
+        "DeleteClient of a missing client",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [delete_client(EMPTY_ZONE, "client-1", 1)],
+        "DeleteClient through a zone that does not hold it",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [
+            delete_client(ZONE, "client-1", 2),
+            put_grant(&g, Expect::Version(5)),
+        ],
+        "DeleteClient in a set whose other write fails",
+    )
+    .await;
+    assert_eq!(
+        get_client(s, ZONE, "client-1").await,
+        stored,
+        "a refused set deleted the client"
+    );
+
+    commit(s, [delete_client(ZONE, "client-1", 2)]).await;
+    assert_eq!(
+        get_client(s, ZONE, "client-1").await,
+        None,
+        "DeleteClient with the stored version deletes"
+    );
+    assert!(
+        clients(s, ZONE, None, 100).await.is_empty(),
+        "a deleted client is still listed"
+    );
+    assert_eq!(
+        get_client(s, OTHER_ZONE, "client-1").await,
+        Some(v1(other.clone())),
+        "deleting a client touched the same id in another zone"
+    );
+    assert_eq!(
+        clients(s, OTHER_ZONE, None, 100).await,
+        [v1(other)],
+        "deleting a client changed another zone's listing"
+    );
+    assert_eq!(
+        get_grant(s, ZONE, "grant-1").await,
+        Some(v1(g.clone())),
+        "deleting a client deleted its grant"
+    );
+    assert_eq!(
+        get_token(s, ZONE, "secret-1").await,
+        Some(v1(t)),
+        "deleting a client deleted a token of its grant"
+    );
+    assert_eq!(
+        history(s, ZONE, "grant-1").await,
+        [created],
+        "deleting a client changed its grant's history"
+    );
+    assert_conflict(
+        s,
+        [delete_client(ZONE, "client-1", 2)],
+        "DeleteClient of a deleted client",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [put_client(&renamed, Expect::Version(2))],
+        "Expect::Version on a deleted client",
+    )
+    .await;
+
+    assert_eq!(
+        s.zones(None, 10).await.expect("zones"),
+        [ZONE, OTHER_ZONE, "zone-c"],
+        "a zone holding a grant stays listed without its client"
+    );
+    commit(s, [delete_client("zone-c", "client-1", 1)]).await;
+    assert_eq!(
+        s.zones(None, 10).await.expect("zones"),
+        [ZONE, OTHER_ZONE],
+        "a zone whose last client went, holding no grant, is still listed"
+    );
+
+    commit(s, [put_client(&c, Expect::Absent)]).await;
+    assert_eq!(
+        get_client(s, ZONE, "client-1").await,
+        Some(v1(c)),
+        "a re-created client starts at version 1"
     );
 }
 

@@ -59,6 +59,14 @@
 //!     of its device code: those strictly after the given digest, at most `limit`,
 //!     from a range of the store's own order, so that a page costs the same however
 //!     many the zone holds. A deleted one is never listed.
+//! 17. **Deleting a client deletes the client record alone.** [`Write::DeleteClient`]
+//!     removes the client, expecting its version like every delete, and nothing
+//!     else: its grants, their history and their tokens stay as they are (the engine
+//!     revokes them first). Once deleted, the client is not found by
+//!     [`Storage::get_client`] nor listed by [`Storage::list_clients`], and the same
+//!     id may be created again ([`Expect::Absent`]), at version 1. A zone stays
+//!     listed by [`Storage::zones`] (rule 14) while it holds a client or a grant, so
+//!     a zone whose last client goes, and which holds no grant, is no longer listed.
 
 use std::fmt;
 use std::sync::Arc;
@@ -123,6 +131,15 @@ pub enum Write {
         client: Client,
         /// What must be stored now.
         expect: Expect,
+    },
+    /// Deletes a client record, and nothing else: its grants and their tokens stay.
+    DeleteClient {
+        /// The zone.
+        zone_id: String,
+        /// The client.
+        id: String,
+        /// The version that must be stored now.
+        expect: Version,
     },
     /// Creates or replaces a grant.
     PutGrant {
