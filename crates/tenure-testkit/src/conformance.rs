@@ -167,6 +167,7 @@ macro_rules! __conformance_rules {
             1 client_credentials_tokens_are_swept_at_expiry,
             1 client_authentication_methods,
             1 client_secret_rotation_keeps_the_old_secret_until_its_deadline,
+            1 deleting_a_client_revokes_its_grants_and_stops_its_tokens,
         }
     };
     (factory $factory:expr; $($threads:literal $rule:ident,)+) => {
@@ -7436,4 +7437,151 @@ pub async fn client_secret_rotation_keeps_the_old_secret_until_its_deadline<S: S
         .rotate_client_secret(ZONE, "nobody", engine.now() + Duration::hours(1))
         .await;
     assert_client_not_found(&unknown, "nobody", "rotating an unknown client's secret");
+}
+
+// ----- deleting a client -----
+
+/// Deleting a client ([`Engine::delete_client`]) first revokes every active grant
+/// made to it, by [`Actor::Admin`] and with a history entry each, so their access
+/// and refresh tokens introspect inactive at once and a refresh token, rotated or
+/// not, is refused ([`InvalidGrantReason::ClientMismatch`]: there is no client to
+/// refresh for); the grants stay listed, revoked. The client is then not found,
+/// deleting it again is [`Error::NotFound`], and the same id registered again is a
+/// new client with no active grant, under which the old tokens stay refused.
+pub async fn deleting_a_client_revokes_its_grants_and_stops_its_tokens<S: Storage>(store: S) {
+    let (engine, clock) = engine_on_clock(store, EngineConfig::default());
+    let registration = ClientRegistration::new("App").id("app").scopes(["read"]);
+    register(&engine, registration.clone()).await;
+    let authorize = |resource: &str| {
+        engine.authorize(
+            ZONE,
+            AuthorizeRequest::new("app", "user-1", resource, ["read"]),
+        )
+    };
+    let kept = authorize("resource-1")
+        .await
+        .unwrap_or_else(|e| panic!("authorize: {e:?}"));
+    let first = authorize("resource-2")
+        .await
+        .unwrap_or_else(|e| panic!("authorize: {e:?}"));
+    clock.advance(Duration::seconds(1));
+    let first_refresh = first
+        .refresh_token
+        .clone()
+        .expect("an offline client gets a refresh token");
+    let refreshed = engine
+        .refresh(ZONE, RefreshRequest::new("app", &first_refresh))
+        .await
+        .unwrap_or_else(|e| panic!("refresh: {e:?}"));
+    let mut access = vec![
+        kept.access_token.clone(),
+        first.access_token.clone(),
+        refreshed.access_token.clone(),
+    ];
+    let refresh_tokens = [
+        kept.refresh_token.clone().expect("a refresh token"),
+        refreshed.refresh_token.clone().expect("a refresh token"),
+    ];
+    for secret in access.iter().chain(&refresh_tokens) {
+        assert!(
+            introspects_active(&engine, secret).await,
+            "a token of the client is inactive before the deletion"
+        );
+    }
+
+    clock.advance(Duration::seconds(1));
+    let deleted_at = engine.now();
+    engine
+        .delete_client(ZONE, "app")
+        .await
+        .unwrap_or_else(|e| panic!("delete_client: {e:?}"));
+
+    for grant in [&kept.grant, &first.grant] {
+        assert_eq!(
+            grant_now(&engine, &grant.id).await.status,
+            GrantStatus::Revoked,
+            "a grant of a deleted client is not revoked"
+        );
+        let history = history_now(&engine, &grant.id).await;
+        let last = history
+            .last()
+            .map(|t| (t.from, t.to, t.reason, &t.actor, t.at));
+        assert_eq!(
+            last,
+            Some((
+                Some(GrantStatus::Active),
+                GrantStatus::Revoked,
+                TransitionReason::Revoked,
+                &Actor::Admin,
+                deleted_at
+            )),
+            "the history of a grant of a deleted client: {history:?}"
+        );
+    }
+    let listed = engine
+        .list_grants(
+            ZONE,
+            &ListGrants {
+                client_id: Some("app".into()),
+                ..ListGrants::default()
+            },
+        )
+        .await
+        .expect("list_grants");
+    assert_eq!(
+        listed.items.len(),
+        2,
+        "the grants of a deleted client are still listed"
+    );
+    access.push(first_refresh.clone());
+    for secret in access.iter().chain(&refresh_tokens) {
+        assert!(
+            !introspects_active(&engine, secret).await,
+            "a token of a deleted client introspects active"
+        );
+    }
+    for secret in refresh_tokens.iter().chain([&first_refresh]) {
+        let result = engine
+            .refresh(ZONE, RefreshRequest::new("app", secret))
+            .await;
+        // The engine finds no client to refresh for: the same refusal as a refresh
+        // token presented by a client it was not issued to.
+        assert_invalid_grant(
+            &result,
+            InvalidGrantReason::ClientMismatch,
+            "a refresh token of a deleted client",
+        );
+    }
+    assert_client_not_found(
+        &engine.get_client(ZONE, "app").await,
+        "app",
+        "a deleted client",
+    );
+    assert_client_not_found(
+        &engine.delete_client(ZONE, "app").await,
+        "app",
+        "deleting a deleted client",
+    );
+
+    register(&engine, registration).await;
+    let active = filter(None, None, Some("app"), Some(ACTIVE));
+    assert_eq!(
+        count(&**engine.storage(), ZONE, &active, engine.now()).await,
+        0,
+        "a client registered again under a deleted client's id has its active grants"
+    );
+    for secret in access.iter().chain(&refresh_tokens) {
+        assert!(
+            !introspects_active(&engine, secret).await,
+            "a token of a deleted client introspects active once its id is registered again"
+        );
+    }
+    let result = engine
+        .refresh(ZONE, RefreshRequest::new("app", &refresh_tokens[0]))
+        .await;
+    assert_invalid_grant(
+        &result,
+        InvalidGrantReason::TokenRevoked,
+        "the old refresh token, once the id is registered again",
+    );
 }
