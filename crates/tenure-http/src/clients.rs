@@ -341,6 +341,34 @@ pub async fn get(
     Ok(Json(ClientBody::from(&client)))
 }
 
+/// Delete a client: every active grant made to it is revoked first, so its tokens
+/// stop at once; its grants stay, revoked, with their history.
+#[utoipa::path(
+    delete,
+    operation_id = "delete_client",
+    path = "/zones/{zone_id}/clients/{id}",
+    tag = "clients",
+    params(("zone_id" = String, Path, description = "The zone"), ("id" = String, Path, description = "The client")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted, its grants revoked"),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "No or wrong administrator token", body = ErrorBody),
+        (status = 404, description = "No such client in this zone", body = ErrorBody),
+        (status = 409, description = "Changed concurrently; retry", body = ErrorBody),
+        (status = 422, description = "An id is invalid", body = ErrorBody),
+    )
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    Params((zone_id, id)): Params<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    state.require_admin(&headers, &zone_id).await?;
+    state.engine.delete_client(&zone_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// One JSON Patch operation (RFC 6902), for the API document.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PatchOperationBody {

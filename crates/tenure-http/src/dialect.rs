@@ -3,13 +3,9 @@
 //! and call the same engine operations as tenure's own routes, so no rule exists
 //! twice.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
-use serde_json::json;
+use axum::http::StatusCode;
 use tenure::validate::MAX_PAGE_LIMIT;
 use tenure::{Client, Engine};
-
-use crate::problem::ApiError;
 
 /// The status a vendor's API gives what tenure answers with `status`: neither
 /// vendor documents 409 or 422, and both answer a request whose content is
@@ -35,25 +31,4 @@ pub(crate) async fn all_clients(engine: &Engine, zone_id: &str) -> tenure::Resul
             None => return Ok(clients),
         }
     }
-}
-
-/// The refusal of a client deletion: the engine cannot delete a client, so both
-/// dialects answer their `DELETE` with 405 rather than pretend.
-pub(crate) fn not_deletable() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "tenure cannot delete a client",
-        "Disable the client instead (enabled: false): it can then neither authorize nor refresh.",
-        json!({}),
-    )
-}
-
-/// A refused deletion with the `Allow` a 405 must carry: the methods a client's
-/// route takes.
-pub(crate) fn with_allow(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, PATCH"));
-    response
 }

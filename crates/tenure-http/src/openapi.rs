@@ -89,18 +89,18 @@ fn unavailable(body: &str) -> utoipa::openapi::Response {
     info(title = "tenure", description = "Delegated grants, clients, OAuth and personal grants, per zone."),
     paths(
         grants::list, grants::create, grants::get, grants::update, grants::delete, grants::history,
-        clients::create, clients::list, clients::get, clients::patch, clients::impact,
+        clients::create, clients::list, clients::get, clients::patch, clients::delete, clients::impact,
         oauth::token, oauth::introspect, oauth::revoke, oauth::device_authorization, oauth::device_approve,
         personal::create, personal::get, personal::delete, personal::list, personal::update, personal::revoke,
         codes::create, secrets::rotate, discovery::metadata, discovery::metadata_well_known,
-        sailpoint::list, sailpoint::create, sailpoint::read, sailpoint::patch,
-        storyden::list, storyden::create, storyden::read, storyden::update,
+        sailpoint::list, sailpoint::create, sailpoint::read, sailpoint::patch, sailpoint::delete,
+        storyden::list, storyden::create, storyden::read, storyden::update, storyden::delete,
         storyden::device_authorizations, storyden::refresh_tokens, storyden::revoke_refresh_token,
     ),
     components(schemas(problem::ErrorBody, problem::OAuthErrorBody, sailpoint::SailPointErrorBody)),
     tags(
-        (name = "sailpoint", description = "SailPoint's OAuth client API (seed 003) over the same engine: a SailPoint client with base URL `http://HOST/zones/ZONE` works unchanged. `DEVICE_CODE` is tenure's own grant type; a null `scope` means the inherit policy. DELETE answers 405: the engine cannot delete a client."),
-        (name = "storyden", description = "Storyden's admin OAuth API (seed 004) over the same engine. A refresh token is a live refresh chain, identified by its grant; deleting it revokes the grant. DELETE of a client answers 405: the engine cannot delete a client."),
+        (name = "sailpoint", description = "SailPoint's OAuth client API (seed 003) over the same engine: a SailPoint client with base URL `http://HOST/zones/ZONE` works unchanged. `DEVICE_CODE` is tenure's own grant type; a null `scope` means the inherit policy. Deleting a client revokes its grants first."),
+        (name = "storyden", description = "Storyden's admin OAuth API (seed 004) over the same engine. A refresh token is a live refresh chain, identified by its grant; deleting it revokes the grant. Deleting a client revokes its grants first: its tokens stop at once, access tokens included, since tenure's are introspected."),
     ),
     modifiers(&BearerAuth, &StoreUnavailable),
 )]

@@ -18,8 +18,8 @@
 //! - A client is created `CONFIDENTIAL` unless `type` says otherwise; its secret
 //!   is in the answer to its creation only, as `secret`. A public client's answer
 //!   has no `secret`.
-//! - `DELETE` answers 405: the engine cannot delete a client. Disable it
-//!   (`enabled: false`) instead.
+//! - `DELETE` answers 204 once the client is deleted, as SailPoint's does; the
+//!   engine revokes every active grant of the client first, so its tokens stop.
 //!
 //! Callers: an administrator (the router's [`Authenticator`](crate::Authenticator)),
 //! or any live access token of the zone carrying the scope
@@ -41,7 +41,7 @@ use tenure::{
 };
 use utoipa::ToSchema;
 
-use crate::dialect::{all_clients, not_deletable, vendor_status, with_allow};
+use crate::dialect::{all_clients, vendor_status};
 use crate::extract::{BodyError, BodyKind, Params, RawBody, bearer, parse_json};
 use crate::no_store::NoStore;
 use crate::problem::ApiError;
@@ -820,7 +820,29 @@ pub(crate) async fn patch(
     Ok(Json(SailPointClient::from(&client)))
 }
 
-/// `DELETE /oauth-clients/v1/{id}`: 405, since the engine cannot delete a client.
-pub(crate) async fn delete() -> Response {
-    with_allow(SailPointError(not_deletable()).into_response())
+/// Delete an OAuth client: every active grant made to it is revoked first.
+#[utoipa::path(
+    delete,
+    operation_id = "sailpoint_delete_oauth_client",
+    path = "/zones/{zone_id}/oauth-clients/v1/{id}",
+    tag = "sailpoint",
+    params(("zone_id" = String, Path, description = "The zone"), ("id" = String, Path, description = "The client")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted, its grants revoked"),
+        (status = 400, description = "An id is invalid, or the client changed concurrently", body = SailPointErrorBody),
+        (status = 401, description = "No token, or one neither an administrator's nor live", body = SailPointErrorBody),
+        (status = 403, description = "The access token lacks sp:oauth-client:manage", body = SailPointErrorBody),
+        (status = 404, description = "No such client in this zone", body = SailPointErrorBody),
+    )
+)]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    params: Result<Params<(String, String)>, ApiError>,
+    headers: HeaderMap,
+) -> Result<StatusCode, SailPointError> {
+    let Params((zone_id, id)) = params?;
+    require_manager(&state, &headers, &zone_id).await?;
+    state.engine.delete_client(&zone_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

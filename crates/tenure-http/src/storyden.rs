@@ -16,7 +16,11 @@
 //! - `client_secret_hash` is refused: tenure draws a confidential client's secret
 //!   itself, answered once at creation as `client_secret`, and rotates it with
 //!   `POST /clients/{id}/secret`.
-//! - `DELETE` of a client answers 405: the engine cannot delete a client.
+//! - `DELETE` of a client answers 204, as Storyden's OpenAPI document says. The
+//!   engine revokes every active grant of the client first, so its refresh
+//!   chains stop, and, unlike Storyden's self-contained JWTs, its access tokens
+//!   too; its pending device authorisations and codes can no longer be
+//!   redeemed, their client being gone.
 //! - A device authorisation's `id` is the hex SHA-256 digest of its device code
 //!   (the engine's key for it), never the code; tenure adds its `state`. The
 //!   engine keeps no times of approval, denial or redemption, so those fields are
@@ -48,7 +52,7 @@ use tenure::{
 };
 use utoipa::ToSchema;
 
-use crate::dialect::{all_clients, not_deletable, vendor_status, with_allow};
+use crate::dialect::{all_clients, vendor_status};
 use crate::extract::{BodyError, Params, QueryPairs, RawBody};
 use crate::no_store::NoStore;
 use crate::problem::{ApiError, ErrorBody};
@@ -436,10 +440,31 @@ pub(crate) async fn update(
     Ok(Json(StorydenClient::from(&client)))
 }
 
-/// `DELETE /admin/oauth/clients/{id}`: 405, since the engine cannot delete a
-/// client.
-pub(crate) async fn delete() -> Response {
-    with_allow(StorydenError(not_deletable()).into_response())
+/// Delete an OAuth client: every active grant made to it is revoked first, so its
+/// refresh chains and access tokens stop.
+#[utoipa::path(
+    delete,
+    operation_id = "storyden_admin_oauth_client_delete",
+    path = "/zones/{zone_id}/admin/oauth/clients/{oauth_client_id}",
+    tag = "storyden",
+    params(("zone_id" = String, Path, description = "The zone"), ("oauth_client_id" = String, Path, description = "The client")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted, its grants revoked"),
+        (status = 400, description = "An id is invalid, or the client changed concurrently", body = ErrorBody),
+        (status = 401, description = "No or wrong administrator token", body = ErrorBody),
+        (status = 404, description = "No such client in this zone", body = ErrorBody),
+    )
+)]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    params: Result<Params<(String, String)>, ApiError>,
+    headers: HeaderMap,
+) -> Result<StatusCode, StorydenError> {
+    let Params((zone_id, id)) = params?;
+    state.require_admin(&headers, &zone_id).await?;
+    state.engine.delete_client(&zone_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A device authorisation (`OAuthDeviceAuthorisationRecord`); never its device

@@ -589,18 +589,100 @@ async fn sailpoint_takes_a_client_credentials_token_with_the_manage_scope() {
     expect_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
 }
 
+/// Whether `token` introspects active.
+async fn introspects_active(s: &Server, token: &str) -> bool {
+    s.introspect(token).await["active"].as_bool().unwrap()
+}
+
+/// A client deleted in either dialect answers 204, is gone from both dialects and
+/// from `/clients`, and its tokens introspect inactive; deleting it again is 404.
 #[tokio::test]
-async fn neither_dialect_deletes_a_client() {
+async fn both_dialects_delete_a_client_and_stop_its_tokens() {
     let s = server().await;
-    let created = sp_client(&s, sp_create("Kept")).await;
-    let id = created["id"].as_str().unwrap();
-    let r = sp(&s, Method::DELETE, &format!("/{id}"), None).await;
-    assert_eq!(r.headers()["allow"], "GET, PATCH");
-    expect_sp_error(r, StatusCode::METHOD_NOT_ALLOWED).await;
-    let r = sd(&s, Method::DELETE, &format!("{SD}/{id}"), None).await;
-    assert_eq!(r.headers()["allow"], "GET, PATCH");
-    expect_error(r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    for dialect in ["sailpoint", "storyden"] {
+        let created = sp_client(&s, sp_create(dialect)).await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let secret = created["secret"].as_str().unwrap();
+        let token = cc_token(&s, &id, secret).await;
+        assert!(introspects_active(&s, &token).await);
+        let (sp_path, sd_path) = (format!("/{id}"), format!("{SD}/{id}"));
+        let r = match dialect {
+            "sailpoint" => sp(&s, Method::DELETE, &sp_path, None).await,
+            _ => sd(&s, Method::DELETE, &sd_path, None).await,
+        };
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{dialect}");
+        assert!(r.bytes().await.unwrap().is_empty(), "{dialect}");
+        assert!(
+            !introspects_active(&s, &token).await,
+            "{dialect}: a deleted client's token introspects active"
+        );
+        let r = sp(&s, Method::GET, &sp_path, None).await;
+        expect_sp_error(r, StatusCode::NOT_FOUND).await;
+        let r = sd(&s, Method::GET, &sd_path, None).await;
+        expect_error(r, StatusCode::NOT_FOUND, "not_found").await;
+        let r = s.admin(Method::GET, &format!("/clients/{id}"), None).await;
+        expect_error(r, StatusCode::NOT_FOUND, "not_found").await;
+        let r = sp(&s, Method::DELETE, &sp_path, None).await;
+        expect_sp_error(r, StatusCode::NOT_FOUND).await;
+        let r = sd(&s, Method::DELETE, &sd_path, None).await;
+        expect_error(r, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    assert!(
+        ok_json(sp(&s, Method::GET, "", None).await)
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// SailPoint's DELETE takes the same callers as its other routes: a token with
+/// `sp:oauth-client:manage` may delete, one without it is 403, none is 401, and a
+/// refused deletion deletes nothing. Storyden's is for administrators only.
+#[tokio::test]
+async fn client_deletion_in_the_dialects_is_for_their_callers_only() {
+    let s = server().await;
+    let manager = sp_client(&s, sp_create("Manager")).await;
+    let manager_token = cc_token(
+        &s,
+        manager["id"].as_str().unwrap(),
+        manager["secret"].as_str().unwrap(),
+    )
+    .await;
+    let plain = sp_client(
+        &s,
+        json!({"name": "Plain", "description": null, "accessTokenValiditySeconds": 900,
+               "grantTypes": ["CLIENT_CREDENTIALS"], "accessType": "ONLINE",
+               "enabled": true, "scope": ["read"]}),
+    )
+    .await;
+    let plain_token = cc_token(
+        &s,
+        plain["id"].as_str().unwrap(),
+        plain["secret"].as_str().unwrap(),
+    )
+    .await;
+    let target = sp_client(&s, sp_create("Target")).await;
+    let id = target["id"].as_str().unwrap();
+    let sp_path = format!("{SP}/{id}");
+    let r = send(&s, Method::DELETE, &sp_path, None, None).await;
+    expect_sp_error(r, StatusCode::UNAUTHORIZED).await;
+    let r = send(&s, Method::DELETE, &sp_path, Some(&plain_token), None).await;
+    expect_sp_error(r, StatusCode::FORBIDDEN).await;
+    let r = send(
+        &s,
+        Method::DELETE,
+        &format!("{SD}/{id}"),
+        Some(&manager_token),
+        None,
+    )
+    .await;
+    expect_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
     ok_json(sp(&s, Method::GET, &format!("/{id}"), None).await).await;
+    let r = send(&s, Method::DELETE, &sp_path, Some(&manager_token), None).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = sp(&s, Method::GET, &format!("/{id}"), None).await;
+    expect_sp_error(r, StatusCode::NOT_FOUND).await;
 }
 
 #[tokio::test]
