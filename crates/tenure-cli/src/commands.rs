@@ -292,6 +292,15 @@ pub enum ClientsCommand {
         #[command(flatten)]
         format: Format,
     },
+    /// Delete a client, revoking every active grant made to it first.
+    Delete {
+        /// The client's id.
+        id: String,
+        #[command(flatten)]
+        zone: ZoneArg,
+        #[command(flatten)]
+        format: Format,
+    },
 }
 
 /// `tenure clients create`
@@ -521,6 +530,14 @@ pub async fn clients(args: &StoreArgs, command: ClientsCommand) -> Result<(), Cl
             } else {
                 let c = engine.change_client(&zone.zone, &id, &change).await?;
                 show_client(format, &c, None);
+            }
+        }
+        ClientsCommand::Delete { id, zone, format } => {
+            engine.delete_client(&zone.zone, &id).await?;
+            if format.json {
+                println!("{}", json!({"deleted": id}));
+            } else {
+                println!("deleted client {id}");
             }
         }
     }

@@ -506,13 +506,22 @@ mod tests {
         let engine = Engine::builder(Arc::new(memory.clone()))
             .clock(clock.clone())
             .build();
+        // A client with seed 003's descriptive fields set, so that they travel too.
         engine
             .register_client(
                 "z",
-                ClientRegistration::new("c")
-                    .id("c")
-                    .scopes(["read"])
-                    .confidential(),
+                ClientRegistration {
+                    tenant: Some("acme-solar".into()),
+                    business_name: Some("Acme Solar".into()),
+                    homepage_url: Some("https://acme-solar.example/".into()),
+                    internal: true,
+                    strong_auth_supported: true,
+                    claims_supported: true,
+                    ..ClientRegistration::new("c")
+                        .id("c")
+                        .scopes(["read"])
+                        .confidential()
+                },
             )
             .await
             .unwrap();
@@ -576,6 +585,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(back, file, "a round trip is byte for byte");
+        let client = sled.get_client("z", "c").await.unwrap().unwrap().record;
+        assert_eq!(
+            Some(client),
+            memory.get_client("z", "c").await.unwrap().map(|c| c.record),
+            "the client arrives whole"
+        );
     }
 
     /// An engine over `storage` on `clock`, with client `c` in zone `z` when asked.

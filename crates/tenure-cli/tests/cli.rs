@@ -373,6 +373,40 @@ fn clients_create_list_show_patch() {
         "--grant-type",
     );
     fails(&data, &["clients", "show", "nobody"], "not found");
+    assert_eq!(
+        json_of(&data, &["clients", "delete", "tv"]),
+        json!({"deleted": "tv"})
+    );
+    let list = json_of(&data, &["clients", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    fails(&data, &["clients", "show", "tv"], "not found");
+    fails(&data, &["clients", "delete", "tv"], "not found");
+    assert!(ok(&data, &["clients", "delete", "web"]).contains("deleted client web"));
+}
+
+/// The demo's grants are no longer active when it ends, so this shows what the
+/// CLI can: the client goes, its grants stay listed, another client stays.
+#[test]
+fn deleting_a_client_leaves_its_grants_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let zone = demo(&data);
+    let z = ["--zone", zone.as_str()];
+    ok(
+        &data,
+        &[
+            "clients", "create", "--id", "kept", "--name", "Kept", z[0], z[1],
+        ],
+    );
+    ok(&data, &["clients", "delete", "calendar", z[0], z[1]]);
+    fails(
+        &data,
+        &["clients", "show", "calendar", z[0], z[1]],
+        "not found",
+    );
+    let listing = json_of(&data, &["grants", "list", z[0], z[1], "--total-count"]);
+    assert_eq!(listing["pagination"]["total_count"], 2, "{listing}");
+    json_of(&data, &["clients", "show", "kept", z[0], z[1]]);
 }
 
 #[test]

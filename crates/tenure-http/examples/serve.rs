@@ -5,7 +5,11 @@
 //! printed when it is unset). Zone `demo` gets a public client `demo-client`
 //! (redirect URI `http://127.0.0.1/callback`, so codes can be issued for it) and a
 //! grant for user `demo-user`, whose access token is printed, so the user-side
-//! routes can be tried too.
+//! routes can be tried too; a public client `dialect-client` for the vendor
+//! dialects' client routes; and one client per route that deletes clients
+//! (`deletable-client`, `deletable-sailpoint-client`, `deletable-storyden-client`),
+//! which schemathesis pins those routes to, so that they delete neither of the
+//! others.
 
 use std::sync::Arc;
 
@@ -45,6 +49,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         )
         .await?;
+    // A second client for the vendor dialects' client routes, which schemathesis
+    // pins (`path.oauth_client_id`), so that fuzzed changes leave the first alone.
+    engine
+        .register_client(
+            "demo",
+            ClientRegistration::new("Dialects")
+                .id("dialect-client")
+                .scopes(["read"]),
+        )
+        .await?;
+    for id in [
+        "deletable-client",
+        "deletable-sailpoint-client",
+        "deletable-storyden-client",
+    ] {
+        engine
+            .register_client(
+                "demo",
+                ClientRegistration::new("Deletable").id(id).scopes(["read"]),
+            )
+            .await?;
+    }
     let issued = engine
         .authorize(
             "demo",

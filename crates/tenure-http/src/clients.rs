@@ -27,13 +27,23 @@ pub struct ClientBody {
     pub zone_id: String,
     /// The organization.
     pub organization_id: String,
+    /// The host's tenant.
+    pub tenant: Option<String>,
     /// Human-readable name.
     pub name: String,
     /// Human-readable description.
     pub description: Option<String>,
+    /// The name of the business the client belongs to.
+    pub business_name: Option<String>,
+    /// The homepage of the client's owner, an absolute http or https URL.
+    #[schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?://")]
+    pub homepage_url: Option<String>,
     /// `public` or `confidential`.
     #[schema(value_type = String, pattern = "^(public|confidential)$")]
     pub client_type: ClientType,
+    /// Whether the client serves the host's own internal requests; set at
+    /// registration.
+    pub internal: bool,
     /// The owning account; null for a built-in client.
     pub owner_account_id: Option<String>,
     /// Scopes under the explicit policy.
@@ -55,6 +65,10 @@ pub struct ClientBody {
     pub redirect_uris: Vec<String>,
     /// Whether the client may authorize and refresh.
     pub enabled: bool,
+    /// Whether the client supports strong authentication.
+    pub strong_auth_supported: bool,
+    /// Whether the client supports SAML claims with the authorization-code flow.
+    pub claims_supported: bool,
     /// Whether a client secret is configured.
     pub client_secret_set: bool,
     /// Creation time.
@@ -74,9 +88,13 @@ impl From<&Client> for ClientBody {
             id: c.id.clone(),
             zone_id: c.zone_id.clone(),
             organization_id: c.organization_id.clone(),
+            tenant: c.tenant.clone(),
             name: c.name.clone(),
             description: c.description.clone(),
+            business_name: c.business_name.clone(),
+            homepage_url: c.homepage_url.clone(),
             client_type: c.client_type,
+            internal: c.internal,
             owner_account_id: c.owner_account_id.clone(),
             allowed_scopes: c.allowed_scopes.clone(),
             allowed_grants: c.allowed_grants.clone(),
@@ -86,6 +104,8 @@ impl From<&Client> for ClientBody {
             refresh_token_ttl_seconds: c.refresh_token_ttl_seconds,
             redirect_uris: c.redirect_uris.clone(),
             enabled: c.enabled,
+            strong_auth_supported: c.strong_auth_supported,
+            claims_supported: c.claims_supported,
             client_secret_set: c.secret_digest.is_some(),
             created_at: format_rfc3339(&c.created_at),
             updated_at: format_rfc3339(&c.updated_at),
@@ -145,6 +165,26 @@ pub struct CreateClientBody {
     /// The owning account; none for a built-in client.
     #[serde(default)]
     pub owner_account_id: Option<String>,
+    /// The host's tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// The name of the business the client belongs to.
+    #[serde(default)]
+    pub business_name: Option<String>,
+    /// The homepage of the client's owner, an absolute http or https URL.
+    #[serde(default)]
+    #[schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?://")]
+    pub homepage_url: Option<String>,
+    /// Serves the host's own internal requests; false by default, and fixed once
+    /// registered.
+    #[serde(default)]
+    pub internal: Option<bool>,
+    /// Supports strong authentication; false by default.
+    #[serde(default)]
+    pub strong_auth_supported: Option<bool>,
+    /// Supports SAML claims with the authorization-code flow; false by default.
+    #[serde(default)]
+    pub claims_supported: Option<bool>,
 }
 
 /// A registered client, with its secret this once when confidential.
@@ -190,9 +230,13 @@ pub async fn create(
     let registration = ClientRegistration {
         id: b.id,
         organization_id: b.organization_id.unwrap_or(defaults.organization_id),
+        tenant: b.tenant,
         name: b.name,
         description: b.description,
+        business_name: b.business_name,
+        homepage_url: b.homepage_url,
         client_type: b.client_type.unwrap_or(defaults.client_type),
+        internal: b.internal.unwrap_or(defaults.internal),
         owner_account_id: b.owner_account_id,
         allowed_scopes: b.allowed_scopes.unwrap_or(defaults.allowed_scopes),
         allowed_grants: b.allowed_grants.unwrap_or(defaults.allowed_grants),
@@ -206,6 +250,10 @@ pub async fn create(
             .unwrap_or(state.config.default_refresh_token_ttl_seconds),
         redirect_uris: b.redirect_uris.unwrap_or_default(),
         enabled: b.enabled.unwrap_or(true),
+        strong_auth_supported: b
+            .strong_auth_supported
+            .unwrap_or(defaults.strong_auth_supported),
+        claims_supported: b.claims_supported.unwrap_or(defaults.claims_supported),
     };
     let registered = state.engine.register_client(&zone_id, registration).await?;
     let created = CreatedClient {
@@ -293,6 +341,34 @@ pub async fn get(
     Ok(Json(ClientBody::from(&client)))
 }
 
+/// Delete a client: every active grant made to it is revoked first, so its tokens
+/// stop at once; its grants stay, revoked, with their history.
+#[utoipa::path(
+    delete,
+    operation_id = "delete_client",
+    path = "/zones/{zone_id}/clients/{id}",
+    tag = "clients",
+    params(("zone_id" = String, Path, description = "The zone"), ("id" = String, Path, description = "The client")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted, its grants revoked"),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "No or wrong administrator token", body = ErrorBody),
+        (status = 404, description = "No such client in this zone", body = ErrorBody),
+        (status = 409, description = "Changed concurrently; retry", body = ErrorBody),
+        (status = 422, description = "An id is invalid", body = ErrorBody),
+    )
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    Params((zone_id, id)): Params<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    state.require_admin(&headers, &zone_id).await?;
+    state.engine.delete_client(&zone_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// One JSON Patch operation (RFC 6902), for the API document.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PatchOperationBody {
@@ -313,6 +389,13 @@ pub struct PatchOperationBody {
 /// A merge update: any of the patchable fields.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClientMergeBody {
+    /// New tenant; null clears it.
+    pub tenant: Option<String>,
+    /// New business name; null clears it.
+    pub business_name: Option<String>,
+    /// New homepage URL, absolute http or https; null clears it.
+    #[schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?://")]
+    pub homepage_url: Option<String>,
     /// New name.
     pub name: Option<String>,
     /// New description; null clears it.
@@ -333,6 +416,10 @@ pub struct ClientMergeBody {
     pub refresh_token_ttl_seconds: Option<u32>,
     /// Enabled.
     pub enabled: Option<bool>,
+    /// Whether strong authentication is supported.
+    pub strong_auth_supported: Option<bool>,
+    /// Whether SAML claims are supported.
+    pub claims_supported: Option<bool>,
 }
 
 fn change_from(body: &RawBody) -> Result<ClientChange, ApiError> {

@@ -83,14 +83,18 @@ impl FromRequest<AppState> for RawBody {
     }
 }
 
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge(limit) => ApiError::too_large(limit),
+            BodyError::Unreadable => ApiError::malformed("the body could not be read"),
+        }
+    }
+}
+
 impl axum::response::IntoResponse for BodyError {
     fn into_response(self) -> axum::response::Response {
-        match self {
-            BodyError::TooLarge(limit) => ApiError::too_large(limit).into_response(),
-            BodyError::Unreadable => {
-                ApiError::malformed("the body could not be read").into_response()
-            }
-        }
+        ApiError::from(self).into_response()
     }
 }
 

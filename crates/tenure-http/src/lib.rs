@@ -19,7 +19,7 @@
 //! | --- | --- | --- |
 //! | `GET, POST /delegated-grants` | admin | list (seed 001), create |
 //! | `GET, PATCH, DELETE /delegated-grants/{id}`, `GET …/history` | admin | read, revoke (seed 000), delete, transitions |
-//! | `GET, POST /clients`, `GET, PATCH /clients/{id}`, `POST …/impact` | admin | clients, JSON Patch or merge, dry run (seeds 003, 004) |
+//! | `GET, POST /clients`, `GET, PATCH, DELETE /clients/{id}`, `POST …/impact` | admin | clients, JSON Patch or merge, deletion (its grants revoked first), dry run (seeds 003, 004) |
 //! | `POST /clients/{id}/secret` | admin | a confidential client's new secret; the old one kept for a while |
 //! | `POST /authorization-codes` | admin | the host's authorization endpoint has a code issued (RFC 6749 §4.1, RFC 7636) |
 //! | `POST /oauth/token`, `/oauth/revoke`, `/oauth/device_authorization` | client | RFC 6749 (authorization code, refresh, client credentials), RFC 8707, RFC 7009, RFC 8628 |
@@ -27,6 +27,8 @@
 //! | `GET /.well-known/oauth-authorization-server` | anyone | RFC 8414 metadata (also at `/.well-known/oauth-authorization-server/zones/{zone_id}`) |
 //! | `POST /device/approve` | user | the user's side of RFC 8628 |
 //! | `/auth-grant/…`, `/profile/auth-grants` | user | personal grants (seed 002) |
+//! | `GET, POST /oauth-clients/v1`, `GET, PATCH, DELETE /oauth-clients/v1/{id}` | admin, or a token with `sp:oauth-client:manage` | SailPoint's OAuth client API (seed 003), in its words and error body |
+//! | `GET, POST /admin/oauth/clients`, `GET, PATCH, DELETE …/{id}`, `GET /admin/oauth/device-authorizations`, `GET /admin/oauth/refresh-tokens`, `DELETE …/{id}` | admin | Storyden's admin OAuth API (seed 004) |
 //!
 //! Administrators are whoever the [`Authenticator`] says (a ready
 //! [`StaticAdminToken`] compares one token in constant time); users present an
@@ -36,6 +38,11 @@
 //! the seed 004 body `{error, message, suggested, metadata}`; the OAuth endpoints
 //! answer as RFC 6749 §5.2 says. No input gets a 5xx: only a failing store does.
 //! The OpenAPI 3.1 document of every route is served at `/openapi.json`.
+//!
+//! The two vendor dialects translate names and shapes only: they call the same
+//! engine operations as tenure's own routes, so a client created in one reads the
+//! same in the other and at `/clients`, and a client deleted in one is gone from
+//! all three.
 //!
 //! What a client can rely on:
 //!
@@ -60,6 +67,7 @@ mod auth;
 mod client_auth;
 mod clients;
 mod codes;
+mod dialect;
 mod discovery;
 mod extract;
 mod grants;
@@ -71,8 +79,10 @@ mod oauth;
 mod openapi;
 mod personal;
 mod problem;
+mod sailpoint;
 mod secrets;
 mod state;
+mod storyden;
 
 use std::sync::Arc;
 
@@ -111,7 +121,12 @@ pub fn router_with(engine: Engine, auth: Arc<dyn Authenticator>, config: HttpCon
         )
         .route("/delegated-grants/{id}/history", get(grants::history))
         .route("/clients", get(clients::list).post(clients::create))
-        .route("/clients/{id}", get(clients::get).patch(clients::patch))
+        .route(
+            "/clients/{id}",
+            get(clients::get)
+                .patch(clients::patch)
+                .delete(clients::delete),
+        )
         .route("/clients/{id}/impact", post(clients::impact))
         .route("/clients/{id}/secret", post(secrets::rotate))
         .route("/authorization-codes", post(codes::create))
@@ -134,7 +149,9 @@ pub fn router_with(engine: Engine, auth: Arc<dyn Authenticator>, config: HttpCon
         )
         .route("/auth-grant/update/{id}", post(personal::update))
         .route("/auth-grant/{id}/revoke", post(personal::revoke))
-        .route("/profile/auth-grants", post(personal::list));
+        .route("/profile/auth-grants", post(personal::list))
+        .merge(sailpoint::routes())
+        .merge(storyden::routes());
     Router::new()
         .nest("/zones/{zone_id}", zone)
         .route(

@@ -8,7 +8,9 @@ use utoipa::openapi::schema::{ObjectBuilder, Ref, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{clients, codes, discovery, grants, oauth, personal, problem, secrets};
+use crate::{
+    clients, codes, discovery, grants, oauth, personal, problem, sailpoint, secrets, storyden,
+};
 
 struct BearerAuth;
 
@@ -30,9 +32,12 @@ struct StoreUnavailable;
 impl Modify for StoreUnavailable {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         for (path, item) in doc.paths.paths.iter_mut() {
-            // The OAuth endpoints answer RFC 6749 bodies; device approval is a user
-            // route with the seed body.
-            let body = if path.contains("/oauth/") {
+            // The OAuth endpoints answer RFC 6749 bodies, the SailPoint dialect its
+            // own; device approval and the Storyden dialect (under /admin/oauth/)
+            // answer the seed body.
+            let body = if path.contains("/oauth-clients/") {
+                "SailPointErrorBody"
+            } else if path.contains("/oauth/") && !path.contains("/admin/oauth/") {
                 "OAuthErrorBody"
             } else {
                 "ErrorBody"
@@ -84,12 +89,19 @@ fn unavailable(body: &str) -> utoipa::openapi::Response {
     info(title = "tenure", description = "Delegated grants, clients, OAuth and personal grants, per zone."),
     paths(
         grants::list, grants::create, grants::get, grants::update, grants::delete, grants::history,
-        clients::create, clients::list, clients::get, clients::patch, clients::impact,
+        clients::create, clients::list, clients::get, clients::patch, clients::delete, clients::impact,
         oauth::token, oauth::introspect, oauth::revoke, oauth::device_authorization, oauth::device_approve,
         personal::create, personal::get, personal::delete, personal::list, personal::update, personal::revoke,
         codes::create, secrets::rotate, discovery::metadata, discovery::metadata_well_known,
+        sailpoint::list, sailpoint::create, sailpoint::read, sailpoint::patch, sailpoint::delete,
+        storyden::list, storyden::create, storyden::read, storyden::update, storyden::delete,
+        storyden::device_authorizations, storyden::refresh_tokens, storyden::revoke_refresh_token,
     ),
-    components(schemas(problem::ErrorBody, problem::OAuthErrorBody)),
+    components(schemas(problem::ErrorBody, problem::OAuthErrorBody, sailpoint::SailPointErrorBody)),
+    tags(
+        (name = "sailpoint", description = "SailPoint's OAuth client API (seed 003) over the same engine: a SailPoint client with base URL `http://HOST/zones/ZONE` works unchanged. `DEVICE_CODE` is tenure's own grant type; a null `scope` means the inherit policy. Deleting a client revokes its grants first."),
+        (name = "storyden", description = "Storyden's admin OAuth API (seed 004) over the same engine. A refresh token is a live refresh chain, identified by its grant; deleting it revokes the grant. Deleting a client revokes its grants first: its tokens stop at once, access tokens included, since tenure's are introspected."),
+    ),
     modifiers(&BearerAuth, &StoreUnavailable),
 )]
 struct ApiDoc;

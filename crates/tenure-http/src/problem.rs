@@ -1,7 +1,7 @@
 //! Error answers: the seed 004 body `{error, message, suggested, metadata}` for the
 //! zone and personal APIs, and RFC 6749 §5.2 bodies for the OAuth endpoints.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -174,9 +174,44 @@ impl ApiError {
         )
     }
 
+    /// 403: the caller is known but may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            message,
+            "Use a token that carries the scope the route requires.",
+            json!({}),
+        )
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.0.status
+    }
+
+    /// The status, the body and the headers (challenge, `Retry-After`) of the
+    /// answer, for a dialect that words the body its own way.
+    pub(crate) fn into_parts(self) -> (StatusCode, ErrorBody, HeaderMap) {
+        let ApiErrorParts {
+            status,
+            body,
+            retry_after,
+            challenge,
+        } = *self.0;
+        let mut headers = HeaderMap::new();
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge.unwrap_or(BEARER_CHALLENGE)),
+            );
+        }
+        if let Some(seconds) = retry_after {
+            if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+                headers.insert(header::RETRY_AFTER, v);
+            }
+        }
+        (status, body, headers)
     }
 }
 
@@ -329,26 +364,8 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let ApiErrorParts {
-            status,
-            body,
-            retry_after,
-            challenge,
-        } = *self.0;
-        let mut response = (status, axum::Json(body)).into_response();
-        let headers = response.headers_mut();
-        if status == StatusCode::UNAUTHORIZED {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge.unwrap_or(BEARER_CHALLENGE)),
-            );
-        }
-        if let Some(seconds) = retry_after {
-            if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
-                headers.insert(header::RETRY_AFTER, v);
-            }
-        }
-        response
+        let (status, body, headers) = self.into_parts();
+        (status, headers, axum::Json(body)).into_response()
     }
 }
 

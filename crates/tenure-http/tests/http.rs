@@ -132,6 +132,7 @@ async fn zone_routes_need_the_admin_token() {
         (Method::POST, "/clients"),
         (Method::GET, "/clients/x"),
         (Method::PATCH, "/clients/x"),
+        (Method::DELETE, "/clients/x"),
         (Method::POST, "/clients/x/impact"),
     ] {
         for (auth, challenge) in CHALLENGES {
@@ -1373,7 +1374,8 @@ async fn the_openapi_document_lists_every_route() {
             );
         }
     }
-    assert_eq!(ids.len(), 26);
+    // tenure's own 27, the SailPoint dialect's 5 and the Storyden dialect's 8.
+    assert_eq!(ids.len(), 40);
 }
 
 #[tokio::test]
@@ -1687,6 +1689,14 @@ impl Storage for Unreachable {
     ) -> tenure::Result<Vec<tenure::Versioned<tenure::DeviceAuthorization>>> {
         down()
     }
+    async fn list_device_authorizations(
+        &self,
+        _: &str,
+        _: Option<&tenure::Digest>,
+        _: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::DeviceAuthorization>>> {
+        down()
+    }
     async fn get_authorization_code(
         &self,
         _: &str,
@@ -1826,4 +1836,63 @@ async fn the_openapi_document_describes_strict_list_parameters() {
         .unwrap();
     assert_eq!(active["schema"]["pattern"], "^true$");
     assert!(paths["/zones/{zone_id}/clients"]["get"]["responses"]["400"].is_object());
+}
+
+/// `DELETE /clients/{id}` revokes the client's grants, so its access and refresh
+/// tokens introspect inactive and the refresh token is refused; the client is then
+/// 404 at every route, deleting it again is 404, and its grants stay, revoked.
+#[tokio::test]
+async fn deleting_a_client_revokes_its_grants_and_answers_404_after() {
+    let s = server().await;
+    let active = |token: &str| {
+        let request = s
+            .http
+            .post(s.url("/oauth/introspect"))
+            .bearer_auth(ADMIN)
+            .form(&[("token", token)]);
+        async move {
+            let body: Value = request.send().await.unwrap().json().await.unwrap();
+            body["active"].as_bool().unwrap()
+        }
+    };
+    s.client(json!({"id": "doomed", "name": "Doomed", "allowed_scopes": ["read"]}))
+        .await;
+    let created = s.grant("doomed", "alice", &["read"]).await;
+    let access = created["access_token"].as_str().unwrap();
+    let refresh = created["refresh_token"].as_str().unwrap();
+    let grant_id = created["grant"]["id"].as_str().unwrap();
+    assert!(active(access).await);
+
+    let r = s.admin(Method::DELETE, "/clients/doomed", None).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    for token in [access, refresh] {
+        assert!(!active(token).await);
+    }
+    let r = s
+        .form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh),
+                ("client_id", "doomed"),
+            ],
+        )
+        .await;
+    // The client is gone, so it fails to authenticate before its token is read.
+    expect_oauth_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    for path in [
+        "/clients/doomed",
+        "/oauth-clients/v1/doomed",
+        "/admin/oauth/clients/doomed",
+    ] {
+        let r = s.admin(Method::GET, path, None).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let r = s.admin(Method::DELETE, "/clients/doomed", None).await;
+    expect_error(r, StatusCode::NOT_FOUND, "not_found").await;
+    let r = s
+        .admin(Method::GET, &format!("/delegated-grants/{grant_id}"), None)
+        .await;
+    let grant: Value = r.json().await.unwrap();
+    assert_eq!(grant["status"], "revoked", "{grant}");
 }

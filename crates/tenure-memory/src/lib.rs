@@ -63,7 +63,8 @@ struct Zone {
     history: Sharded<Arc<str>, Vec<Entry>>,
     personal: BTreeMap<Arc<str>, Versioned<PersonalGrant>>,
     personal_by_user: Sharded<String, BTreeSet<Key>>,
-    devices: HashMap<Digest, Versioned<DeviceAuthorization>>,
+    /// Device authorizations by device-code digest, in byte order for listing.
+    devices: BTreeMap<Digest, Versioned<DeviceAuthorization>>,
     devices_by_user_code: HashMap<String, Digest>,
     /// Device authorizations by `(expires_at in ms, device code)`.
     device_expiry: BTreeSet<(i64, Digest)>,
@@ -185,6 +186,16 @@ fn check(zones: &HashMap<String, Zone>, set: &WriteSet) -> Result<()> {
                     .and_then(|z| z.clients.get(&client.id))
                     .map(|c| c.version),
             ),
+            Write::DeleteClient {
+                zone_id,
+                id,
+                expect,
+            } => Expect::Version(*expect).holds(
+                zones
+                    .get(zone_id)
+                    .and_then(|z| z.clients.get(id))
+                    .map(|c| c.version),
+            ),
             Write::PutGrant { grant, expect } => expect.holds(
                 zones
                     .get(&grant.zone_id)
@@ -294,6 +305,11 @@ fn apply_one(zones: &mut HashMap<String, Zone>, write: Write) {
                     version: expect.next_version(),
                 },
             );
+        }
+        Write::DeleteClient { zone_id, id, .. } => {
+            if let Some(zone) = zones.get_mut(&zone_id) {
+                zone.clients.remove(&id);
+            }
         }
         Write::PutGrant { grant, expect } => {
             let zone = zones.entry(grant.zone_id.clone()).or_default();
@@ -667,6 +683,25 @@ impl Storage for MemoryStorage {
             .take_while(|(expires, _)| *expires <= now)
             .take(limit)
             .filter_map(|(_, d)| zone.devices.get(d).cloned())
+            .collect())
+    }
+
+    async fn list_device_authorizations(
+        &self,
+        zone_id: &str,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<DeviceAuthorization>>> {
+        let zones = self.read();
+        let Some(zone) = zones.get(zone_id) else {
+            return Ok(Vec::new());
+        };
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(zone
+            .devices
+            .range((from, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, d)| d.clone())
             .collect())
     }
 

@@ -294,6 +294,14 @@ impl tenure::Storage for Instrumented {
             .expired_device_authorizations(z, now, limit)
             .await
     }
+    async fn list_device_authorizations(
+        &self,
+        z: &str,
+        after: Option<&tenure::Digest>,
+        limit: usize,
+    ) -> Result<Vec<tenure::Versioned<tenure::DeviceAuthorization>>> {
+        self.inner.list_device_authorizations(z, after, limit).await
+    }
     async fn get_authorization_code(
         &self,
         z: &str,

@@ -716,6 +716,20 @@ impl Storage for PostgresStorage {
         Ok(self.records(read).await?)
     }
 
+    async fn list_device_authorizations(
+        &self,
+        zone_id: &str,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> tenure::Result<Vec<Versioned<DeviceAuthorization>>> {
+        let read = Read::DeviceAuthorizations {
+            zone_id,
+            after,
+            limit,
+        };
+        Ok(self.records(read).await?)
+    }
+
     async fn get_authorization_code(
         &self,
         zone_id: &str,

@@ -237,6 +237,16 @@ pub enum Read<'a> {
         /// The canonical user code.
         user_code: &'a str,
     },
+    /// [`Storage::list_device_authorizations`](tenure::Storage::list_device_authorizations):
+    /// in primary-key order.
+    DeviceAuthorizations {
+        /// The zone.
+        zone_id: &'a str,
+        /// Exclusive start: the digest of a device code.
+        after: Option<&'a Digest>,
+        /// At most this many.
+        limit: usize,
+    },
     /// [`Storage::expired_device_authorizations`](tenure::Storage::expired_device_authorizations).
     ExpiredDeviceAuthorizations {
         /// The zone.
@@ -438,6 +448,23 @@ impl Read<'_> {
                 b.bind(zone_id.to_owned()),
                 b.bind(user_code.to_owned())
             ),
+            Read::DeviceAuthorizations {
+                zone_id,
+                after,
+                limit,
+            } => {
+                // bytea compares byte by byte, as the digests' own order does.
+                let zone = b.bind(zone_id.to_owned());
+                let after = match after {
+                    Some(d) => format!(" AND device_code > {}", b.bind(d.as_bytes().to_vec())),
+                    None => String::new(),
+                };
+                format!(
+                    "SELECT version, record FROM {s}.device_authorizations \
+                     WHERE zone_id = {zone}{after} ORDER BY device_code LIMIT {}",
+                    b.bind(sql_limit(limit))
+                )
+            }
             Read::ExpiredDeviceAuthorizations {
                 zone_id,
                 now,

@@ -51,6 +51,7 @@ use crate::schema::SchemaName;
 pub(crate) struct WriteSql {
     client_insert: String,
     client_update: String,
+    client_delete: String,
     grant_insert: String,
     grant_update: String,
     grant_delete: String,
@@ -118,6 +119,10 @@ impl WriteSql {
             client_update: format!(
                 "UPDATE {s}.clients SET version = version + 1, record = $3 \
                  WHERE zone_id = $1 AND id = $2 AND version = $4"
+            ),
+            // The client alone: its grants and tokens stay, as the contract says.
+            client_delete: format!(
+                "DELETE FROM {s}.clients WHERE zone_id = $1 AND id = $2 AND version = $3"
             ),
             grant_insert: format!(
                 "INSERT INTO {s}.grants (zone_id, id, user_id, resource_id, client_id, status, \
@@ -283,6 +288,19 @@ fn plan<'a>(sql: &'a WriteSql, set: &'a WriteSet) -> Result<Vec<Step<'a>>, Error
                     Holds::OneRow,
                 ),
             },
+            Write::DeleteClient {
+                zone_id,
+                id,
+                expect,
+            } => Step::new(
+                &sql.client_delete,
+                vec![
+                    Box::new(zone_id.as_str()),
+                    Box::new(id.as_str()),
+                    Box::new(version_param(*expect).ok_or(Error::Conflict)?),
+                ],
+                Holds::OneRow,
+            ),
             Write::PutGrant { grant, expect } => {
                 let mut params: Params<'a> = vec![
                     Box::new(grant.zone_id.as_str()),

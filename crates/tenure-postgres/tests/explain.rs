@@ -484,6 +484,26 @@ fn sweeps_lookups_and_other_listings_use_their_indexes() {
                     NO_SCAN_OR_SORT,
                 ),
                 (
+                    Read::DeviceAuthorizations {
+                        zone_id: ZONE,
+                        after: None,
+                        limit: 20,
+                    },
+                    "device_authorizations",
+                    &["device_authorizations_pkey"],
+                    NO_SCAN_OR_SORT,
+                ),
+                (
+                    Read::DeviceAuthorizations {
+                        zone_id: ZONE,
+                        after: Some(&device_code),
+                        limit: 20,
+                    },
+                    "device_authorizations",
+                    &["device_authorizations_pkey"],
+                    NO_SCAN_OR_SORT,
+                ),
+                (
                     Read::ExpiredDeviceAuthorizations {
                         zone_id: ZONE,
                         now: now(),

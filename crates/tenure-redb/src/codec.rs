@@ -16,9 +16,10 @@
 //! grant with its refresh chain and a token with its refresh generation, the layouts
 //! tenure-sled calls format 2 for grants and tokens; authorization codes,
 //! [`AuthorizationCodeV1`]) but the client: format 2 ([`ClientV2`], tenure-sled's
-//! format 2 client too) adds the secret a rotation replaced. A client of format 1 is
-//! read as it is, with no previous secret ([`decode_client`]), and written in
-//! format 2 when it is next put.
+//! format 2 client too) adds the secret a rotation replaced and seed 003's
+//! descriptive fields. A client of format 1 is read as it is, with no previous
+//! secret and the descriptive fields at their defaults ([`decode_client`]), and
+//! written in format 2 when it is next put.
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -225,7 +226,8 @@ impl Layout for ClientV1 {
 }
 
 impl ClientV1 {
-    /// The client, with no previous secret: none was kept before format 2.
+    /// The client, with no previous secret and none of seed 003's descriptive
+    /// fields: none was kept before format 2.
     fn upgrade(self) -> ClientV2 {
         ClientV2 {
             version: self.version,
@@ -250,6 +252,12 @@ impl ClientV1 {
             updated_at: self.updated_at,
             refresh_stopped_at: self.refresh_stopped_at,
             last_used_at: self.last_used_at,
+            tenant: None,
+            business_name: None,
+            homepage_url: None,
+            internal: false,
+            strong_auth_supported: false,
+            claims_supported: false,
         }
     }
 }
@@ -279,7 +287,13 @@ impl RetiringSecretV2 {
     }
 }
 
-/// A client, with the secret a rotation replaced.
+/// A client, with the secret a rotation replaced and seed 003's descriptive fields
+/// (tenant, business name, homepage, internal, strong authentication, claims).
+///
+/// The descriptive fields were added to this layout in place, at its end, rather
+/// than in a format 3: format 2 had not been released when they came, so no store
+/// holds a format-2 client without them. Once released, this layout is frozen
+/// like every other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ClientV2 {
     version: u64,
@@ -304,6 +318,12 @@ pub(crate) struct ClientV2 {
     updated_at: Time,
     refresh_stopped_at: Option<Time>,
     last_used_at: Option<Time>,
+    tenant: Option<String>,
+    business_name: Option<String>,
+    homepage_url: Option<String>,
+    internal: bool,
+    strong_auth_supported: bool,
+    claims_supported: bool,
 }
 
 impl Layout for ClientV2 {
@@ -335,6 +355,12 @@ impl ClientV2 {
             updated_at: c.updated_at.into(),
             refresh_stopped_at: c.refresh_stopped_at.map(Into::into),
             last_used_at: c.last_used_at.map(Into::into),
+            tenant: c.tenant.clone(),
+            business_name: c.business_name.clone(),
+            homepage_url: c.homepage_url.clone(),
+            internal: c.internal,
+            strong_auth_supported: c.strong_auth_supported,
+            claims_supported: c.claims_supported,
         }
     }
 
@@ -345,13 +371,17 @@ impl ClientV2 {
                 id: self.id,
                 zone_id: self.zone_id,
                 organization_id: self.organization_id,
+                tenant: self.tenant,
                 name: self.name,
                 description: self.description,
+                business_name: self.business_name,
+                homepage_url: self.homepage_url,
                 client_type: if self.confidential {
                     ClientType::Confidential
                 } else {
                     ClientType::Public
                 },
+                internal: self.internal,
                 owner_account_id: self.owner_account_id,
                 allowed_scopes: self.allowed_scopes,
                 allowed_grants: self.allowed_grants.into_iter().map(Into::into).collect(),
@@ -369,6 +399,8 @@ impl ClientV2 {
                 refresh_token_ttl_seconds: self.refresh_token_ttl_seconds,
                 redirect_uris: self.redirect_uris,
                 enabled: self.enabled,
+                strong_auth_supported: self.strong_auth_supported,
+                claims_supported: self.claims_supported,
                 secret_digest: self.secret_digest.map(Digest::from_bytes),
                 previous_secret: self
                     .previous_secret
@@ -968,6 +1000,14 @@ mod tests {
                 prop::option::of(time()),
                 prop::option::of(time()),
             ),
+            (
+                prop::option::of(text()),
+                prop::option::of(text()),
+                prop::option::of(text()),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            ),
         )
             .prop_map(
                 |(
@@ -998,17 +1038,29 @@ mod tests {
                         refresh_stopped_at,
                         last_used_at,
                     ),
+                    (
+                        tenant,
+                        business_name,
+                        homepage_url,
+                        internal,
+                        strong_auth_supported,
+                        claims_supported,
+                    ),
                 )| Client {
                     id,
                     zone_id,
                     organization_id,
+                    tenant,
                     name,
                     description,
+                    business_name,
+                    homepage_url,
                     client_type: if confidential {
                         ClientType::Confidential
                     } else {
                         ClientType::Public
                     },
+                    internal,
                     owner_account_id,
                     allowed_scopes,
                     allowed_grants,
@@ -1026,6 +1078,8 @@ mod tests {
                     refresh_token_ttl_seconds: refresh_ttl,
                     redirect_uris,
                     enabled,
+                    strong_auth_supported,
+                    claims_supported,
                     secret_digest: secret.map(Digest::from_bytes),
                     previous_secret: previous.map(|(digest, valid_until)| RetiringSecret {
                         digest: Digest::from_bytes(digest),
@@ -1143,7 +1197,8 @@ mod tests {
             )
     }
 
-    /// A client as format 1 stored it: everything but the previous secret.
+    /// A client as format 1 stored it: everything but the previous secret and seed
+    /// 003's descriptive fields.
     fn legacy_client(c: &Client, version: u64) -> ClientV1 {
         ClientV1 {
             version,
@@ -1355,7 +1410,16 @@ mod tests {
             );
             prop_assert!(refused, "format 1 is not read as format 2");
             let back = decode_client(&bytes).unwrap();
-            let expected = Client { previous_secret: None, ..record };
+            let expected = Client {
+                previous_secret: None,
+                tenant: None,
+                business_name: None,
+                homepage_url: None,
+                internal: false,
+                strong_auth_supported: false,
+                claims_supported: false,
+                ..record
+            };
             prop_assert_eq!(back, Versioned { record: expected, version });
         }
 
@@ -1496,9 +1560,13 @@ mod tests {
             id: "c".into(),
             zone_id: "z".into(),
             organization_id: "o".into(),
+            tenant: None,
             name: "n".into(),
             description: None,
+            business_name: None,
+            homepage_url: None,
             client_type: ClientType::Public,
+            internal: false,
             owner_account_id: None,
             allowed_scopes: vec![],
             allowed_grants: vec![],
@@ -1508,6 +1576,8 @@ mod tests {
             refresh_token_ttl_seconds: 1,
             redirect_uris: vec![],
             enabled: true,
+            strong_auth_supported: false,
+            claims_supported: false,
             secret_digest: None,
             previous_secret: None,
             created_at: DateTime::UNIX_EPOCH,

@@ -531,6 +531,18 @@ impl Storage for RedbStorage {
             .await
     }
 
+    async fn list_device_authorizations(
+        &self,
+        zone_id: &str,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<DeviceAuthorization>>> {
+        let zone = zone_id.to_owned();
+        let after = after.map(|d| *d.as_bytes());
+        self.blocking(move |s| read::devices(s, &zone, after.as_ref(), limit))
+            .await
+    }
+
     async fn get_authorization_code(
         &self,
         zone_id: &str,

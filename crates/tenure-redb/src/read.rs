@@ -363,6 +363,34 @@ pub(crate) fn device_by_user_code(
     device(snap, zone, &digest)
 }
 
+/// A zone's device authorizations in device-code order, after `after`: a range of
+/// the `devices` table, whose keys are the zone and then the digest's raw bytes.
+pub(crate) fn devices(
+    snap: &Snapshot,
+    zone: &str,
+    after: Option<&[u8; 32]>,
+    limit: usize,
+) -> Result<Vec<Versioned<DeviceAuthorization>>> {
+    let prefix = Key::new().str(zone).into_vec();
+    let start = match after {
+        Some(a) => Bound::Excluded(digest_key(zone, a)),
+        None => Bound::Included(prefix.clone()),
+    };
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    let table = snap.table(T::Devices)?;
+    for item in range(&table, start, end_of(&prefix))? {
+        let (_, value) = item?;
+        out.push(decode_device(value.value())?);
+        if out.len() == limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// Walks an expiry index (`zone, expires, key`) up to `now`, at most `limit` entries,
 /// and looks each one up.
 fn expired<R>(

@@ -706,6 +706,18 @@ impl Storage for SledStorage {
             .await
     }
 
+    async fn list_device_authorizations(
+        &self,
+        zone_id: &str,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<DeviceAuthorization>>> {
+        let zone = zone_id.to_owned();
+        let after = after.map(|d| *d.as_bytes());
+        self.blocking(move |t| read::devices(t, &zone, after.as_ref(), limit))
+            .await
+    }
+
     async fn get_authorization_code(
         &self,
         zone_id: &str,

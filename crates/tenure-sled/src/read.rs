@@ -239,6 +239,32 @@ pub(crate) fn device_by_user_code(
     device(trees, zone, &digest)
 }
 
+/// A zone's device authorizations in device-code order, after `after`: a range of
+/// the `devices` tree, whose keys are the zone and then the digest's raw bytes.
+pub(crate) fn devices(
+    trees: &Trees,
+    zone: &str,
+    after: Option<&[u8; 32]>,
+    limit: usize,
+) -> Result<Vec<Versioned<DeviceAuthorization>>> {
+    let prefix = Key::new().str(zone).into_vec();
+    let start = match after {
+        Some(a) => Bound::Excluded(digest_key(zone, a)),
+        None => Bound::Included(prefix.clone()),
+    };
+    let mut out = Vec::new();
+    for item in trees.get(T::Devices).range((start, end_of(&prefix))) {
+        if out.len() == limit {
+            break;
+        }
+        let (_, value) = item?;
+        out.push(
+            decode::<DeviceV1>("device authorization", &value).and_then(DeviceV1::into_record)?,
+        );
+    }
+    Ok(out)
+}
+
 /// Walks an expiry index (`zone, expires, key`) up to `now`, at most `limit` entries,
 /// and looks each one up.
 fn expired<R>(

@@ -56,6 +56,10 @@ enum Prepared {
         value: Vec<u8>,
         expect: Expect,
     },
+    DeleteClient {
+        key: Vec<u8>,
+        expect: u64,
+    },
     PutGrant {
         key: Vec<u8>,
         value: Vec<u8>,
@@ -140,6 +144,14 @@ fn prepare(write: &Write) -> Result<Prepared, StoreError> {
         Write::PutClient { client, expect } => Prepared::PutClient {
             key: record_key(&client.zone_id, &client.id),
             value: encode(&ClientV2::new(client, expect.next_version()))?,
+            expect: *expect,
+        },
+        Write::DeleteClient {
+            zone_id,
+            id,
+            expect,
+        } => Prepared::DeleteClient {
+            key: record_key(zone_id, id),
             expect: *expect,
         },
         Write::PutGrant { grant, expect } => Prepared::PutGrant {
@@ -400,6 +412,9 @@ impl Tx<'_> {
             Prepared::PutClient { key, expect, .. } => {
                 self.holds(T::Clients, key, "client", *expect)
             }
+            Prepared::DeleteClient { key, expect } => {
+                self.holds(T::Clients, key, "client", Expect::Version(*expect))
+            }
             Prepared::PutGrant { key, expect, .. } => self.holds(T::Grants, key, "grant", *expect),
             Prepared::DeleteGrant { key, expect, .. } => {
                 self.holds(T::Grants, key, "grant", Expect::Version(*expect))
@@ -455,6 +470,10 @@ impl Tx<'_> {
     fn apply(&self, write: &Prepared) -> TxResult<()> {
         match write {
             Prepared::PutClient { key, value, .. } => self.put(T::Clients, key, value),
+            Prepared::DeleteClient { key, .. } => {
+                self.remove(T::Clients, key)?;
+                Ok(())
+            }
             Prepared::PutGrant {
                 key, value, grant, ..
             } => {

@@ -2,7 +2,8 @@
 //! random write sets (some with stale expectations, some touching several records)
 //! go to both, both must accept or refuse each one alike, and after every set every
 //! query the trait has must answer the same on both, including pages from keysets
-//! in both directions, counts, every expiry index, user codes and authorization
+//! in both directions, counts, every expiry index, the device authorizations in
+//! device-code order, user codes and authorization
 //! codes. Sets also hold
 //! guards (`Write::Check`), stale ones among them. Zones and ids are chosen to trip
 //! key encodings (`a` and `ab`, ids that prefix each other, a NUL).
@@ -36,6 +37,11 @@ fn at(step: u8) -> Timestamp {
 #[derive(Debug, Clone)]
 enum Abstract {
     Client {
+        zone: usize,
+        id: usize,
+        stale: bool,
+    },
+    DeleteClient {
         zone: usize,
         id: usize,
         stale: bool,
@@ -136,6 +142,8 @@ fn abstract_write() -> impl Strategy<Value = Abstract> {
     prop_oneof![
         1 => (zone.clone(), 0..3usize, stale())
             .prop_map(|(zone, id, stale)| Abstract::Client { zone, id, stale }),
+        1 => (zone.clone(), 0..3usize, stale())
+            .prop_map(|(zone, id, stale)| Abstract::DeleteClient { zone, id, stale }),
         6 => (
             (zone.clone(), id.clone(), 0..USERS.len(), 0..2usize, 0..3usize),
             (0..3u8, 0..4u8, 0..12u8, stale())
@@ -210,7 +218,9 @@ fn status(n: u8) -> GrantStatus {
 /// The record a write touches, if any: a set touches each record at most once.
 fn record_of(w: &Abstract) -> Option<(u8, usize, usize)> {
     match *w {
-        Abstract::Client { zone, id, .. } => Some((0, zone, id)),
+        Abstract::Client { zone, id, .. } | Abstract::DeleteClient { zone, id, .. } => {
+            Some((0, zone, id))
+        }
         Abstract::Grant { zone, id, .. } | Abstract::DeleteGrant { zone, id, .. } => {
             Some((1, zone, id))
         }
@@ -304,6 +314,19 @@ async fn build(memory: &MemoryStorage, writes: &[Abstract]) -> WriteSet {
                         },
                     },
                     expect: expect(current, *stale),
+                }
+            }
+            Abstract::DeleteClient { zone, id, stale } => {
+                let (zone, id) = (ZONES[*zone], client_id(*id));
+                let current = memory
+                    .get_client(zone, &id)
+                    .await
+                    .unwrap()
+                    .map(|c| c.version);
+                Write::DeleteClient {
+                    zone_id: zone.to_owned(),
+                    id,
+                    expect: version(current, *stale),
                 }
             }
             Abstract::DeleteGrant { zone, id, stale } => {
@@ -581,9 +604,14 @@ fn client(zone: &str, id: &str, edits: u64) -> Client {
         id: id.to_owned(),
         zone_id: zone.to_owned(),
         organization_id: "org".to_owned(),
+        // Seed 003's descriptive fields come and go with the edits.
+        tenant: (edits % 3 == 1).then(|| "acme-solar".to_owned()),
         name: format!("Client {edits}"),
         description: None,
+        business_name: (edits % 2 == 0).then(|| format!("Acme {edits}")),
+        homepage_url: (edits > 1).then(|| "https://acme.example/".to_owned()),
         client_type: ClientType::Confidential,
+        internal: edits % 4 == 3,
         owner_account_id: Some("acct".to_owned()),
         allowed_scopes: vec!["read".to_owned()],
         allowed_grants: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
@@ -593,6 +621,8 @@ fn client(zone: &str, id: &str, edits: u64) -> Client {
         refresh_token_ttl_seconds: 86_400,
         redirect_uris: vec!["https://app.example/cb".to_owned()],
         enabled: true,
+        strong_auth_supported: edits % 3 == 2,
+        claims_supported: edits % 2 == 1,
         secret_digest: Some(digest(7)),
         // Every other edit is a secret rotation, whose replaced secret lingers.
         previous_secret: (edits % 2 == 1).then(|| RetiringSecret {
@@ -738,6 +768,14 @@ async fn compare(memory: &MemoryStorage, sled: &SledStorage, step: usize) -> Res
                 same!(
                     format!("expired_authorization_codes {zone} {now} {limit}"),
                     expired_authorization_codes(zone, at(now), limit)
+                );
+            }
+        }
+        for after in [None, Some(digest(0)), Some(digest(3)), Some(digest(7))] {
+            for limit in [0, 1, 3, 100] {
+                same!(
+                    format!("list_device_authorizations {zone} {after:?} {limit}"),
+                    list_device_authorizations(zone, after.as_ref(), limit)
                 );
             }
         }

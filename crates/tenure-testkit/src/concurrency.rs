@@ -690,6 +690,17 @@ impl Storage for Interleaved {
             .await
     }
 
+    async fn list_device_authorizations(
+        &self,
+        zone_id: &str,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> tenure::Result<Vec<Versioned<DeviceAuthorization>>> {
+        self.inner
+            .list_device_authorizations(zone_id, after, limit)
+            .await
+    }
+
     async fn get_authorization_code(
         &self,
         zone_id: &str,

@@ -122,6 +122,7 @@ macro_rules! __conformance_rules {
             $kind $how;
             1 versioned_compare_and_set,
             1 deletes_check_the_version,
+            1 delete_client_checks_the_version,
             1 write_set_is_all_or_nothing,
             2 readers_never_see_half_a_set,
             1 list_filters_alone_and_combined,
@@ -147,6 +148,7 @@ macro_rules! __conformance_rules {
             1 user_codes_are_unique_in_a_zone,
             1 user_codes_are_unique_within_a_write_set,
             1 device_authorizations_by_code_and_expiry,
+            1 device_authorizations_listed_by_code,
             1 checks_guard_without_writing,
             1 expired_tokens_in_expiry_order,
             1 grant_refresh_chain_round_trips,
@@ -165,6 +167,7 @@ macro_rules! __conformance_rules {
             1 client_credentials_tokens_are_swept_at_expiry,
             1 client_authentication_methods,
             1 client_secret_rotation_keeps_the_old_secret_until_its_deadline,
+            1 deleting_a_client_revokes_its_grants_and_stops_its_tokens,
         }
     };
     (factory $factory:expr; $($threads:literal $rule:ident,)+) => {
@@ -266,9 +269,13 @@ pub fn client(zone: &str, id: &str, name: &str) -> Client {
         id: id.into(),
         zone_id: zone.into(),
         organization_id: "org-1".into(),
+        tenant: None,
         name: name.into(),
         description: None,
+        business_name: None,
+        homepage_url: None,
         client_type: ClientType::Public,
+        internal: false,
         owner_account_id: None,
         allowed_scopes: vec!["read".into()],
         allowed_grants: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
@@ -278,12 +285,53 @@ pub fn client(zone: &str, id: &str, name: &str) -> Client {
         refresh_token_ttl_seconds: 2_592_000,
         redirect_uris: Vec::new(),
         enabled: true,
+        strong_auth_supported: false,
+        claims_supported: false,
         secret_digest: None,
         previous_secret: None,
         created_at: epoch(),
         updated_at: epoch(),
         refresh_stopped_at: None,
         last_used_at: None,
+    }
+}
+
+/// [`client`] with every field set: seed 003's descriptive fields, both secrets
+/// and every optional time.
+pub fn client_with_every_field(zone: &str, id: &str) -> Client {
+    Client {
+        tenant: Some("acme-solar".into()),
+        description: Some("Reports, nightly".into()),
+        business_name: Some("Acme Solar, Inc.".into()),
+        homepage_url: Some("https://acme-solar.example/about?from=tenure".into()),
+        client_type: ClientType::Confidential,
+        internal: true,
+        owner_account_id: Some("account-1".into()),
+        allowed_scopes: vec!["read".into(), "write".into()],
+        allowed_grants: vec![
+            GrantType::AuthorizationCode,
+            GrantType::RefreshToken,
+            GrantType::ClientCredentials,
+            GrantType::DeviceCode,
+        ],
+        scope_policy: ScopePolicy::Inherit,
+        access_type: AccessType::Online,
+        access_token_ttl_seconds: 60,
+        refresh_token_ttl_seconds: u32::MAX,
+        redirect_uris: vec!["https://acme-solar.example/cb".into()],
+        enabled: false,
+        strong_auth_supported: true,
+        claims_supported: true,
+        secret_digest: Some(Digest::of("secret-2")),
+        previous_secret: Some(RetiringSecret {
+            digest: Digest::of("secret-1"),
+            valid_until: at(90_000),
+        }),
+        created_at: at(1_000),
+        updated_at: at(2_000),
+        refresh_stopped_at: Some(at(1_500)),
+        last_used_at: Some(at(1_800)),
+        ..client(zone, id, "Every field")
     }
 }
 
@@ -376,6 +424,15 @@ pub fn put_token(token: &Token, expect: Expect) -> Write {
 /// [`Write::DeleteGrant`].
 pub fn delete_grant(zone: &str, id: &str, expect: Version) -> Write {
     Write::DeleteGrant {
+        zone_id: zone.into(),
+        id: id.into(),
+        expect,
+    }
+}
+
+/// [`Write::DeleteClient`].
+pub fn delete_client(zone: &str, id: &str, expect: Version) -> Write {
+    Write::DeleteClient {
         zone_id: zone.into(),
         id: id.into(),
         expect,
@@ -907,7 +964,8 @@ where
 /// Rule 2, versions: a client, a grant and a token written with [`Expect::Absent`]
 /// are stored at version 1 and each write with `Expect::Version(v)` stores `v + 1`; a
 /// stale version, `Absent` on an existing record and `Version` on a missing one are
-/// [`Error::Conflict`] and change nothing.
+/// [`Error::Conflict`] and change nothing. Every revision reads back whole: a client
+/// with every field set ([`client_with_every_field`]), then with them cleared.
 pub async fn versioned_compare_and_set<S: Storage>(store: S) {
     let s = &store;
 
@@ -916,8 +974,7 @@ pub async fn versioned_compare_and_set<S: Storage>(store: S) {
         c.clone(),
         Client {
             name: "rev 1".into(),
-            enabled: false,
-            ..c.clone()
+            ..client_with_every_field(ZONE, "client-1")
         },
         Client {
             name: "rev 2".into(),
@@ -929,6 +986,15 @@ pub async fn versioned_compare_and_set<S: Storage>(store: S) {
         get_client(s, ZONE, "client-1").await
     })
     .await;
+    let full = client_with_every_field(ZONE, "client-full");
+    commit(s, [put_client(&full, Expect::Absent)]).await;
+    assert_eq!(
+        s.list_clients(ZONE, Some("client-1"), 10)
+            .await
+            .expect("list_clients"),
+        vec![v1(full)],
+        "list_clients reads a client with every field set whole"
+    );
 
     // The revisions move the grant between indexes (user, status, expiry) and its
     // refresh chain forward and back.
@@ -1102,6 +1168,148 @@ pub async fn deletes_check_the_version<S: Storage>(store: S) {
         get_token(s, ZONE, "secret-1").await,
         Some(v1(t)),
         "a re-created token starts at version 1"
+    );
+}
+
+/// Rules 2, 3, 14 and 17 for clients: [`Write::DeleteClient`] with a stale or
+/// future version, of a missing client, or in a set another write of which fails,
+/// is [`Error::Conflict`] and changes nothing; with the stored version it deletes
+/// the client alone, which then is neither found nor listed, while the same id in
+/// another zone and the client's grants, their tokens and history stay. A zone whose
+/// last client goes leaves [`Storage::zones`] unless it holds a grant, and a
+/// re-created client starts again at version 1.
+pub async fn delete_client_checks_the_version<S: Storage>(store: S) {
+    let s = &store;
+    let c = client(ZONE, "client-1", "One");
+    let renamed = client(ZONE, "client-1", "Renamed");
+    let other = client(OTHER_ZONE, "client-1", "Look-alike");
+    let alone = client("zone-c", "client-1", "Alone");
+    let g = grant(ZONE, "grant-1", at(1_000), far_future());
+    let t = token(&g, "secret-1", TokenKind::Access);
+    let created = transition(&g, None, ACTIVE, TransitionReason::Created, at(1_000));
+    commit(
+        s,
+        [
+            put_client(&c, Expect::Absent),
+            put_client(&other, Expect::Absent),
+            put_client(&alone, Expect::Absent),
+            put_grant(&g, Expect::Absent),
+            put_token(&t, Expect::Absent),
+            append(created.clone()),
+        ],
+    )
+    .await;
+    commit(s, [put_client(&renamed, Expect::Version(1))]).await;
+    let stored = Some(Versioned {
+        record: renamed.clone(),
+        version: 2,
+    });
+
+    for stale in [1, 3] {
+        assert_conflict(
+            s,
+            [delete_client(ZONE, "client-1", stale)],
+            &format!("DeleteClient expecting {stale} of a client at 2"),
+        )
+        .await;
+        assert_eq!(
+            get_client(s, ZONE, "client-1").await,
+            stored,
+            "a refused DeleteClient (expecting {stale}) changed the client"
+        );
+    }
+    assert_conflict(
+        s,
+        [delete_client(ZONE, "client-missing", 1)],
+        "DeleteClient of a missing client",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [delete_client(EMPTY_ZONE, "client-1", 1)],
+        "DeleteClient through a zone that does not hold it",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [
+            delete_client(ZONE, "client-1", 2),
+            put_grant(&g, Expect::Version(5)),
+        ],
+        "DeleteClient in a set whose other write fails",
+    )
+    .await;
+    assert_eq!(
+        get_client(s, ZONE, "client-1").await,
+        stored,
+        "a refused set deleted the client"
+    );
+
+    commit(s, [delete_client(ZONE, "client-1", 2)]).await;
+    assert_eq!(
+        get_client(s, ZONE, "client-1").await,
+        None,
+        "DeleteClient with the stored version deletes"
+    );
+    assert!(
+        clients(s, ZONE, None, 100).await.is_empty(),
+        "a deleted client is still listed"
+    );
+    assert_eq!(
+        get_client(s, OTHER_ZONE, "client-1").await,
+        Some(v1(other.clone())),
+        "deleting a client touched the same id in another zone"
+    );
+    assert_eq!(
+        clients(s, OTHER_ZONE, None, 100).await,
+        [v1(other)],
+        "deleting a client changed another zone's listing"
+    );
+    assert_eq!(
+        get_grant(s, ZONE, "grant-1").await,
+        Some(v1(g.clone())),
+        "deleting a client deleted its grant"
+    );
+    assert_eq!(
+        get_token(s, ZONE, "secret-1").await,
+        Some(v1(t)),
+        "deleting a client deleted a token of its grant"
+    );
+    assert_eq!(
+        history(s, ZONE, "grant-1").await,
+        [created],
+        "deleting a client changed its grant's history"
+    );
+    assert_conflict(
+        s,
+        [delete_client(ZONE, "client-1", 2)],
+        "DeleteClient of a deleted client",
+    )
+    .await;
+    assert_conflict(
+        s,
+        [put_client(&renamed, Expect::Version(2))],
+        "Expect::Version on a deleted client",
+    )
+    .await;
+
+    assert_eq!(
+        s.zones(None, 10).await.expect("zones"),
+        [ZONE, OTHER_ZONE, "zone-c"],
+        "a zone holding a grant stays listed without its client"
+    );
+    commit(s, [delete_client("zone-c", "client-1", 1)]).await;
+    assert_eq!(
+        s.zones(None, 10).await.expect("zones"),
+        [ZONE, OTHER_ZONE],
+        "a zone whose last client went, holding no grant, is still listed"
+    );
+
+    commit(s, [put_client(&c, Expect::Absent)]).await;
+    assert_eq!(
+        get_client(s, ZONE, "client-1").await,
+        Some(v1(c)),
+        "a re-created client starts at version 1"
     );
 }
 
@@ -4289,6 +4497,144 @@ pub async fn device_authorizations_by_code_and_expiry<S: Storage>(store: S) {
     );
 }
 
+// ----- rule 16: device authorizations listed by device code -----
+
+async fn listed_devices<S: Storage + ?Sized>(
+    store: &S,
+    zone: &str,
+    after: Option<Digest>,
+    limit: usize,
+) -> Vec<Versioned<DeviceAuthorization>> {
+    store
+        .list_device_authorizations(zone, after.as_ref(), limit)
+        .await
+        .expect("list_device_authorizations")
+}
+
+/// Rule 16: `list_device_authorizations` yields a zone's device authorizations in
+/// every state, expired ones included, in byte order of their device-code digests;
+/// `after` starts strictly after a digest, stored or not; `limit` cuts the list,
+/// pages of it put end to end give all of it; a rewritten one shows its new version
+/// and a deleted one is gone. Another zone's, and one of a zone whose id extends
+/// this one's, never show through, even after one of their digests.
+pub async fn device_authorizations_listed_by_code<S: Storage>(store: S) {
+    let s = &store;
+    let longer_zone = format!("{ZONE}b");
+    assert!(listed_devices(s, ZONE, None, 100).await.is_empty());
+
+    // (device code, user code, state, expiry ms): every state, some long expired.
+    let rows = [
+        ("list-a", "BBBBBBBB", DeviceState::Pending, 50_000),
+        ("list-b", "CCCCCCCC", DeviceState::Claimed, 10_000),
+        ("list-c", "DDDDDDDD", DeviceState::Approved, NOW_MS),
+        ("list-d", "FFFFFFFF", DeviceState::Denied, 900_000),
+        ("list-e", "GGGGGGGG", DeviceState::Redeemed, 1),
+        ("list-f", "HHHHHHHH", DeviceState::Pending, 1),
+        ("list-g", "JJJJJJJJ", DeviceState::Pending, 600_000),
+    ];
+    let mut devices = Vec::new();
+    for (code, user_code, state, expires) in rows {
+        let device = DeviceAuthorization {
+            state,
+            ..device_authorization(ZONE, code, user_code, at(expires))
+        };
+        commit(s, [put_device(&device, Expect::Absent)]).await;
+        devices.push(device);
+    }
+    // Look-alikes: the same device code elsewhere, and codes only elsewhere.
+    for (zone, code, user_code) in [
+        (OTHER_ZONE, "list-a", "KKKKKKKK"),
+        (OTHER_ZONE, "list-z", "LLLLLLLL"),
+        (longer_zone.as_str(), "list-y", "KKKKKKKK"),
+    ] {
+        let device = device_authorization(zone, code, user_code, at(1));
+        commit(s, [put_device(&device, Expect::Absent)]).await;
+    }
+    devices.sort_by_key(|d| d.device_code);
+    let expected: Vec<_> = devices.iter().cloned().map(v1).collect();
+
+    assert_eq!(
+        listed_devices(s, ZONE, None, 100).await,
+        expected,
+        "every state, expired ones too, in device-code order"
+    );
+    assert!(listed_devices(s, EMPTY_ZONE, None, 100).await.is_empty());
+    assert_eq!(listed_devices(s, OTHER_ZONE, None, 100).await.len(), 2);
+    assert_eq!(listed_devices(s, &longer_zone, None, 100).await.len(), 1);
+    for limit in [0, 1, 3, 6, 7, 8] {
+        assert_eq!(
+            listed_devices(s, ZONE, None, limit).await,
+            expected.iter().take(limit).cloned().collect::<Vec<_>>(),
+            "limit {limit}"
+        );
+    }
+    for (i, device) in devices.iter().enumerate() {
+        assert_eq!(
+            listed_devices(s, ZONE, Some(device.device_code), 100).await,
+            expected[i + 1..].to_vec(),
+            "after the {i}th digest"
+        );
+    }
+    for code in ["list-z", "list-y", "not-stored"] {
+        let after = Digest::of(code);
+        let following: Vec<_> = expected
+            .iter()
+            .filter(|d| d.record.device_code > after)
+            .cloned()
+            .collect();
+        assert_eq!(
+            listed_devices(s, ZONE, Some(after), 100).await,
+            following,
+            "after the digest of {code:?}, which this zone does not hold"
+        );
+    }
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let page = listed_devices(s, ZONE, after, 2).await;
+        let Some(last) = page.last() else { break };
+        after = Some(last.record.device_code);
+        walked.extend(page);
+    }
+    assert_eq!(walked, expected, "pages of two, end to end");
+
+    let decided = DeviceAuthorization {
+        state: DeviceState::Denied,
+        user_id: Some("user-1".into()),
+        ..devices[0].clone()
+    };
+    let gone = [devices[1].clone(), devices[6].clone()];
+    let mut writes = vec![put_device(&decided, Expect::Version(1))];
+    for d in &gone {
+        writes.push(Write::DeleteDeviceAuthorization {
+            zone_id: ZONE.into(),
+            device_code: d.device_code,
+            expect: 1,
+        });
+    }
+    commit(s, writes).await;
+    let mut remaining = vec![Versioned {
+        record: decided,
+        version: 2,
+    }];
+    remaining.extend(expected[2..6].iter().cloned());
+    assert_eq!(
+        listed_devices(s, ZONE, None, 100).await,
+        remaining,
+        "a rewritten one at its new version, deleted ones gone"
+    );
+    assert_eq!(
+        listed_devices(s, ZONE, Some(gone[0].device_code), 100).await,
+        remaining[1..].to_vec(),
+        "after the digest of a deleted one"
+    );
+    assert_eq!(
+        listed_devices(s, OTHER_ZONE, None, 100).await.len(),
+        2,
+        "deleting in one zone leaves another's"
+    );
+}
+
 // ----- rule 11: checks -----
 
 /// The writes that ride along with a check in [`checks_guard_without_writing`]: a
@@ -7091,4 +7437,151 @@ pub async fn client_secret_rotation_keeps_the_old_secret_until_its_deadline<S: S
         .rotate_client_secret(ZONE, "nobody", engine.now() + Duration::hours(1))
         .await;
     assert_client_not_found(&unknown, "nobody", "rotating an unknown client's secret");
+}
+
+// ----- deleting a client -----
+
+/// Deleting a client ([`Engine::delete_client`]) first revokes every active grant
+/// made to it, by [`Actor::Admin`] and with a history entry each, so their access
+/// and refresh tokens introspect inactive at once and a refresh token, rotated or
+/// not, is refused ([`InvalidGrantReason::ClientMismatch`]: there is no client to
+/// refresh for); the grants stay listed, revoked. The client is then not found,
+/// deleting it again is [`Error::NotFound`], and the same id registered again is a
+/// new client with no active grant, under which the old tokens stay refused.
+pub async fn deleting_a_client_revokes_its_grants_and_stops_its_tokens<S: Storage>(store: S) {
+    let (engine, clock) = engine_on_clock(store, EngineConfig::default());
+    let registration = ClientRegistration::new("App").id("app").scopes(["read"]);
+    register(&engine, registration.clone()).await;
+    let authorize = |resource: &str| {
+        engine.authorize(
+            ZONE,
+            AuthorizeRequest::new("app", "user-1", resource, ["read"]),
+        )
+    };
+    let kept = authorize("resource-1")
+        .await
+        .unwrap_or_else(|e| panic!("authorize: {e:?}"));
+    let first = authorize("resource-2")
+        .await
+        .unwrap_or_else(|e| panic!("authorize: {e:?}"));
+    clock.advance(Duration::seconds(1));
+    let first_refresh = first
+        .refresh_token
+        .clone()
+        .expect("an offline client gets a refresh token");
+    let refreshed = engine
+        .refresh(ZONE, RefreshRequest::new("app", &first_refresh))
+        .await
+        .unwrap_or_else(|e| panic!("refresh: {e:?}"));
+    let mut access = vec![
+        kept.access_token.clone(),
+        first.access_token.clone(),
+        refreshed.access_token.clone(),
+    ];
+    let refresh_tokens = [
+        kept.refresh_token.clone().expect("a refresh token"),
+        refreshed.refresh_token.clone().expect("a refresh token"),
+    ];
+    for secret in access.iter().chain(&refresh_tokens) {
+        assert!(
+            introspects_active(&engine, secret).await,
+            "a token of the client is inactive before the deletion"
+        );
+    }
+
+    clock.advance(Duration::seconds(1));
+    let deleted_at = engine.now();
+    engine
+        .delete_client(ZONE, "app")
+        .await
+        .unwrap_or_else(|e| panic!("delete_client: {e:?}"));
+
+    for grant in [&kept.grant, &first.grant] {
+        assert_eq!(
+            grant_now(&engine, &grant.id).await.status,
+            GrantStatus::Revoked,
+            "a grant of a deleted client is not revoked"
+        );
+        let history = history_now(&engine, &grant.id).await;
+        let last = history
+            .last()
+            .map(|t| (t.from, t.to, t.reason, &t.actor, t.at));
+        assert_eq!(
+            last,
+            Some((
+                Some(GrantStatus::Active),
+                GrantStatus::Revoked,
+                TransitionReason::Revoked,
+                &Actor::Admin,
+                deleted_at
+            )),
+            "the history of a grant of a deleted client: {history:?}"
+        );
+    }
+    let listed = engine
+        .list_grants(
+            ZONE,
+            &ListGrants {
+                client_id: Some("app".into()),
+                ..ListGrants::default()
+            },
+        )
+        .await
+        .expect("list_grants");
+    assert_eq!(
+        listed.items.len(),
+        2,
+        "the grants of a deleted client are still listed"
+    );
+    access.push(first_refresh.clone());
+    for secret in access.iter().chain(&refresh_tokens) {
+        assert!(
+            !introspects_active(&engine, secret).await,
+            "a token of a deleted client introspects active"
+        );
+    }
+    for secret in refresh_tokens.iter().chain([&first_refresh]) {
+        let result = engine
+            .refresh(ZONE, RefreshRequest::new("app", secret))
+            .await;
+        // The engine finds no client to refresh for: the same refusal as a refresh
+        // token presented by a client it was not issued to.
+        assert_invalid_grant(
+            &result,
+            InvalidGrantReason::ClientMismatch,
+            "a refresh token of a deleted client",
+        );
+    }
+    assert_client_not_found(
+        &engine.get_client(ZONE, "app").await,
+        "app",
+        "a deleted client",
+    );
+    assert_client_not_found(
+        &engine.delete_client(ZONE, "app").await,
+        "app",
+        "deleting a deleted client",
+    );
+
+    register(&engine, registration).await;
+    let active = filter(None, None, Some("app"), Some(ACTIVE));
+    assert_eq!(
+        count(&**engine.storage(), ZONE, &active, engine.now()).await,
+        0,
+        "a client registered again under a deleted client's id has its active grants"
+    );
+    for secret in access.iter().chain(&refresh_tokens) {
+        assert!(
+            !introspects_active(&engine, secret).await,
+            "a token of a deleted client introspects active once its id is registered again"
+        );
+    }
+    let result = engine
+        .refresh(ZONE, RefreshRequest::new("app", &refresh_tokens[0]))
+        .await;
+    assert_invalid_grant(
+        &result,
+        InvalidGrantReason::TokenRevoked,
+        "the old refresh token, once the id is registered again",
+    );
 }

@@ -10,7 +10,7 @@ use crate::model::{AccessType, Client, ClientType, GrantType, ScopePolicy};
 use crate::secret::Secret;
 use crate::validate;
 
-/// The longest name or description a client may have.
+/// The longest name, description, business name or homepage URL a client may have.
 pub const MAX_TEXT_LEN: usize = 2048;
 
 /// What an account may grant, as the host's [`PermissionResolver`] says.
@@ -59,19 +59,28 @@ impl PermissionResolver for GrantsNothing {
 /// A client to register. [`ClientRegistration::new`] gives the usual defaults: a
 /// public, enabled, offline-access client allowed `authorization_code` and
 /// `refresh_token`, with explicit scopes, one-hour access tokens and thirty-day
-/// refresh tokens.
+/// refresh tokens; no tenant, business name or homepage, not internal, and neither
+/// strong authentication nor claims supported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientRegistration {
     /// The id to register under; a fresh UUIDv7 when `None`.
     pub id: Option<String>,
     /// The organization.
     pub organization_id: String,
+    /// The host's tenant.
+    pub tenant: Option<String>,
     /// Human-readable name.
     pub name: String,
     /// Human-readable description.
     pub description: Option<String>,
+    /// The name of the business the client belongs to.
+    pub business_name: Option<String>,
+    /// The owner's homepage, an absolute `http` or `https` URL.
+    pub homepage_url: Option<String>,
     /// Public or confidential; a confidential client gets a secret.
     pub client_type: ClientType,
+    /// Serves the host's own internal requests; fixed at registration.
+    pub internal: bool,
     /// The owning account; `None` for a built-in first-party client.
     pub owner_account_id: Option<String>,
     /// Scopes under the explicit policy.
@@ -90,6 +99,10 @@ pub struct ClientRegistration {
     pub redirect_uris: Vec<String>,
     /// Enabled.
     pub enabled: bool,
+    /// Supports strong authentication.
+    pub strong_auth_supported: bool,
+    /// Supports SAML claims with the authorization-code flow.
+    pub claims_supported: bool,
 }
 
 impl ClientRegistration {
@@ -98,9 +111,13 @@ impl ClientRegistration {
         ClientRegistration {
             id: None,
             organization_id: "default".into(),
+            tenant: None,
             name: name.into(),
             description: None,
+            business_name: None,
+            homepage_url: None,
             client_type: ClientType::Public,
+            internal: false,
             owner_account_id: None,
             allowed_scopes: Vec::new(),
             allowed_grants: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
@@ -110,6 +127,8 @@ impl ClientRegistration {
             refresh_token_ttl_seconds: 30 * 24 * 3600,
             redirect_uris: Vec::new(),
             enabled: true,
+            strong_auth_supported: false,
+            claims_supported: false,
         }
     }
 
@@ -193,6 +212,16 @@ pub struct ClientUpdate {
     pub redirect_uris: Option<Vec<String>>,
     /// Enable or disable.
     pub enabled: Option<bool>,
+    /// New tenant; `Some(None)` clears it.
+    pub tenant: Option<Option<String>>,
+    /// New business name; `Some(None)` clears it.
+    pub business_name: Option<Option<String>>,
+    /// New homepage URL; `Some(None)` clears it.
+    pub homepage_url: Option<Option<String>>,
+    /// Whether strong authentication is supported.
+    pub strong_auth_supported: Option<bool>,
+    /// Whether SAML claims are supported.
+    pub claims_supported: Option<bool>,
 }
 
 impl ClientUpdate {
@@ -228,6 +257,21 @@ impl ClientUpdate {
         }
         if let Some(v) = self.enabled {
             next.enabled = v;
+        }
+        if let Some(v) = &self.tenant {
+            next.tenant = v.clone();
+        }
+        if let Some(v) = &self.business_name {
+            next.business_name = v.clone();
+        }
+        if let Some(v) = &self.homepage_url {
+            next.homepage_url = v.clone();
+        }
+        if let Some(v) = self.strong_auth_supported {
+            next.strong_auth_supported = v;
+        }
+        if let Some(v) = self.claims_supported {
+            next.claims_supported = v;
         }
         next
     }
@@ -270,9 +314,18 @@ pub fn validate_client(mut client: Client) -> Result<Client> {
     validate::record_id("id", &client.id)?;
     validate::reference("zone_id", &client.zone_id)?;
     validate::reference("organization_id", &client.organization_id)?;
+    if let Some(tenant) = &client.tenant {
+        validate::reference("tenant", tenant)?;
+    }
     text("name", &client.name, false)?;
     if let Some(d) = &client.description {
         text("description", d, true)?;
+    }
+    if let Some(b) = &client.business_name {
+        text("business_name", b, false)?;
+    }
+    if let Some(url) = &client.homepage_url {
+        validate_homepage_url(url)?;
     }
     if let Some(owner) = &client.owner_account_id {
         validate::reference("owner_account_id", owner)?;
@@ -303,6 +356,30 @@ pub fn validate_client(mut client: Client) -> Result<Client> {
     Ok(client)
 }
 
+/// A homepage must be an absolute `http` or `https` URL, kept as given. Control
+/// characters and surrounding whitespace are refused before parsing, because the
+/// URL parser would silently drop them and the stored text would not be the URL.
+fn validate_homepage_url(value: &str) -> Result<()> {
+    let bad = |reason: String| Err(Error::invalid_input("homepage_url", reason));
+    if value.len() > MAX_TEXT_LEN {
+        return bad(format!("must be at most {MAX_TEXT_LEN} bytes"));
+    }
+    if value.chars().any(char::is_control) {
+        return bad("must not contain control characters".into());
+    }
+    if value.trim() != value {
+        return bad("must not begin or end with whitespace".into());
+    }
+    match url::Url::parse(value) {
+        Err(e) => bad(format!("not an absolute URL ({e})")),
+        Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => bad(format!(
+            "must be an http or https URL, not {:?}",
+            parsed.scheme()
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// A redirect URI must be an absolute URI without a fragment (RFC 6749 §3.1.2).
 fn validate_redirect_uri(uri: &str) -> Result<()> {
     let bad = |reason: String| {
@@ -321,10 +398,14 @@ fn validate_redirect_uri(uri: &str) -> Result<()> {
     }
 }
 
-/// The client fields a patch or merge may change, as the JSON names them. Never
-/// `id`, `zone_id`, `organization_id`, `client_type`, `owner_account_id`,
-/// `created_at`, `updated_at` or `last_used_at`.
-pub const PATCHABLE_FIELDS: [&str; 10] = [
+/// The client fields a patch or merge may change, as the JSON names them: seed
+/// 003's patchable list in tenure's names, and seed 004's scope fields. Never
+/// `id`, `zone_id`, `organization_id`, `client_type`, `internal`,
+/// `owner_account_id`, `created_at`, `updated_at` or `last_used_at`.
+pub const PATCHABLE_FIELDS: [&str; 15] = [
+    "tenant",
+    "business_name",
+    "homepage_url",
     "name",
     "description",
     "redirect_uris",
@@ -335,14 +416,17 @@ pub const PATCHABLE_FIELDS: [&str; 10] = [
     "access_token_ttl_seconds",
     "refresh_token_ttl_seconds",
     "enabled",
+    "strong_auth_supported",
+    "claims_supported",
 ];
 
 /// The fields a patch's `test` may read besides the patchable ones.
-const READABLE_FIELDS: [&str; 8] = [
+const READABLE_FIELDS: [&str; 9] = [
     "id",
     "zone_id",
     "organization_id",
     "client_type",
+    "internal",
     "owner_account_id",
     "created_at",
     "updated_at",
@@ -360,10 +444,14 @@ pub fn client_view(client: &Client) -> serde_json::Value {
         "id": client.id,
         "zone_id": client.zone_id,
         "organization_id": client.organization_id,
+        "tenant": client.tenant,
         "client_type": client.client_type,
+        "internal": client.internal,
         "owner_account_id": client.owner_account_id,
         "name": client.name,
         "description": client.description,
+        "business_name": client.business_name,
+        "homepage_url": client.homepage_url,
         "redirect_uris": client.redirect_uris,
         "allowed_grants": client.allowed_grants,
         "allowed_scopes": client.allowed_scopes,
@@ -372,6 +460,8 @@ pub fn client_view(client: &Client) -> serde_json::Value {
         "access_token_ttl_seconds": client.access_token_ttl_seconds,
         "refresh_token_ttl_seconds": client.refresh_token_ttl_seconds,
         "enabled": client.enabled,
+        "strong_auth_supported": client.strong_auth_supported,
+        "claims_supported": client.claims_supported,
         "created_at": crate::time::format_rfc3339(&client.created_at),
         "updated_at": crate::time::format_rfc3339(&client.updated_at),
         "last_used_at": client.last_used_at.as_ref().map(crate::time::format_rfc3339),
@@ -415,7 +505,10 @@ fn read_view(
     }
     Ok(Client {
         name: take(view, "name", field_error)?.ok_or_else(|| required("name"))?,
+        tenant: take(view, "tenant", field_error)?,
         description: take(view, "description", field_error)?,
+        business_name: take(view, "business_name", field_error)?,
+        homepage_url: take(view, "homepage_url", field_error)?,
         redirect_uris: take(view, "redirect_uris", field_error)?.unwrap_or_default(),
         allowed_grants: take(view, "allowed_grants", field_error)?
             .ok_or_else(|| required("allowed_grants"))?,
@@ -430,6 +523,10 @@ fn read_view(
         refresh_token_ttl_seconds: take(view, "refresh_token_ttl_seconds", field_error)?
             .ok_or_else(|| required("refresh_token_ttl_seconds"))?,
         enabled: take(view, "enabled", field_error)?.ok_or_else(|| required("enabled"))?,
+        strong_auth_supported: take(view, "strong_auth_supported", field_error)?
+            .ok_or_else(|| required("strong_auth_supported"))?,
+        claims_supported: take(view, "claims_supported", field_error)?
+            .ok_or_else(|| required("claims_supported"))?,
         ..client.clone()
     })
 }

@@ -28,6 +28,15 @@ pub enum Event {
         /// When.
         at: Timestamp,
     },
+    /// A client was deleted, after its grants were revoked.
+    ClientDeleted {
+        /// The zone.
+        zone_id: String,
+        /// The client.
+        client_id: String,
+        /// When.
+        at: Timestamp,
+    },
     /// A grant was created and its first tokens issued.
     GrantCreated {
         /// The zone.

@@ -73,10 +73,10 @@ pub use cursor::CursorKey;
 pub use device::{DeviceAuthorization, DeviceState};
 pub use engine::{
     AuthorizeRequest, ClientChange, ClientCredentials, ClientCredentialsRequest, ClientPage,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE_DELAY, DEFAULT_RETRY_MAX_DELAY, DevicePoll,
-    DeviceRequest, DeviceStart, Engine, EngineBuilder, EngineConfig, GrantsOf, GuessLimits, Issued,
-    IssuedCode, ListGrants, MAX_SECRET_OVERLAP, Page, PersonalGrantPage, RefreshRequest,
-    SweepReport,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE_DELAY, DEFAULT_RETRY_MAX_DELAY,
+    DeviceAuthorizationPage, DevicePoll, DeviceRequest, DeviceStart, Engine, EngineBuilder,
+    EngineConfig, GrantsOf, GuessLimits, Issued, IssuedCode, ListGrants, MAX_SECRET_OVERLAP, Page,
+    PersonalGrantPage, RefreshRequest, SweepReport,
 };
 pub use error::{Error, ErrorChain, InvalidGrantReason, RecordKind, Result};
 pub use event::{Event, EventSubscriber};

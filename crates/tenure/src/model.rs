@@ -157,13 +157,27 @@ pub struct Client {
     pub zone_id: String,
     /// The organization that owns the zone.
     pub organization_id: String,
+    /// The host's tenant the client belongs to, if the host has tenants (seed 003).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// Human-readable name.
     pub name: String,
     /// Human-readable description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The name of the business the client belongs to (seed 003).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_name: Option<String>,
+    /// The homepage of the client's owner: an absolute `http` or `https` URL
+    /// (seed 003).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub homepage_url: Option<String>,
     /// Public or confidential.
     pub client_type: ClientType,
+    /// Whether the client serves the host's own internal requests (seed 003); set
+    /// at registration, never patched.
+    #[serde(default)]
+    pub internal: bool,
     /// The account that owns the client; `None` for a built-in first-party client,
     /// whose grants belong to the approving account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,6 +199,14 @@ pub struct Client {
     pub redirect_uris: Vec<String>,
     /// A disabled client can neither authorize nor refresh.
     pub enabled: bool,
+    /// Whether the client supports strong authentication (seed 003). Recorded for
+    /// the host; tenure's rules do not read it.
+    #[serde(default)]
+    pub strong_auth_supported: bool,
+    /// Whether the client supports SAML claims with the authorization-code flow
+    /// (seed 003). Recorded for the host; tenure's rules do not read it.
+    #[serde(default)]
+    pub claims_supported: bool,
     /// The digest of a confidential client's secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_digest: Option<Digest>,

@@ -53,6 +53,20 @@
 //! 15. **Authorization codes are found by digest**, versioned like every record, and
 //!     [`Storage::expired_authorization_codes`] yields those whose `expires_at` is at
 //!     or before the given time, in order of `(expires_at, code)`, and only those.
+//! 16. **Device authorizations are listed by device code.**
+//!     [`Storage::list_device_authorizations`] yields every device authorization
+//!     stored in the zone, whatever its state or expiry, in byte order of the digest
+//!     of its device code: those strictly after the given digest, at most `limit`,
+//!     from a range of the store's own order, so that a page costs the same however
+//!     many the zone holds. A deleted one is never listed.
+//! 17. **Deleting a client deletes the client record alone.** [`Write::DeleteClient`]
+//!     removes the client, expecting its version like every delete, and nothing
+//!     else: its grants, their history and their tokens stay as they are (the engine
+//!     revokes them first). Once deleted, the client is not found by
+//!     [`Storage::get_client`] nor listed by [`Storage::list_clients`], and the same
+//!     id may be created again ([`Expect::Absent`]), at version 1. A zone stays
+//!     listed by [`Storage::zones`] (rule 14) while it holds a client or a grant, so
+//!     a zone whose last client goes, and which holds no grant, is no longer listed.
 
 use std::fmt;
 use std::sync::Arc;
@@ -117,6 +131,15 @@ pub enum Write {
         client: Client,
         /// What must be stored now.
         expect: Expect,
+    },
+    /// Deletes a client record, and nothing else: its grants and their tokens stay.
+    DeleteClient {
+        /// The zone.
+        zone_id: String,
+        /// The client.
+        id: String,
+        /// The version that must be stored now.
+        expect: Version,
     },
     /// Creates or replaces a grant.
     PutGrant {
@@ -522,6 +545,16 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Versioned<DeviceAuthorization>>>;
 
+    /// Every stored device authorization of the zone, whatever its state, in byte
+    /// order of the digest of its device code: those strictly after `after`, at most
+    /// `limit`. For an administrator's list, never for a device.
+    async fn list_device_authorizations(
+        &self,
+        zone_id: &str,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<DeviceAuthorization>>>;
+
     /// An authorization code by its digest.
     async fn get_authorization_code(
         &self,
@@ -684,6 +717,16 @@ macro_rules! forward_storage {
             ) -> Result<Vec<Versioned<DeviceAuthorization>>> {
                 (**self)
                     .expired_device_authorizations(zone_id, now, limit)
+                    .await
+            }
+            async fn list_device_authorizations(
+                &self,
+                zone_id: &str,
+                after: Option<&Digest>,
+                limit: usize,
+            ) -> Result<Vec<Versioned<DeviceAuthorization>>> {
+                (**self)
+                    .list_device_authorizations(zone_id, after, limit)
                     .await
             }
             async fn get_authorization_code(

@@ -543,3 +543,119 @@ async fn unknown_and_foreign_grants_are_not_found() {
     })
     .await;
 }
+
+/// Seed 003's descriptive fields: every bad value is refused naming its field, the
+/// same way whether it comes at registration, in a typed update, in a merge or in
+/// a JSON Patch (which names the operation's path), and nothing is written.
+#[tokio::test]
+async fn bad_seed_003_client_fields_are_refused_by_name() {
+    let f = fixture().await;
+    let long = |prefix: &str, len: usize| format!("{prefix}{}", "a".repeat(len - prefix.len()));
+    let cases: Vec<(&'static str, String)> = vec![
+        ("business_name", String::new()),
+        ("business_name", "   ".into()),
+        ("business_name", long("", 2049)),
+        ("business_name", "Acme\u{7}Solar".into()),
+        ("business_name", "Acme\u{0}".into()),
+        ("homepage_url", "not a url".into()),
+        ("homepage_url", "/about".into()),
+        ("homepage_url", "acme.example".into()),
+        ("homepage_url", "ftp://acme.example/".into()),
+        ("homepage_url", "javascript:alert(1)".into()),
+        ("homepage_url", "mailto:ops@acme.example".into()),
+        ("homepage_url", "https://".into()),
+        ("homepage_url", long("https://acme.example/", 2049)),
+        // The URL parser would drop these silently.
+        ("homepage_url", "https://acme.exa\tmple/".into()),
+        ("homepage_url", "https://acme.example/\n".into()),
+        ("homepage_url", " https://acme.example/".into()),
+        ("homepage_url", "https://acme.example/\u{7f}".into()),
+        ("tenant", String::new()),
+        ("tenant", long("", 256)),
+        ("tenant", "acme\u{1b}".into()),
+        ("tenant", "acme\nsolar".into()),
+    ];
+    let stored = f.engine.get_client(ZONE, "c").await.unwrap();
+    for (field, value) in cases {
+        let what = format!("{field} = {value:?}");
+        let mut registration = ClientRegistration::new("x").id("x");
+        let mut update = ClientUpdate::default();
+        match field {
+            "business_name" => {
+                registration.business_name = Some(value.clone());
+                update.business_name = Some(Some(value.clone()));
+            }
+            "homepage_url" => {
+                registration.homepage_url = Some(value.clone());
+                update.homepage_url = Some(Some(value.clone()));
+            }
+            _ => {
+                registration.tenant = Some(value.clone());
+                update.tenant = Some(Some(value.clone()));
+            }
+        }
+        let r = f.engine.register_client(ZONE, registration).await;
+        f.refused(&format!("register {what}"), r, invalid(field))
+            .await;
+        let r = f.engine.update_client(ZONE, "c", &update).await;
+        f.refused(&format!("update {what}"), r, invalid(field))
+            .await;
+        let body = serde_json::json!({ field: value });
+        let r = f.engine.merge_client(ZONE, "c", &body).await;
+        f.refused(&format!("merge {what}"), r, invalid(field)).await;
+        let ops = serde_json::json!([
+            {"op": "replace", "path": "/name", "value": "renamed"},
+            {"op": "add", "path": format!("/{field}"), "value": value},
+        ]);
+        let r = f
+            .engine
+            .patch_client(ZONE, "c", &serde_json::from_value(ops).unwrap())
+            .await;
+        let path = format!("/{field}");
+        f.refused(
+            &format!("patch {what}"),
+            r,
+            |e| matches!(e, Error::InvalidPatch { index: 1, path: p, .. } if *p == path),
+        )
+        .await;
+        assert_eq!(
+            f.engine.get_client(ZONE, "c").await.unwrap(),
+            stored,
+            "{what}: the client is unchanged"
+        );
+        assert!(
+            matches!(
+                f.engine.get_client(ZONE, "x").await,
+                Err(Error::NotFound { .. })
+            ),
+            "{what}: nothing was registered"
+        );
+    }
+    // Booleans and text of the wrong JSON type, and `internal`, which is fixed at
+    // registration.
+    for (body, field) in [
+        (
+            serde_json::json!({"strong_auth_supported": "yes"}),
+            "strong_auth_supported",
+        ),
+        (
+            serde_json::json!({"claims_supported": null}),
+            "claims_supported",
+        ),
+        (serde_json::json!({"homepage_url": 7}), "homepage_url"),
+        (serde_json::json!({"internal": true}), "body"),
+    ] {
+        let r = f.engine.merge_client(ZONE, "c", &body).await;
+        f.refused(&format!("merge {body}"), r, invalid(field)).await;
+    }
+    let ops = serde_json::json!([{"op": "replace", "path": "/internal", "value": true}]);
+    let r = f
+        .engine
+        .patch_client(ZONE, "c", &serde_json::from_value(ops).unwrap())
+        .await;
+    f.refused("patch /internal", r, |e| {
+        matches!(e, Error::InvalidPatch { index: 0, .. })
+    })
+    .await;
+    assert_eq!(f.engine.get_client(ZONE, "c").await.unwrap(), stored);
+}

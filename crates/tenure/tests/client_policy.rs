@@ -233,6 +233,185 @@ async fn a_merge_update_goes_through_the_same_validation() {
     );
 }
 
+// ----- seed 003's descriptive fields -----
+
+#[tokio::test]
+async fn seed_003_fields_register_default_and_change_like_any_other() {
+    let bed = TestBed::new();
+    let plain = bed.client(["read"]).await.unwrap();
+    assert_eq!(
+        (
+            &plain.tenant,
+            &plain.business_name,
+            &plain.homepage_url,
+            plain.internal,
+            plain.strong_auth_supported,
+            plain.claims_supported,
+        ),
+        (&None, &None, &None, false, false, false),
+        "defaults"
+    );
+
+    let registered = bed
+        .engine
+        .register_client(
+            bed.zone,
+            ClientRegistration {
+                tenant: Some("acme-solar".into()),
+                business_name: Some("Acme Solar, Inc.".into()),
+                homepage_url: Some("HTTP://Acme.Example/about?x=1#team".into()),
+                internal: true,
+                strong_auth_supported: true,
+                claims_supported: true,
+                ..ClientRegistration::new("Acme").id("acme")
+            },
+        )
+        .await
+        .unwrap()
+        .client;
+    assert_eq!(
+        bed.engine.get_client(bed.zone, "acme").await.unwrap(),
+        registered
+    );
+    assert_eq!(
+        (
+            registered.tenant.as_deref(),
+            registered.business_name.as_deref(),
+            registered.homepage_url.as_deref(),
+            registered.internal,
+            registered.strong_auth_supported,
+            registered.claims_supported,
+        ),
+        (
+            Some("acme-solar"),
+            Some("Acme Solar, Inc."),
+            Some("HTTP://Acme.Example/about?x=1#team"),
+            true,
+            true,
+            true
+        ),
+        "kept as given"
+    );
+
+    // JSON Patch: remove, replace and add, and a test of the fixed `internal`.
+    let patched = bed
+        .engine
+        .patch_client(
+            bed.zone,
+            "acme",
+            &patch(json!([
+                {"op": "test", "path": "/internal", "value": true},
+                {"op": "remove", "path": "/tenant"},
+                {"op": "replace", "path": "/business_name", "value": "Acme Solar"},
+                {"op": "add", "path": "/homepage_url", "value": "https://acme.example/"},
+                {"op": "replace", "path": "/strong_auth_supported", "value": false},
+                {"op": "copy", "from": "/strong_auth_supported", "path": "/claims_supported"},
+            ])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.tenant, None);
+    assert_eq!(patched.business_name.as_deref(), Some("Acme Solar"));
+    assert_eq!(
+        patched.homepage_url.as_deref(),
+        Some("https://acme.example/")
+    );
+    assert!(patched.internal, "internal is never patched");
+    assert!(!patched.strong_auth_supported && !patched.claims_supported);
+
+    // The booleans are required: removing one is refused, naming it.
+    let r = bed
+        .engine
+        .patch_client(
+            bed.zone,
+            "acme",
+            &patch(json!([{"op": "remove", "path": "/claims_supported"}])),
+        )
+        .await;
+    assert!(
+        matches!(&r, Err(Error::InvalidPatch { index: 0, path, .. }) if path == "/claims_supported"),
+        "{r:?}"
+    );
+
+    // Merge: null clears an optional field.
+    let merged = bed
+        .engine
+        .merge_client(
+            bed.zone,
+            "acme",
+            &json!({"tenant": "acme-2", "business_name": null, "homepage_url": null,
+                    "claims_supported": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(merged.tenant.as_deref(), Some("acme-2"));
+    assert_eq!(
+        (&merged.business_name, &merged.homepage_url),
+        (&None, &None)
+    );
+    assert!(merged.claims_supported);
+
+    // The typed update.
+    let updated = bed
+        .engine
+        .update_client(
+            bed.zone,
+            "acme",
+            &ClientUpdate {
+                tenant: Some(None),
+                homepage_url: Some(Some("http://acme.example".into())),
+                strong_auth_supported: Some(true),
+                ..ClientUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.tenant, None);
+    assert_eq!(updated.homepage_url.as_deref(), Some("http://acme.example"));
+    assert!(updated.strong_auth_supported && updated.claims_supported);
+    assert_eq!(
+        bed.engine.get_client(bed.zone, "acme").await.unwrap(),
+        updated
+    );
+}
+
+#[test]
+fn a_client_stored_before_seed_003_fields_reads_with_their_defaults() {
+    let older = json!({
+        "id": "c", "zone_id": "z", "organization_id": "o", "name": "C",
+        "client_type": "public", "allowed_scopes": ["read"],
+        "allowed_grants": ["refresh_token"], "scope_policy": "explicit",
+        "access_type": "offline", "access_token_ttl_seconds": 60,
+        "refresh_token_ttl_seconds": 60, "enabled": true,
+        "created_at": "2030-01-01T00:00:00.000Z", "updated_at": "2030-01-01T00:00:00.000Z"
+    });
+    let client: tenure::Client = serde_json::from_value(older).unwrap();
+    assert_eq!(
+        (
+            &client.tenant,
+            &client.business_name,
+            &client.homepage_url,
+            client.internal,
+            client.strong_auth_supported,
+            client.claims_supported,
+        ),
+        (&None, &None, &None, false, false, false)
+    );
+    // And the fields survive JSON both ways.
+    let full = tenure::Client {
+        tenant: Some("t".into()),
+        business_name: Some("B".into()),
+        homepage_url: Some("https://b.example/".into()),
+        internal: true,
+        strong_auth_supported: true,
+        claims_supported: true,
+        ..client
+    };
+    let back: tenure::Client =
+        serde_json::from_value(serde_json::to_value(&full).unwrap()).unwrap();
+    assert_eq!(back, full);
+}
+
 // ----- scope policy -----
 
 #[derive(Debug)]

@@ -398,3 +398,94 @@ async fn malformed_user_codes_and_bad_requests_get_typed_errors() {
         })
     ));
 }
+
+#[tokio::test]
+async fn an_administrator_lists_device_authorizations_by_code_with_a_cursor() {
+    let bed = TestBed::new();
+    device_client(&bed).await;
+    let mut starts = Vec::new();
+    for _ in 0..5 {
+        starts.push(start(&bed).await);
+    }
+    let claimed = bed
+        .engine
+        .claim_device(bed.zone, "alice", &starts[0].user_code)
+        .await
+        .unwrap();
+    let mut digests: Vec<_> = starts.iter().map(|s| s.device_code.digest()).collect();
+    digests.sort();
+
+    let all = bed
+        .engine
+        .list_device_authorizations(bed.zone, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(all.after_cursor, None);
+    assert_eq!(
+        all.items.iter().map(|d| d.device_code).collect::<Vec<_>>(),
+        digests,
+        "every one, pending and claimed, in device-code order"
+    );
+    assert!(all.items.contains(&claimed));
+    let listed = format!("{all:?}");
+    for s in &starts {
+        assert!(
+            !listed.contains(s.device_code.expose()),
+            "never a device code"
+        );
+    }
+
+    let mut walked = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = bed
+            .engine
+            .list_device_authorizations(bed.zone, after.as_deref(), 2)
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 2);
+        walked.extend(page.items.iter().map(|d| d.device_code));
+        match page.after_cursor {
+            Some(c) => {
+                assert_eq!(
+                    Some(c.as_str()),
+                    page.items.last().map(|d| d.device_code.to_hex()).as_deref()
+                );
+                after = Some(c);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(walked, digests, "pages of two, end to end");
+    assert!(
+        bed.engine
+            .list_device_authorizations("zone-2", None, 100)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    let upper = digests[0].to_hex().to_uppercase();
+    let signed = format!("+{}", &digests[0].to_hex()[1..]);
+    for bad in ["", "zz", &digests[0].to_hex()[1..], &upper, &signed] {
+        let r = bed
+            .engine
+            .list_device_authorizations(bed.zone, Some(bad), 10)
+            .await;
+        assert!(
+            matches!(r, Err(Error::InvalidCursor { .. })),
+            "{bad:?}: {r:?}"
+        );
+    }
+    for limit in [0, 101] {
+        let r = bed
+            .engine
+            .list_device_authorizations(bed.zone, None, limit)
+            .await;
+        assert!(
+            matches!(&r, Err(Error::InvalidInput { field: "limit", .. })),
+            "limit {limit}: {r:?}"
+        );
+    }
+}

@@ -1528,6 +1528,10 @@ async fn a_forged_refresh_token_is_unknown_and_revokes_nothing() {
 struct Recording {
     inner: tenure_memory::MemoryStorage,
     sets: Mutex<Vec<tenure::WriteSet>>,
+    /// An authorization another engine makes, over the same data, just before the
+    /// first set that deletes a client is applied; and what it was issued.
+    meanwhile: Mutex<Option<(tenure::Engine, AuthorizeRequest)>>,
+    issued_meanwhile: Mutex<Option<tenure::Issued>>,
 }
 
 impl Recording {
@@ -1667,6 +1671,14 @@ impl tenure::Storage for Recording {
             .expired_device_authorizations(z, now, limit)
             .await
     }
+    async fn list_device_authorizations(
+        &self,
+        z: &str,
+        after: Option<&tenure::Digest>,
+        limit: usize,
+    ) -> tenure::Result<Vec<tenure::Versioned<tenure::DeviceAuthorization>>> {
+        self.inner.list_device_authorizations(z, after, limit).await
+    }
     async fn get_authorization_code(
         &self,
         z: &str,
@@ -1687,6 +1699,17 @@ impl tenure::Storage for Recording {
     }
     async fn apply(&self, set: tenure::WriteSet) -> tenure::Result<()> {
         self.sets.lock().unwrap().push(set.clone());
+        let deletes_client = set
+            .writes
+            .iter()
+            .any(|w| matches!(w, tenure::Write::DeleteClient { .. }));
+        let meanwhile = deletes_client
+            .then(|| self.meanwhile.lock().unwrap().take())
+            .flatten();
+        if let Some((engine, request)) = meanwhile {
+            let issued = engine.authorize("zone-1", request).await?;
+            *self.issued_meanwhile.lock().unwrap() = Some(issued);
+        }
         self.inner.apply(set).await
     }
 }
@@ -1911,5 +1934,88 @@ async fn the_sweep_prunes_expired_access_tokens_of_a_live_grant() {
     assert_eq!(
         bed.engine.get_grant(bed.zone, &id).await.unwrap().status,
         GrantStatus::Active
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_client_revokes_a_grant_made_while_it_was_deleted() {
+    let (engine, store, _clock) = recorded().await;
+    let (events, recorder) = {
+        let recorder = Arc::new(Recorder::default());
+        let engine = tenure::Engine::builder(store.clone())
+            .clock(Arc::new(tenure::ManualClock::new(
+                tenure_memory::testing::epoch(),
+            )))
+            .subscriber(recorder.clone())
+            .build();
+        (engine, recorder)
+    };
+    let before = engine
+        .authorize("zone-1", AuthorizeRequest::new("c", "alice", "r", ["read"]))
+        .await
+        .unwrap();
+    // Another engine authorizes between the revocation of the client's grants and
+    // the deletion of the client record, as an authorization that read the client
+    // before the deletion would.
+    let other = tenure::Engine::builder(Arc::new(store.inner.clone()))
+        .clock(Arc::new(tenure::ManualClock::new(
+            tenure_memory::testing::epoch(),
+        )))
+        .build();
+    *store.meanwhile.lock().unwrap() =
+        Some((other, AuthorizeRequest::new("c", "bob", "r", ["read"])));
+    events.delete_client("zone-1", "c").await.unwrap();
+    let meanwhile = store.issued_meanwhile.lock().unwrap().take().unwrap();
+    for issued in [&before, &meanwhile] {
+        let grant = engine.get_grant("zone-1", &issued.grant.id).await.unwrap();
+        assert_eq!(grant.status, GrantStatus::Revoked, "{:?}", issued.grant.id);
+        for token in [Some(&issued.access_token), issued.refresh_token.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(
+                engine.introspect("zone-1", token.expose()).await.unwrap(),
+                Introspection::Inactive
+            );
+        }
+    }
+    let deleted: Vec<_> = recorder
+        .take()
+        .into_iter()
+        .filter(|e| matches!(e, Event::ClientDeleted { .. }))
+        .collect();
+    assert!(
+        matches!(deleted.as_slice(), [Event::ClientDeleted { zone_id, client_id, .. }]
+            if zone_id == "zone-1" && client_id == "c"),
+        "{deleted:?}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_client_writes_its_record_alone_expecting_its_version() {
+    let (engine, store, _clock) = recorded().await;
+    let stored = tenure::Storage::get_client(&*store, "zone-1", "c")
+        .await
+        .unwrap()
+        .unwrap();
+    engine.delete_client("zone-1", "c").await.unwrap();
+    let sets = store.take();
+    let deletes: Vec<_> = sets
+        .iter()
+        .flat_map(|s| &s.writes)
+        .filter_map(|w| match w {
+            tenure::Write::DeleteClient {
+                zone_id,
+                id,
+                expect,
+            } => Some((zone_id.as_str(), id.as_str(), *expect)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deletes, [("zone-1", "c", stored.version)]);
+    assert_eq!(
+        sets.iter().map(kinds).collect::<Vec<_>>(),
+        [vec!["other"]],
+        "a client with no grants: one set, deleting it"
     );
 }

@@ -7,13 +7,13 @@ use crate::client::{
 };
 use crate::error::{Error, RecordKind, Result};
 use crate::event::Event;
-use crate::model::{Client, ClientType, GrantStatus, ScopePolicy};
+use crate::model::{Actor, Client, ClientType, GrantStatus, ScopePolicy};
 use crate::secret::{Secret, SecretKind};
 use crate::storage::{Expect, SortOrder, Versioned, Write, WriteSet};
 use crate::validate;
 
 use super::observe;
-use super::{Engine, ListGrants};
+use super::{Engine, GrantsOf, ListGrants};
 
 /// A change to a client, in any of the forms the engine takes.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,9 +59,13 @@ impl Engine {
                 id,
                 zone_id: zone_id.to_owned(),
                 organization_id: registration.organization_id,
+                tenant: registration.tenant,
                 name: registration.name,
                 description: registration.description,
+                business_name: registration.business_name,
+                homepage_url: registration.homepage_url,
                 client_type: registration.client_type,
+                internal: registration.internal,
                 owner_account_id: registration.owner_account_id,
                 allowed_scopes: registration.allowed_scopes,
                 allowed_grants: registration.allowed_grants,
@@ -71,6 +75,8 @@ impl Engine {
                 refresh_token_ttl_seconds: registration.refresh_token_ttl_seconds,
                 redirect_uris: registration.redirect_uris,
                 enabled: registration.enabled,
+                strong_auth_supported: registration.strong_auth_supported,
+                claims_supported: registration.claims_supported,
                 secret_digest: secret.as_ref().map(Secret::digest),
                 previous_secret: None,
                 created_at: now,
@@ -297,6 +303,78 @@ impl Engine {
         }
         .await;
         observe::finish_ok("change_client", result)
+    }
+
+    /// Deletes a client, having first revoked every active grant made to it.
+    ///
+    /// In order:
+    ///
+    /// 1. Every active grant of the client is revoked, by [`Actor::Admin`], as
+    ///    [`Engine::revoke_grants_of`] revokes them: each with a history entry and
+    ///    its events, a page at a time. The tokens under them read inactive at once
+    ///    (a token is live only while its grant is active).
+    /// 2. The client record is deleted, in a write set expecting the version just
+    ///    read ([`Write::DeleteClient`]), tried again on a conflict; then
+    ///    [`Event::ClientDeleted`] is published.
+    /// 3. The client's grants are read once more, and any made active meanwhile (by
+    ///    an authorization that read the client before step 2) is revoked too.
+    ///
+    /// Its grants stay, revoked, in listings and with their history; deleting them
+    /// is [`Engine::delete_grant`]'s work. A refresh token of a client that no
+    /// longer exists is refused and introspects inactive, whatever its grant. The
+    /// id may be registered again, and the new client starts with no active grant.
+    ///
+    /// No grant-making operation (authorization, code redemption, device approval,
+    /// client credentials) holds its write set to the client's version, so one
+    /// that read the client before step 2 can still commit a grant after it. Step 3
+    /// revokes every such grant committed before it lists; what escapes it is a
+    /// grant from an attempt that was in flight across the whole deletion (it read
+    /// the client before step 2 and committed after step 3's listing): its access
+    /// token introspects active until it expires, at most the client's access-token
+    /// lifetime; its refresh token is refused; and it is revoked by
+    /// [`Engine::revoke_grants_of`] with [`GrantsOf::Client`](super::GrantsOf::Client).
+    /// An attempt that reads the client after step 2 finds no client.
+    ///
+    /// An error after step 2 leaves the client deleted; revoking its grants with
+    /// [`Engine::revoke_grants_of`] completes the work.
+    #[tracing::instrument(
+        skip_all,
+        fields(
+            zone = zone_id,
+            client_id = id,
+            attempt = tracing::field::Empty
+        )
+    )]
+    pub async fn delete_client(&self, zone_id: &str, id: &str) -> Result<()> {
+        let result = async {
+            self.load_client(zone_id, id).await?;
+            let of = GrantsOf::Client(id.to_owned());
+            self.revoke_every_grant_of(zone_id, &of, Actor::Admin)
+                .await?;
+            let now = self
+                .retrying("delete_client", || async {
+                    let stored = self.load_client(zone_id, id).await?;
+                    let mut set = WriteSet::new();
+                    set.push(Write::DeleteClient {
+                        zone_id: zone_id.to_owned(),
+                        id: id.to_owned(),
+                        expect: stored.version,
+                    });
+                    self.apply(set).await?;
+                    Ok(self.now())
+                })
+                .await?;
+            self.publish(&[Event::ClientDeleted {
+                zone_id: zone_id.to_owned(),
+                client_id: id.to_owned(),
+                at: now,
+            }]);
+            self.revoke_every_grant_of(zone_id, &of, Actor::Admin)
+                .await?;
+            Ok(())
+        }
+        .await;
+        observe::finish_ok("delete_client", result)
     }
 
     /// What `change` would do to the grants already made to the client, without

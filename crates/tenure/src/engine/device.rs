@@ -119,6 +119,33 @@ pub struct DeviceStart {
     pub interval: u32,
 }
 
+/// A page of a zone's device authorizations, for an administrator's list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceAuthorizationPage {
+    /// The device authorizations, pending and decided alike, as stored, in order
+    /// of the digest of their device codes. They carry that digest, never a
+    /// device code.
+    pub items: Vec<DeviceAuthorization>,
+    /// Present when more follow: the hex of the last item's device-code digest,
+    /// to pass as `after`.
+    pub after_cursor: Option<String>,
+}
+
+/// A listing cursor: the digest of a device code as 64 lowercase hex digits, the
+/// form [`DeviceAuthorizationPage::after_cursor`] gives.
+fn device_cursor(after: &str) -> Result<Digest> {
+    let canonical = after.len() == 64
+        && after
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    canonical
+        .then(|| Digest::from_hex(after))
+        .flatten()
+        .ok_or(Error::InvalidCursor {
+            reason: "not a device authorization cursor",
+        })
+}
+
 /// A poll's answer (RFC 8628 §3.5).
 #[derive(Debug, Clone)]
 pub enum DevicePoll {
@@ -265,6 +292,43 @@ impl Engine {
                 .record_failure(limits, zone_id, user_id, now);
         }
         outcome
+    }
+
+    /// A zone's device authorizations, pending and decided, in order of the digest
+    /// of their device codes: those after the cursor `after` (the `after_cursor` of
+    /// the page before), at most `limit` (1 to 100). Expired ones are listed until
+    /// the sweeper deletes them. A malformed cursor is [`Error::InvalidCursor`].
+    #[tracing::instrument(level = "debug", skip_all, fields(zone = zone_id))]
+    pub async fn list_device_authorizations(
+        &self,
+        zone_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<DeviceAuthorizationPage> {
+        let result = async {
+            validate::reference("zone_id", zone_id)?;
+            let limit = validate::limit(limit)?;
+            let after = after.map(device_cursor).transpose()?;
+            // One more than the page tells whether more follow.
+            let mut items = self
+                .inner
+                .storage
+                .list_device_authorizations(zone_id, after.as_ref(), limit + 1)
+                .await?;
+            let more = items.len() > limit;
+            items.truncate(limit);
+            let after_cursor = if more {
+                items.last().map(|d| d.record.device_code.to_hex())
+            } else {
+                None
+            };
+            Ok(DeviceAuthorizationPage {
+                items: items.into_iter().map(|d| d.record).collect(),
+                after_cursor,
+            })
+        }
+        .await;
+        observe::finish_ok("list_device_authorizations", result)
     }
 
     /// A signed-in user claims a device authorization by its user code (matched

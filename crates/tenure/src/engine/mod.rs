@@ -23,7 +23,7 @@ mod retry;
 pub use client_auth::{ClientCredentials, MAX_SECRET_OVERLAP};
 pub use clients::{ClientChange, ClientPage};
 pub use codes::IssuedCode;
-pub use device::{DevicePoll, DeviceRequest, DeviceStart, GuessLimits};
+pub use device::{DeviceAuthorizationPage, DevicePoll, DeviceRequest, DeviceStart, GuessLimits};
 pub use machine::ClientCredentialsRequest;
 pub use personal::PersonalGrantPage;
 
@@ -1385,42 +1385,47 @@ impl Engine {
         of: &GrantsOf,
         actor: Actor,
     ) -> Result<usize> {
-        let result = async {
-            let mut request = ListGrants {
-                status: Some(GrantStatus::Active),
-                order: SortOrder::Ascending,
-                limit: Some(validate::MAX_PAGE_LIMIT),
-                ..ListGrants::default()
-            };
-            match of {
-                GrantsOf::User(id) => request.user_id = Some(id.clone()),
-                GrantsOf::Client(id) => request.client_id = Some(id.clone()),
-                GrantsOf::Resource(id) => request.resource_id = Some(id.clone()),
+        let result = self.revoke_every_grant_of(zone_id, of, actor).await;
+        observe::finish("revoke_grants_of", result, |n| Outcome::revoked_if(*n > 0))
+    }
+
+    /// [`Engine::revoke_grants_of`] unrecorded, for the engine's own operations.
+    async fn revoke_every_grant_of(
+        &self,
+        zone_id: &str,
+        of: &GrantsOf,
+        actor: Actor,
+    ) -> Result<usize> {
+        let mut request = ListGrants {
+            status: Some(GrantStatus::Active),
+            order: SortOrder::Ascending,
+            limit: Some(validate::MAX_PAGE_LIMIT),
+            ..ListGrants::default()
+        };
+        match of {
+            GrantsOf::User(id) => request.user_id = Some(id.clone()),
+            GrantsOf::Client(id) => request.client_id = Some(id.clone()),
+            GrantsOf::Resource(id) => request.resource_id = Some(id.clone()),
+        }
+        let mut revoked = 0;
+        loop {
+            // Revoked grants leave the `active` listing, so the first page is always
+            // the next batch.
+            let page = self.grants_page(zone_id, &request).await?;
+            if page.items.is_empty() {
+                return Ok(revoked);
             }
-            let mut revoked = 0;
-            loop {
-                // Revoked grants leave the `active` listing, so the first page is always
-                // the next batch.
-                let page = self.grants_page(zone_id, &request).await?;
-                if page.items.is_empty() {
-                    return Ok(revoked);
+            for grant in &page.items {
+                match self.revoke_grant(zone_id, &grant.id, actor.clone()).await {
+                    Ok(g) if g.status == GrantStatus::Revoked => revoked += 1,
+                    Ok(_) | Err(Error::NotFound { .. }) | Err(Error::InvalidTransition { .. }) => {}
+                    Err(e) => return Err(e),
                 }
-                for grant in &page.items {
-                    match self.revoke_grant(zone_id, &grant.id, actor.clone()).await {
-                        Ok(g) if g.status == GrantStatus::Revoked => revoked += 1,
-                        Ok(_)
-                        | Err(Error::NotFound { .. })
-                        | Err(Error::InvalidTransition { .. }) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                if page.after_cursor.is_none() {
-                    return Ok(revoked);
-                }
+            }
+            if page.after_cursor.is_none() {
+                return Ok(revoked);
             }
         }
-        .await;
-        observe::finish("revoke_grants_of", result, |n| Outcome::revoked_if(*n > 0))
     }
 }
 

@@ -233,6 +233,13 @@ pub(super) fn committed(event: &Event) {
             client_id = client_id.as_str(),
             "client updated"
         ),
+        Event::ClientDeleted {
+            zone_id, client_id, ..
+        } => tracing::info!(
+            zone = zone_id.as_str(),
+            client_id = client_id.as_str(),
+            "client deleted"
+        ),
     }
 }
 
