@@ -16,6 +16,7 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, InvalidGrantReason, Result};
+use crate::lifecycle;
 use crate::model::{Client, ClientType, GrantType};
 use crate::secret::Digest;
 use crate::time::{Timestamp, rfc3339};
@@ -218,17 +219,7 @@ pub fn check_issue(
     allowed: &[String],
     pkce: &PkceRequirement,
 ) -> Result<Option<Digest>> {
-    if !client.enabled {
-        return Err(Error::ClientDisabled {
-            client_id: client.id.clone(),
-        });
-    }
-    if !client.allows(GrantType::AuthorizationCode) {
-        return Err(Error::GrantTypeNotAllowed {
-            client_id: client.id.clone(),
-            grant_type: GrantType::AuthorizationCode,
-        });
-    }
+    lifecycle::check_client_may(client, GrantType::AuthorizationCode)?;
     if !client.redirect_uris.contains(&request.redirect_uri) {
         return Err(Error::invalid_input(
             "redirect_uri",
@@ -251,21 +242,7 @@ pub fn check_issue(
             "is required for this client (PKCE with S256)",
         ));
     }
-    if request.scopes.is_empty() {
-        return Err(Error::invalid_input(
-            "scopes",
-            "at least one scope is needed",
-        ));
-    }
-    let refused: Vec<String> = request
-        .scopes
-        .iter()
-        .filter(|s| !allowed.contains(s))
-        .cloned()
-        .collect();
-    if !refused.is_empty() {
-        return Err(Error::InvalidScope { scopes: refused });
-    }
+    lifecycle::check_grant_scopes(&request.scopes, allowed)?;
     Ok(challenge)
 }
 

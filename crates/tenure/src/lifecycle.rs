@@ -119,7 +119,8 @@ pub fn expiry_transition(grant: &Grant) -> Transition {
     }
 }
 
-fn check_client_may(client: &Client, grant_type: GrantType) -> Result<()> {
+/// Refuses a client that is disabled or not allowed `grant_type`.
+pub(crate) fn check_client_may(client: &Client, grant_type: GrantType) -> Result<()> {
     if !client.enabled {
         return Err(Error::ClientDisabled {
             client_id: client.id.clone(),
@@ -132,6 +133,31 @@ fn check_client_may(client: &Client, grant_type: GrantType) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Refuses `asked` if any of it is outside `allowed`, naming those scopes.
+pub(crate) fn refuse_outside(asked: &[String], allowed: &[String]) -> Result<()> {
+    let refused: Vec<String> = asked
+        .iter()
+        .filter(|s| !allowed.contains(s))
+        .cloned()
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidScope { scopes: refused })
+    }
+}
+
+/// The scopes of a new grant: at least one, and all within `allowed`.
+pub(crate) fn check_grant_scopes(asked: &[String], allowed: &[String]) -> Result<()> {
+    if asked.is_empty() {
+        return Err(Error::invalid_input(
+            "scopes",
+            "at least one scope is needed",
+        ));
+    }
+    refuse_outside(asked, allowed)
 }
 
 fn token(
@@ -262,21 +288,7 @@ pub fn create_grant(
     now: Timestamp,
 ) -> Result<(Grant, Changes)> {
     check_client_may(client, request.grant_type)?;
-    if request.scopes.is_empty() {
-        return Err(Error::invalid_input(
-            "scopes",
-            "at least one scope is needed",
-        ));
-    }
-    let refused: Vec<String> = request
-        .scopes
-        .iter()
-        .filter(|s| !allowed.contains(s))
-        .cloned()
-        .collect();
-    if !refused.is_empty() {
-        return Err(Error::InvalidScope { scopes: refused });
-    }
+    check_grant_scopes(&request.scopes, allowed)?;
     let expires_at = match request.expires_at {
         Some(at) if at <= now => {
             return Err(Error::invalid_input(
@@ -385,14 +397,7 @@ pub fn client_credentials(
     }
     let scopes = match request.scopes {
         Some(asked) => {
-            let refused: Vec<String> = asked
-                .iter()
-                .filter(|s| !allowed.contains(s))
-                .cloned()
-                .collect();
-            if !refused.is_empty() {
-                return Err(Error::InvalidScope { scopes: refused });
-            }
+            refuse_outside(&asked, allowed)?;
             asked
         }
         None => allowed.to_vec(),

@@ -453,17 +453,7 @@ impl Engine {
             .grantable_scopes(&client.zone_id, owner)
             .await?
             .filter(&client.allowed_scopes);
-        let refused: Vec<String> = client
-            .allowed_scopes
-            .iter()
-            .filter(|s| !grantable.contains(s))
-            .cloned()
-            .collect();
-        if refused.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::InvalidScope { scopes: refused })
-        }
+        crate::lifecycle::refuse_outside(&client.allowed_scopes, &grantable)
     }
 
     /// What `client` may be given now, of `wanted`, under its scope policy.

@@ -191,26 +191,9 @@ impl Engine {
                 ));
             }
             let client = self.load_client(zone_id, &request.client_id).await?.record;
-            if !client.enabled {
-                return Err(Error::ClientDisabled {
-                    client_id: client.id,
-                });
-            }
-            if !client.allows(GrantType::DeviceCode) {
-                return Err(Error::GrantTypeNotAllowed {
-                    client_id: client.id,
-                    grant_type: GrantType::DeviceCode,
-                });
-            }
+            lifecycle::check_client_may(&client, GrantType::DeviceCode)?;
             if client.scope_policy == ScopePolicy::Explicit {
-                let refused: Vec<String> = scopes
-                    .iter()
-                    .filter(|s| !client.allowed_scopes.contains(s))
-                    .cloned()
-                    .collect();
-                if !refused.is_empty() {
-                    return Err(Error::InvalidScope { scopes: refused });
-                }
+                lifecycle::refuse_outside(&scopes, &client.allowed_scopes)?;
             }
             let config = &self.inner.config;
             // A fresh user code that collides with a live one conflicts; draw again.
